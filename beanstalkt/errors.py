@@ -1,0 +1,140 @@
+"""The exception tree.
+
+Every exception the client raises for a server reply derives from
+:class:`BeanstalkException` and carries the protocol status word (``.status``,
+e.g. ``'NOT_FOUND'``) and the command it answered (``.command``, e.g.
+``'delete 12'``). The names of the original beanstalkt (``UnexpectedResponse``,
+``CommandFailed``, ``Buried``, ``DeadlineSoon``, ``TimedOut``) keep working;
+finer subclasses let callers catch exactly the failure they expect.
+
+Connection problems also derive from the built-in :class:`ConnectionError`, so
+generic ``except ConnectionError`` handlers catch them too.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class BeanstalkException(Exception):
+    """Base class of every beanstalkt error.
+
+    ``status`` is the server's reply word (``''`` when there was no reply) and
+    ``command`` the command line it answered, without the job body.
+    """
+
+    def __init__(self, status: str = "", command: str = "", message: str = "") -> None:
+        self.status = status
+        self.command = command
+        text = message or _describe(status, command)
+        super().__init__(text)
+
+
+def _describe(status: str, command: str) -> str:
+    if status and command:
+        return f"{status} in reply to {command!r}"
+    return status or command
+
+
+class UnexpectedResponse(BeanstalkException):
+    """The server sent a reply the client does not understand for this command.
+
+    When the reply cannot even be framed, the connection is out of sync: it is
+    closed, and everything pending on it fails with this exception.
+    """
+
+
+class CommandFailed(BeanstalkException):
+    """The server refused the command with a documented failure reply."""
+
+
+class NotFound(CommandFailed):
+    """``NOT_FOUND``: no such job or tube, or the job is not in a state the command needs."""
+
+
+class JobTooBig(CommandFailed):
+    """``JOB_TOO_BIG``: the body is larger than the server's ``max-job-size``."""
+
+
+class ExpectedCRLF(CommandFailed):
+    """``EXPECTED_CRLF``: the job body was not followed by CR LF."""
+
+
+class Draining(CommandFailed):
+    """``DRAINING``: the server is in drain mode and accepts no new jobs."""
+
+
+class NotIgnored(CommandFailed):
+    """``NOT_IGNORED``: the tube is the last one in the watch list."""
+
+
+class ServerError(CommandFailed):
+    """A protocol-level error reply: ``OUT_OF_MEMORY``, ``INTERNAL_ERROR``,
+    ``BAD_FORMAT`` or ``UNKNOWN_COMMAND``."""
+
+
+class Buried(BeanstalkException):
+    """``BURIED``: the server ran out of memory and buried the job.
+
+    Raised by ``put`` (the job exists, buried, with id ``job_id``) and by
+    ``release``.
+    """
+
+    def __init__(
+        self,
+        status: str = "BURIED",
+        command: str = "",
+        message: str = "",
+        job_id: Optional[int] = None,
+    ) -> None:
+        super().__init__(status, command, message)
+        self.job_id = job_id
+
+
+class DeadlineSoon(BeanstalkException):
+    """``DEADLINE_SOON``: a job reserved by this connection is about to time out."""
+
+
+class TimedOut(BeanstalkException):
+    """``TIMED_OUT``: ``reserve`` with a timeout found no job in time."""
+
+
+class BeanstalkConnectionError(BeanstalkException, ConnectionError):
+    """Base class of the connection problems (also a built-in ``ConnectionError``)."""
+
+
+class ConnectFailed(BeanstalkConnectionError):
+    """``connect()`` could not reach the server (refused, unreachable, timed out)."""
+
+
+class ConnectionLost(BeanstalkConnectionError):
+    """The connection dropped after the command was written: its outcome is unknown.
+
+    The client reconnects by itself; the command was not retried, because the
+    server may or may not have executed it.
+    """
+
+
+class NotConnected(BeanstalkConnectionError):
+    """The command could not be sent: the client is closed, was never connected,
+    or stayed disconnected longer than ``disconnected_timeout``."""
+
+
+__all__ = [
+    "BeanstalkConnectionError",
+    "BeanstalkException",
+    "Buried",
+    "CommandFailed",
+    "ConnectFailed",
+    "ConnectionLost",
+    "DeadlineSoon",
+    "Draining",
+    "ExpectedCRLF",
+    "JobTooBig",
+    "NotConnected",
+    "NotFound",
+    "NotIgnored",
+    "ServerError",
+    "TimedOut",
+    "UnexpectedResponse",
+]

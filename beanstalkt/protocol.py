@@ -1,0 +1,450 @@
+"""The beanstalkd text protocol as pure functions over bytes (no sockets, no Tornado).
+
+Three parts, each usable and testable alone:
+
+* **checks and encoders** turn Python arguments into command bytes, refusing
+  bad input (tube names, out-of-range numbers, non-bytes bodies) *before* any
+  byte exists, so nothing half-formed can reach the server;
+* :data:`COMMANDS`, one table describing every command once: its reply word
+  on success, what the success carries, and which failure words it expects;
+* :class:`ReplyParser`, fed whatever bytes arrived (one byte or a thousand
+  replies at a time) and returning the complete replies, and
+  :func:`interpret`, which turns one reply to one command into a value or an
+  exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, NamedTuple, Optional, Union
+
+from . import errors
+from .models import Job
+from .yaml import (
+    STATS_JOB_TEXT_KEYS,
+    STATS_TEXT_KEYS,
+    STATS_TUBE_TEXT_KEYS,
+    YAMLError,
+    parse_list,
+    parse_mapping,
+)
+
+#: Default job priority (the middle of the range, as in the original beanstalkt).
+DEFAULT_PRIORITY = 2**31
+#: Default time to run, in seconds.
+DEFAULT_TTR = 120
+
+MAX_UINT32 = 2**32 - 1
+MAX_JOB_ID = 2**64 - 1
+MAX_TUBE_NAME_BYTES = 200
+
+# The protocol's name alphabet; a name may not begin with a hyphen.
+_TUBE_NAME = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9\-+/;.$_()]*")
+
+# Longest reply line we accept before deciding the stream is garbage. Real
+# lines are short (the longest is "USING <200-byte name>").
+MAX_REPLY_LINE = 1024
+
+
+# --------------------------------------------------------------------------
+# Checks: every argument is validated before it is encoded.
+
+
+def check_tube_name(name: object) -> bytes:
+    """Return the tube name as bytes, or raise if the server would refuse it.
+
+    Names are 1 to 200 ASCII characters from ``A-Za-z0-9-+/;.$_()``, not
+    starting with a hyphen. Anything else (spaces, CR/LF, non-ASCII) could
+    change the meaning of the command line, so it is refused here.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"tube name must be str, not {type(name).__name__}")
+    if not _TUBE_NAME.fullmatch(name):
+        if not name:
+            raise ValueError("tube name must not be empty")
+        if name.startswith("-"):
+            raise ValueError(f"tube name must not start with a hyphen: {name!r}")
+        raise ValueError(f"tube name {name!r} has characters outside A-Za-z0-9-+/;.$_()")
+    if len(name) > MAX_TUBE_NAME_BYTES:
+        raise ValueError(f"tube name is {len(name)} bytes long; the limit is 200")
+    return name.encode("ascii")
+
+
+def check_integer(what: str, value: object, low: int, high: int) -> int:
+    """Return ``value`` if it is an int (not a bool) with ``low <= value <= high``."""
+    # type() first: the common case costs one comparison.
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be between {low} and {high}, not {value}")
+    return value
+
+
+def check_job_id(job_id: object) -> int:
+    """Return ``job_id`` if it is a possible job id (1 to 2**64-1)."""
+    return check_integer("job id", job_id, 1, MAX_JOB_ID)
+
+
+def check_body(body: object, encoding: Optional[str]) -> bytes:
+    """Return the job body as bytes.
+
+    Bodies are bytes (``bytes``, ``bytearray`` or ``memoryview``); a ``str`` is
+    accepted only when the client has an ``encoding``, so text is never
+    encoded by accident.
+    """
+    if type(body) is bytes:
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        if encoding is None:
+            raise TypeError(
+                "job body must be bytes; pass encoding='utf-8' to Client to put str bodies"
+            )
+        return body.encode(encoding)
+    raise TypeError(f"job body must be bytes, not {type(body).__name__}")
+
+
+# --------------------------------------------------------------------------
+# Encoders: checked arguments in, command bytes out.
+
+
+def encode_put(body: bytes, priority: int, delay: int, ttr: int) -> bytes:
+    """``put <pri> <delay> <ttr> <bytes>\\r\\n<data>\\r\\n``, arguments already checked."""
+    return b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(body), body)
+
+
+def encode_command(name: bytes, *args: Union[bytes, int]) -> bytes:
+    """A one-line command: the name, then each argument (bytes or int), CR LF."""
+    parts = [name]
+    for arg in args:
+        parts.append(arg if isinstance(arg, bytes) else b"%d" % arg)
+    return b" ".join(parts) + b"\r\n"
+
+
+# --------------------------------------------------------------------------
+# The command table.
+
+
+class Result(enum.Enum):
+    """What a successful reply carries."""
+
+    NOTHING = "nothing"
+    INTEGER = "integer"  # the first argument, e.g. INSERTED <id>, WATCHING <count>
+    NAME = "name"  # the first argument as text, e.g. USING <tube>
+    JOB = "job"  # <id> <bytes> line plus the body
+    MAPPING = "mapping"  # YAML dictionary
+    LIST = "list"  # YAML list of names
+
+
+class CommandSpec:
+    """One command, described once: wire name, success word, result, failures.
+
+    ``blocking`` marks commands the server may legitimately sit on (``reserve``
+    waits for a job), which the stall guard must not mistake for a dead link.
+    """
+
+    __slots__ = ("blocking", "failures", "name", "result", "success", "text_keys")
+
+    def __init__(
+        self,
+        name: bytes,
+        success: bytes,
+        result: Result,
+        failures: dict[bytes, type[errors.BeanstalkException]],
+        text_keys: frozenset[str] = frozenset(),
+        blocking: bool = False,
+    ) -> None:
+        self.name = name
+        self.success = success
+        self.result = result
+        self.failures = failures
+        self.text_keys = text_keys
+        self.blocking = blocking
+
+    def __repr__(self) -> str:
+        return f"<CommandSpec {self.name.decode()}>"
+
+
+_NOT_FOUND = {b"NOT_FOUND": errors.NotFound}
+_RESERVE_FAILURES: dict[bytes, type[errors.BeanstalkException]] = {
+    b"TIMED_OUT": errors.TimedOut,
+    b"DEADLINE_SOON": errors.DeadlineSoon,
+}
+
+
+def _spec(name: bytes, success: bytes, result: Result, **kw: Any) -> CommandSpec:
+    return CommandSpec(name, success, result, kw.pop("failures", {}), **kw)
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "put": _spec(
+        b"put",
+        b"INSERTED",
+        Result.INTEGER,
+        failures={
+            b"BURIED": errors.Buried,
+            b"EXPECTED_CRLF": errors.ExpectedCRLF,
+            b"JOB_TOO_BIG": errors.JobTooBig,
+            b"DRAINING": errors.Draining,
+        },
+    ),
+    "use": _spec(b"use", b"USING", Result.NAME),
+    "reserve": _spec(
+        b"reserve", b"RESERVED", Result.JOB, failures=_RESERVE_FAILURES, blocking=True
+    ),
+    "reserve-with-timeout": _spec(
+        b"reserve-with-timeout",
+        b"RESERVED",
+        Result.JOB,
+        failures=_RESERVE_FAILURES,
+        blocking=True,
+    ),
+    "reserve-job": _spec(b"reserve-job", b"RESERVED", Result.JOB, failures=_NOT_FOUND),
+    "delete": _spec(b"delete", b"DELETED", Result.NOTHING, failures=_NOT_FOUND),
+    "release": _spec(
+        b"release",
+        b"RELEASED",
+        Result.NOTHING,
+        failures={b"BURIED": errors.Buried, **_NOT_FOUND},
+    ),
+    "bury": _spec(b"bury", b"BURIED", Result.NOTHING, failures=_NOT_FOUND),
+    "touch": _spec(b"touch", b"TOUCHED", Result.NOTHING, failures=_NOT_FOUND),
+    "watch": _spec(b"watch", b"WATCHING", Result.INTEGER),
+    "ignore": _spec(
+        b"ignore", b"WATCHING", Result.INTEGER, failures={b"NOT_IGNORED": errors.NotIgnored}
+    ),
+    "peek": _spec(b"peek", b"FOUND", Result.JOB, failures=_NOT_FOUND),
+    "peek-ready": _spec(b"peek-ready", b"FOUND", Result.JOB, failures=_NOT_FOUND),
+    "peek-delayed": _spec(b"peek-delayed", b"FOUND", Result.JOB, failures=_NOT_FOUND),
+    "peek-buried": _spec(b"peek-buried", b"FOUND", Result.JOB, failures=_NOT_FOUND),
+    "kick": _spec(b"kick", b"KICKED", Result.INTEGER),
+    "kick-job": _spec(b"kick-job", b"KICKED", Result.NOTHING, failures=_NOT_FOUND),
+    "stats-job": _spec(
+        b"stats-job",
+        b"OK",
+        Result.MAPPING,
+        failures=_NOT_FOUND,
+        text_keys=STATS_JOB_TEXT_KEYS,
+    ),
+    "stats-tube": _spec(
+        b"stats-tube",
+        b"OK",
+        Result.MAPPING,
+        failures=_NOT_FOUND,
+        text_keys=STATS_TUBE_TEXT_KEYS,
+    ),
+    "stats": _spec(b"stats", b"OK", Result.MAPPING, text_keys=STATS_TEXT_KEYS),
+    "list-tubes": _spec(b"list-tubes", b"OK", Result.LIST),
+    "list-tube-used": _spec(b"list-tube-used", b"USING", Result.NAME),
+    "list-tubes-watched": _spec(b"list-tubes-watched", b"OK", Result.LIST),
+    "pause-tube": _spec(b"pause-tube", b"PAUSED", Result.NOTHING, failures=_NOT_FOUND),
+}
+
+# Error replies any command may get (the protocol lists them once, for all).
+SERVER_ERRORS = frozenset({b"OUT_OF_MEMORY", b"INTERNAL_ERROR", b"BAD_FORMAT", b"UNKNOWN_COMMAND"})
+
+
+# --------------------------------------------------------------------------
+# Replies: framing.
+
+
+class Reply(NamedTuple):
+    """One framed server reply: status word, the line's other words, and the body."""
+
+    status: bytes
+    args: list[bytes]
+    body: Optional[bytes]
+
+
+class ProtocolError(Exception):
+    """The byte stream is not a sequence of beanstalkd replies; it cannot be resynchronised."""
+
+
+# Replies followed by a data chunk; their last argument is its length.
+_BODY_STATUSES = {b"RESERVED": 2, b"FOUND": 2, b"OK": 1}
+_LINE_STATUSES = frozenset(
+    {
+        b"INSERTED",
+        b"BURIED",
+        b"EXPECTED_CRLF",
+        b"JOB_TOO_BIG",
+        b"DRAINING",
+        b"USING",
+        b"DEADLINE_SOON",
+        b"TIMED_OUT",
+        b"DELETED",
+        b"NOT_FOUND",
+        b"RELEASED",
+        b"TOUCHED",
+        b"WATCHING",
+        b"NOT_IGNORED",
+        b"KICKED",
+        b"PAUSED",
+    }
+    | SERVER_ERRORS
+)
+
+
+class ReplyParser:
+    """Incremental reply framer: feed it bytes as they arrive, get complete replies.
+
+    Framing depends only on the reply itself (``RESERVED``, ``FOUND`` and
+    ``OK`` carry a body of the announced length), never on which command was
+    sent, so the parser needs no knowledge of what is in flight. Input split at
+    any byte, or holding many replies, both work. While a large body is still
+    arriving, chunks are only collected, not rescanned, so reading a body costs
+    linear time however it is fragmented.
+    """
+
+    __slots__ = ("_buffered", "_chunks", "_needed")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        # Bytes that must be buffered before parsing can make progress.
+        self._needed = 1
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes belong to a reply that is not complete yet."""
+        return self._buffered
+
+    def reset(self) -> None:
+        """Forget any partial reply (used when a new connection starts)."""
+        self._chunks = []
+        self._buffered = 0
+        self._needed = 1
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Add received bytes; return the replies they complete, in order.
+
+        Raises :class:`ProtocolError` when the bytes cannot be replies.
+        """
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered < self._needed:
+            return []
+        chunks = self._chunks
+        buffer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        replies: list[Reply] = []
+        end = len(buffer)
+        position = 0
+        needed = 1
+        while position < end:
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                if end - position > MAX_REPLY_LINE:
+                    raise ProtocolError(f"reply line longer than {MAX_REPLY_LINE} bytes")
+                needed = end - position + 1
+                break
+            words = buffer[position:line_end].split(b" ")
+            status = words[0]
+            if status in _LINE_STATUSES:
+                replies.append(Reply(status, words[1:], None))
+                position = line_end + 2
+                continue
+            arg_count = _BODY_STATUSES.get(status)
+            if arg_count is None or len(words) != arg_count + 1:
+                raise ProtocolError(f"unexpected reply line {buffer[position:line_end]!r}")
+            size = _body_size(words[-1])
+            body_start = line_end + 2
+            body_end = body_start + size
+            if body_end + 2 > end:
+                needed = body_end + 2 - position
+                break
+            if buffer[body_end : body_end + 2] != b"\r\n":
+                raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
+            replies.append(Reply(status, words[1:-1], buffer[body_start:body_end]))
+            position = body_end + 2
+        if position == end:
+            self._chunks = []
+            self._buffered = 0
+        else:
+            self._chunks = [buffer[position:] if position else buffer]
+            self._buffered = end - position
+        self._needed = needed
+        return replies
+
+
+def _body_size(word: bytes) -> int:
+    if not word.isdigit():
+        raise ProtocolError(f"bad body length {word!r}")
+    return int(word)
+
+
+# --------------------------------------------------------------------------
+# Replies: meaning.
+
+
+def interpret(
+    spec: CommandSpec,
+    reply: Reply,
+    command_line: Optional[bytes],
+    encoding: Optional[str] = None,
+) -> Any:
+    """Turn the reply to one command into its result, or raise its exception.
+
+    ``command_line`` (the line sent, without body) is used only to describe a
+    failure. A well-framed reply that makes no sense for this command raises
+    :class:`~beanstalkt.errors.UnexpectedResponse`; framing is unaffected, so
+    later replies still match their commands.
+    """
+    status = reply.status
+    if status == spec.success:
+        try:
+            return _result(spec, reply, encoding)
+        except (ValueError, IndexError, YAMLError) as exc:
+            raise errors.UnexpectedResponse(
+                status.decode("ascii", "replace"),
+                _describe_command(spec, command_line),
+                f"malformed {status.decode('ascii', 'replace')} reply "
+                f"to {_describe_command(spec, command_line)!r}: {exc}",
+            ) from None
+    raise reply_error(spec, reply, command_line)
+
+
+def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
+    result = spec.result
+    if result is Result.INTEGER:
+        return int(reply.args[0])
+    if result is Result.NOTHING:
+        if reply.args:
+            raise ValueError("unexpected arguments")
+        return None
+    if result is Result.JOB:
+        body: Any = reply.body
+        if encoding is not None:
+            body = body.decode(encoding)
+        return Job(int(reply.args[0]), body)
+    if result is Result.NAME:
+        return reply.args[0].decode("ascii")
+    assert reply.body is not None
+    if result is Result.MAPPING:
+        return parse_mapping(reply.body, spec.text_keys)
+    return parse_list(reply.body)
+
+
+def reply_error(
+    spec: CommandSpec, reply: Reply, command_line: Optional[bytes]
+) -> errors.BeanstalkException:
+    """The exception for a reply that is not ``spec``'s success word."""
+    status = reply.status
+    text = status.decode("ascii", "replace")
+    command = _describe_command(spec, command_line)
+    failure = spec.failures.get(status)
+    if failure is errors.Buried:
+        job_id = int(reply.args[0]) if reply.args and reply.args[0].isdigit() else None
+        return errors.Buried(text, command, job_id=job_id)
+    if failure is not None:
+        return failure(text, command)
+    if status in SERVER_ERRORS:
+        return errors.ServerError(text, command)
+    return errors.UnexpectedResponse(text, command, f"unexpected reply {text} to {command!r}")
+
+
+def _describe_command(spec: CommandSpec, command_line: Optional[bytes]) -> str:
+    if command_line is None:
+        return spec.name.decode("ascii")
+    return command_line.rstrip(b"\r\n").decode("ascii", "replace")
