@@ -155,6 +155,8 @@ class Connection:
         self._connecting: Optional[asyncio.Future[None]] = None
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._stall_timer: Optional[asyncio.TimerHandle] = None
+        # connect() calls made while reconnecting, resolved by the next _start.
+        self._reopen_waiters: list[asyncio.Future[None]] = []
         # When the head of _pending last made progress (for the stall guard).
         self._last_progress = 0.0
 
@@ -200,8 +202,10 @@ class Connection:
         if self.state is State.OPEN:
             return
         if self.state is State.RECONNECTING:
-            # Already connected once: wait for the reconnect loop instead.
-            raise errors.NotConnected(message=f"reconnecting to {self.address}")
+            # Already connected once: the reconnect loop is on it; wait for it.
+            reopened: asyncio.Future[None] = self.loop.create_future()
+            self._reopen_waiters.append(reopened)
+            return await reopened
         if self._connecting is not None:
             return await self._connecting
         self._loop = asyncio.get_running_loop()
@@ -241,6 +245,10 @@ class Connection:
         if self._stream is not None:
             self._drop(self._stream, f"connection to {self.address} closed by the client")
         self._fail_waiting(errors.NotConnected(message="client closed"))
+        waiters, self._reopen_waiters = self._reopen_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(errors.NotConnected(message="client closed"))
 
     # ------------------------------------------------------------------
     # Writing.
@@ -343,6 +351,10 @@ class Connection:
         self.loop.create_task(self._read_loop(stream))
         if self.stall_timeout is not None:
             self._schedule_stall_check()
+        waiters, self._reopen_waiters = self._reopen_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _drop(
         self,

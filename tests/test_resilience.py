@@ -357,3 +357,20 @@ async def test_half_closed_socket_is_treated_as_lost() -> None:
         await wait_until_connected(client)
         assert await asyncio.wait_for(client.put(b"b"), HANG) == 1
         await client.close()
+
+
+async def test_connect_while_reconnecting_waits_for_the_reconnect(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.1)
+    await client.connect()
+    beanstalkd.kill()
+    while not client.closed():
+        await asyncio.sleep(0.01)
+    reconnected = client.connect()
+    await asyncio.sleep(0.3)
+    assert not reconnected.done()
+    beanstalkd.start()
+    await asyncio.wait_for(reconnected, HANG)
+    assert not client.closed()
+    await client.close()
