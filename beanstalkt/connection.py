@@ -47,6 +47,10 @@ RECONNECT_TIMEOUT = 1.0
 # Large reads let one wake-up parse hundreds of replies.
 READ_CHUNK_SIZE = 256 * 1024
 
+# A burst is written out as soon as this many bytes of it are buffered,
+# instead of waiting for the end of the loop turn.
+FLUSH_THRESHOLD = 256 * 1024
+
 ReconnectCallback = Callable[[], Union[Awaitable[None], None]]
 
 _USE = COMMANDS["use"]
@@ -149,6 +153,8 @@ class Connection:
         # *last* len(_outgoing) entries of _pending, which is how a lost
         # connection tells commands never sent from commands with unknown fate.
         self._outgoing: list[bytes] = []
+        # Roughly how many bytes _outgoing holds (only a trigger for early writes).
+        self._outgoing_bytes = 0
         self._flush_scheduled = False
         self._pending: deque[PendingCommand] = deque()
         self._waiting: deque[WaitingCommand] = deque()
@@ -186,11 +192,22 @@ class Connection:
         """Queue one encoded command; return the future of its result (FIFO order)."""
         future: asyncio.Future[Any] = self.loop.create_future()
         if self.state is State.OPEN:
+            pending = self._pending
+            pending.append((future, spec, command_line))
             self._outgoing.append(data)
-            self._pending.append((future, spec, command_line))
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush)
+            if len(pending) == 1:
+                # Nothing else is owed, so nothing can join this write: a
+                # lock-step caller would only wait a loop turn for it.
+                self._write_outgoing()
+            else:
+                self._outgoing_bytes += len(data)
+                if self._outgoing_bytes >= FLUSH_THRESHOLD:
+                    # A long burst: let the server start on it now, and never
+                    # hold all of it twice (as parts and as one joined copy).
+                    self._write_outgoing()
+                elif not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    self.loop.call_soon(self._flush)
         elif self.state is State.CONNECTING or self.state is State.RECONNECTING:
             self._wait(future, spec, command_line, data)
         else:
@@ -255,6 +272,10 @@ class Connection:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._write_outgoing()
+
+    def _write_outgoing(self) -> None:
+        """Hand everything buffered to the stream in one write."""
         outgoing = self._outgoing
         stream = self._stream
         if not outgoing or stream is None:
@@ -264,6 +285,7 @@ class Connection:
             self._last_progress = time.monotonic()
         data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
         self._outgoing = []
+        self._outgoing_bytes = 0
         try:
             stream.write(data)
         except StreamClosedError:
@@ -276,11 +298,16 @@ class Connection:
         parser = self._parser
         pending = self._pending
         encoding = self.encoding
+        # Tornado reads straight into this buffer (read_into): no fresh zeroed
+        # chunk per recv, and one copy out instead of two.
+        buffer = bytearray(READ_CHUNK_SIZE)
+        view = memoryview(buffer)
         try:
             while True:
-                data = await stream.read_bytes(READ_CHUNK_SIZE, partial=True)
+                size = await stream.read_into(buffer, partial=True)
                 if stream is not self._stream:
                     return
+                data = view[:size].tobytes()
                 self._last_progress = time.monotonic()
                 for reply in parser.feed(data):
                     if not pending or len(pending) == len(self._outgoing):
@@ -296,6 +323,11 @@ class Connection:
                         self.session.observe(spec, command_line)  # type: ignore[arg-type]
                     if not future.done():
                         future.set_result(value)
+                if not pending:
+                    # All answered: let the callers just woken send their next
+                    # commands before the read is re-armed (its inline recv
+                    # would find nothing yet and delay them).
+                    await asyncio.sleep(0)
         except StreamClosedError as exc:
             reason = _reason(exc.real_error) if exc.real_error else "closed by the server"
             self._drop(stream, f"connection to {self.address} lost: {reason}")
@@ -377,6 +409,22 @@ class Connection:
         # next connection; the rest were written and their outcome is unknown.
         unsent = [pending.pop() for _ in unsent_data]
         unsent.reverse()
+        carried: list[tuple[PendingCommand, bytes]] = []
+        for entry, data in zip(unsent, unsent_data):
+            future, spec, command_line = entry
+            if spec.acts_on_reservation and not future.done():
+                # Never sent, but about a reservation that just ended: replaying
+                # it on the next connection could delete a job another worker
+                # now holds, so it fails like the written ones.
+                future.set_exception(
+                    failure(
+                        command=_command_text(spec, command_line),
+                        message=f"{reason}; {_command_text(spec, command_line)!r} not sent: "
+                        "the job's reservation ended with the connection",
+                    )
+                )
+            else:
+                carried.append((entry, data))
         for future, spec, command_line in pending:
             if not future.done():
                 future.set_exception(
@@ -387,13 +435,13 @@ class Connection:
                     )
                 )
         if self.state is State.CLOSED:
-            for future, spec, command_line in unsent:
+            for (future, spec, command_line), _data in carried:
                 if not future.done():
                     future.set_exception(self._not_connected_error(spec, command_line))
             return
         logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
         self.state = State.RECONNECTING
-        for (future, spec, command_line), data in zip(reversed(unsent), reversed(unsent_data)):
+        for (future, spec, command_line), data in reversed(carried):
             self._wait(future, spec, command_line, data, front=True)
         self._reconnect_task = self.loop.create_task(self._reconnect_loop())
 
@@ -543,6 +591,9 @@ def _command_text(spec: CommandSpec, command_line: Optional[bytes]) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, StreamClosedError) and exc.real_error is not None:
+        # Tornado wraps the OS error ("Connection refused") in "Stream is closed".
+        return _reason(exc.real_error)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timed out"
     text = str(exc)

@@ -143,9 +143,21 @@ class CommandSpec:
 
     ``blocking`` marks commands the server may legitimately sit on (``reserve``
     waits for a job), which the stall guard must not mistake for a dead link.
+    ``acts_on_reservation`` marks commands about a job this connection has
+    reserved (``delete``, ``release``, ``bury``, ``touch``): a reservation ends
+    with its connection, so such a command queued on a connection that dropped
+    must not be replayed on the next one.
     """
 
-    __slots__ = ("blocking", "failures", "name", "result", "success", "text_keys")
+    __slots__ = (
+        "acts_on_reservation",
+        "blocking",
+        "failures",
+        "name",
+        "result",
+        "success",
+        "text_keys",
+    )
 
     def __init__(
         self,
@@ -155,7 +167,9 @@ class CommandSpec:
         failures: dict[bytes, type[errors.BeanstalkException]],
         text_keys: frozenset[str] = frozenset(),
         blocking: bool = False,
+        acts_on_reservation: bool = False,
     ) -> None:
+        self.acts_on_reservation = acts_on_reservation
         self.name = name
         self.success = success
         self.result = result
@@ -202,15 +216,22 @@ COMMANDS: dict[str, CommandSpec] = {
         blocking=True,
     ),
     "reserve-job": _spec(b"reserve-job", b"RESERVED", Result.JOB, failures=_NOT_FOUND),
-    "delete": _spec(b"delete", b"DELETED", Result.NOTHING, failures=_NOT_FOUND),
+    "delete": _spec(
+        b"delete", b"DELETED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
+    ),
     "release": _spec(
         b"release",
         b"RELEASED",
         Result.NOTHING,
         failures={b"BURIED": errors.Buried, **_NOT_FOUND},
+        acts_on_reservation=True,
     ),
-    "bury": _spec(b"bury", b"BURIED", Result.NOTHING, failures=_NOT_FOUND),
-    "touch": _spec(b"touch", b"TOUCHED", Result.NOTHING, failures=_NOT_FOUND),
+    "bury": _spec(
+        b"bury", b"BURIED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
+    ),
+    "touch": _spec(
+        b"touch", b"TOUCHED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
+    ),
     "watch": _spec(b"watch", b"WATCHING", Result.INTEGER),
     "ignore": _spec(
         b"ignore", b"WATCHING", Result.INTEGER, failures={b"NOT_IGNORED": errors.NotIgnored}

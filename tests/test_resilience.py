@@ -153,6 +153,35 @@ async def test_unsent_commands_wait_and_go_out_after_reconnect(
     await client.close()
 
 
+async def test_unsent_reservation_commands_are_not_replayed_after_a_drop(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.1)
+    await client.connect()
+    await client.put(b"job")
+    job = await client.reserve(timeout=0)
+    connection = client._connection
+    written = client.put(b"written")  # nothing owed: written at once
+    deleting = client.delete(job.id)  # queued behind it, not yet written
+    touching = client.touch(job.id)
+    queued_put = client.put(b"queued")
+    assert len(connection._outgoing) == 3
+    # The connection ends before the loop turn that would flush the queue.
+    assert connection._stream is not None
+    connection._drop(connection._stream, "simulated drop")
+    for future in (written, deleting, touching):
+        with pytest.raises(beanstalkt.ConnectionLost):
+            await future
+    with pytest.raises(beanstalkt.ConnectionLost, match="reservation ended"):
+        await deleting
+    # An ordinary command queued with them waits and goes out after the reconnect.
+    queued_id = await asyncio.wait_for(queued_put, HANG)
+    assert (await client.peek(queued_id)).body == b"queued"
+    # The job was released by the server with its reservation, not deleted.
+    assert (await client.stats_job(job.id))["state"] == "ready"
+    await client.close()
+
+
 async def test_disconnected_timeout_bounds_the_wait(beanstalkd: BeanstalkdServer) -> None:
     client = beanstalkt.Client(
         beanstalkd.host, beanstalkd.port, reconnect_interval=0.2, disconnected_timeout=0.3
@@ -179,6 +208,9 @@ async def test_first_connect_fails_fast_and_does_not_retry() -> None:
     with pytest.raises(beanstalkt.ConnectFailed, match=f"127.0.0.1:{port}") as raised:
         await asyncio.wait_for(client.connect(), HANG)
     assert isinstance(raised.value, ConnectionError)
+    # The OS's reason, not Tornado's generic "Stream is closed".
+    assert "Connection refused" in str(raised.value)
+    assert "Stream is closed" not in str(raised.value)
     assert client.closed()
     with pytest.raises(beanstalkt.NotConnected):
         await client.put(b"x")
