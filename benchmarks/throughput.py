@@ -1,0 +1,729 @@
+"""Throughput of beanstalkt next to a raw-socket ceiling and greenstalk, in one run.
+
+Run ``python benchmarks/throughput.py`` (``--help`` for options). Every
+measurement gets a fresh beanstalkd (no binlog) on a loopback port, so queues
+never grow from one measurement to the next, and the repetitions are
+interleaved (rep 1 of everything, then rep 2, ...) so that drift on a noisy
+machine hits every client alike. Each row reports the median jobs/s over the
+repetitions and that median as a ratio to:
+
+* the **ceiling** of its group: a raw-socket client that writes all commands
+  pre-built in one go and only counts the replies (no Python-level parsing
+  beyond what the protocol needs, e.g. the job ids to delete);
+* **greenstalk** (the synchronous peer client), lock-step, in the same run.
+
+Groups: ``put`` (jobs put), ``reserve+delete`` (jobs reserved with
+``reserve-with-timeout 0`` and deleted; the tube is filled beforehand, untimed)
+and ``mixed`` (a producer and a worker connection at once; a job counts when it
+has been put, reserved and deleted).
+
+A separate child process measures peak memory with 100,000 100-byte puts in
+flight on one beanstalkt client (RSS delta and tracemalloc peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+# Runnable from a checkout without installing the package.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import beanstalkt  # noqa: E402
+from beanstalkt.testing import BeanstalkdServer  # noqa: E402
+
+try:
+    import greenstalk
+except ImportError:  # pragma: no cover - the rows are then skipped, not faked
+    greenstalk = None
+
+HOST = "127.0.0.1"
+PRIORITY = 2**31
+TTR = 120
+RECV_SIZE = 256 * 1024
+
+#: Jobs a pipelined worker holds reserved at once. beanstalkd's cost per command
+#: grows with the number of jobs one connection has reserved (it rescans them
+#: for the soonest deadline), so reserving 20,000 at once measures the server,
+#: not the client. Every pipelined reserve row, raw or not, works in windows.
+WINDOW = 1000
+
+#: Groups and, for each, the row every other row of the group is compared with.
+GROUPS = ("put", "reserve+delete", "mixed")
+CEILING = {"put": "raw-pipelined", "reserve+delete": "raw-pipelined", "mixed": "raw-pipelined"}
+PEER = {"put": "greenstalk", "reserve+delete": "greenstalk", "mixed": "greenstalk"}
+
+Address = tuple[str, int]
+Measure = Callable[[Address, str, int, bytes], float]
+
+
+# --------------------------------------------------------------------------
+# Raw sockets: the ceiling and the round-trip floor.
+
+
+def _raw_socket(address: Address) -> socket.socket:
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _raw_command(sock: socket.socket, line: bytes) -> bytes:
+    """Send one command line and return its one-line reply (setup only)."""
+    sock.sendall(line)
+    reply = b""
+    while not reply.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("beanstalkd closed the connection")
+        reply += chunk
+    return reply
+
+
+def _read_lines(sock: socket.socket, count: int) -> bytes:
+    """Read until ``count`` LF bytes arrived (bodies here never contain one)."""
+    chunks = []
+    seen = 0
+    while seen < count:
+        chunk = sock.recv(RECV_SIZE)
+        if not chunk:
+            raise ConnectionError("beanstalkd closed the connection")
+        seen += chunk.count(b"\n")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pump(sock: socket.socket, data: bytes, count: int) -> bytes:
+    """Write ``data`` while reading until ``count`` LF bytes came back, in one thread.
+
+    Writing everything before reading could deadlock once both socket buffers
+    are full, so the socket is non-blocking and select() says which way to go.
+    """
+    sock.setblocking(False)
+    view = memoryview(data)
+    sent = 0
+    chunks = []
+    seen = 0
+    try:
+        while seen < count:
+            want_write = [sock] if sent < len(data) else []
+            readable, writable, _ = select.select([sock], want_write, [], 30)
+            if not readable and not writable:
+                raise TimeoutError("beanstalkd stopped answering")
+            if writable:
+                sent += sock.send(view[sent : sent + RECV_SIZE * 4])
+            if readable:
+                chunk = sock.recv(RECV_SIZE)
+                if not chunk:
+                    raise ConnectionError("beanstalkd closed the connection")
+                seen += chunk.count(b"\n")
+                chunks.append(chunk)
+    finally:
+        sock.setblocking(True)
+    return b"".join(chunks)
+
+
+def _windows(n: int) -> list[int]:
+    """``n`` split into window sizes."""
+    return [min(WINDOW, n - start) for start in range(0, n, WINDOW)]
+
+
+def _put_command(body: bytes) -> bytes:
+    return b"put %d 0 %d %d\r\n%b\r\n" % (PRIORITY, TTR, len(body), body)
+
+
+def _prefill(address: Address, tube: str, n: int, body: bytes) -> None:
+    """Put ``n`` jobs into ``tube`` (untimed setup for the reserve measurements)."""
+    with _raw_socket(address) as sock:
+        _raw_command(sock, b"use %b\r\n" % tube.encode())
+        _pump(sock, _put_command(body) * n, n)
+
+
+def _raw_watch(sock: socket.socket, tube: str) -> None:
+    _raw_command(sock, b"watch %b\r\n" % tube.encode())
+    _raw_command(sock, b"ignore default\r\n")
+
+
+_RESERVED_ID = re.compile(rb"RESERVED (\d+) ")
+
+
+def raw_put_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """All ``n`` put commands, pre-built, written in one go; then count the replies."""
+    with _raw_socket(address) as sock:
+        _raw_command(sock, b"use %b\r\n" % tube.encode())
+        data = _put_command(body) * n
+        start = time.perf_counter()
+        replies = _pump(sock, data, n)
+        elapsed = time.perf_counter() - start
+    if replies.count(b"INSERTED") != n:
+        raise RuntimeError("raw put: not every reply is INSERTED")
+    return elapsed
+
+
+def raw_put_lockstep(address: Address, tube: str, n: int, body: bytes) -> float:
+    """One put, wait for its reply, repeat: the round-trip floor."""
+    with _raw_socket(address) as sock:
+        _raw_command(sock, b"use %b\r\n" % tube.encode())
+        command = _put_command(body)
+        start = time.perf_counter()
+        for _ in range(n):
+            sock.sendall(command)
+            reply = sock.recv(4096)
+            while not reply.endswith(b"\r\n"):
+                reply += sock.recv(4096)
+        return time.perf_counter() - start
+
+
+def _raw_reserve_delete_pipelined(sock: socket.socket, n: int, reserve: bytes) -> None:
+    for count in _windows(n):
+        # A window's reserve lines fit in the socket buffers: no writer thread needed.
+        sock.sendall(reserve * count)
+        replies = _read_lines(sock, 2 * count)  # RESERVED line + body line each
+        ids = _RESERVED_ID.findall(replies)
+        if len(ids) != count:
+            raise RuntimeError(f"raw reserve: {len(ids)} jobs reserved, {count} expected")
+        sock.sendall(b"".join([b"delete %b\r\n" % job_id for job_id in ids]))
+        replies = _read_lines(sock, count)
+        if replies.count(b"DELETED") != count:
+            raise RuntimeError("raw delete: not every reply is DELETED")
+
+
+def raw_reserve_delete_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """Per window: all reserve-with-timeout 0 in one write, then all the deletes in one."""
+    _prefill(address, tube, n, body)
+    with _raw_socket(address) as sock:
+        _raw_watch(sock, tube)
+        start = time.perf_counter()
+        _raw_reserve_delete_pipelined(sock, n, b"reserve-with-timeout 0\r\n")
+        return time.perf_counter() - start
+
+
+def _read_reserved(sock: socket.socket) -> bytes:
+    """Read one RESERVED reply with its body; return the job id."""
+    data = sock.recv(RECV_SIZE)
+    while b"\r\n" not in data:
+        data += sock.recv(RECV_SIZE)
+    line, _, rest = data.partition(b"\r\n")
+    words = line.split()
+    if words[0] != b"RESERVED":
+        raise RuntimeError(f"raw reserve: {line!r}")
+    missing = int(words[2]) + 2 - len(rest)
+    while missing > 0:
+        chunk = sock.recv(RECV_SIZE)
+        missing -= len(chunk)
+    return words[1]
+
+
+def raw_reserve_delete_lockstep(address: Address, tube: str, n: int, body: bytes) -> float:
+    """reserve-with-timeout 0, wait, delete, wait: the round-trip floor."""
+    _prefill(address, tube, n, body)
+    with _raw_socket(address) as sock:
+        _raw_watch(sock, tube)
+        start = time.perf_counter()
+        for _ in range(n):
+            sock.sendall(b"reserve-with-timeout 0\r\n")
+            job_id = _read_reserved(sock)
+            sock.sendall(b"delete %b\r\n" % job_id)
+            reply = sock.recv(4096)
+            while not reply.endswith(b"\r\n"):
+                reply += sock.recv(4096)
+        return time.perf_counter() - start
+
+
+def raw_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """A raw producer (all puts in one write) and a raw worker (per window: the
+    blocking reserves in one write, then the deletes) at the same time."""
+    with _raw_socket(address) as producer, _raw_socket(address) as worker:
+        _raw_command(producer, b"use %b\r\n" % tube.encode())
+        _raw_watch(worker, tube)
+        puts = _put_command(body) * n
+
+        def produce() -> None:
+            _pump(producer, puts, n)
+
+        start = time.perf_counter()
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        _raw_reserve_delete_pipelined(worker, n, b"reserve\r\n")
+        thread.join()
+        return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------
+# greenstalk: the synchronous peer, lock-step by nature.
+
+
+def greenstalk_put(address: Address, tube: str, n: int, body: bytes) -> float:
+    """greenstalk ``put`` in a loop."""
+    with greenstalk.Client(address, encoding=None, use=tube) as client:
+        start = time.perf_counter()
+        for _ in range(n):
+            client.put(body, priority=PRIORITY, ttr=TTR)
+        return time.perf_counter() - start
+
+
+def greenstalk_reserve_delete(address: Address, tube: str, n: int, body: bytes) -> float:
+    """greenstalk ``reserve(timeout=0)`` + ``delete`` in a loop."""
+    _prefill(address, tube, n, body)
+    with greenstalk.Client(address, encoding=None, watch=tube) as client:
+        start = time.perf_counter()
+        for _ in range(n):
+            client.delete(client.reserve(timeout=0))
+        return time.perf_counter() - start
+
+
+def greenstalk_mixed(address: Address, tube: str, n: int, body: bytes) -> float:
+    """A greenstalk producer thread and a greenstalk worker (reserve + delete) at once."""
+    with (
+        greenstalk.Client(address, encoding=None, use=tube) as producer,
+        greenstalk.Client(address, encoding=None, watch=tube) as worker,
+    ):
+
+        def produce() -> None:
+            for _ in range(n):
+                producer.put(body, priority=PRIORITY, ttr=TTR)
+
+        start = time.perf_counter()
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        for _ in range(n):
+            worker.delete(worker.reserve(timeout=10))
+        thread.join()
+        return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------
+# beanstalkt.
+
+
+def _run_async(make: Callable[[], Awaitable[float]]) -> float:
+    async def main() -> float:
+        return await make()
+
+    return asyncio.run(main())
+
+
+def _bt_client(address: Address, **kwargs: Any) -> beanstalkt.Client:
+    return beanstalkt.Client(address[0], address[1], **kwargs)
+
+
+def bt_put_sequential(address: Address, tube: str, n: int, body: bytes) -> float:
+    """``await client.put(body)`` one at a time."""
+
+    async def run() -> float:
+        async with _bt_client(address, use=tube) as client:
+            start = time.perf_counter()
+            for _ in range(n):
+                await client.put(body)
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_put_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """``asyncio.gather`` of ``n`` puts."""
+
+    async def run() -> float:
+        async with _bt_client(address, use=tube) as client:
+            start = time.perf_counter()
+            await asyncio.gather(*[client.put(body) for _ in range(n)])
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_put_many(address: Address, tube: str, n: int, body: bytes) -> float:
+    """``client.put_many`` of ``n`` bodies (one future for the whole batch)."""
+
+    async def run() -> float:
+        async with _bt_client(address, use=tube) as client:
+            bodies = [body] * n
+            start = time.perf_counter()
+            await client.put_many(bodies)
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_reserve_delete_sequential(address: Address, tube: str, n: int, body: bytes) -> float:
+    """``job = await reserve(timeout=0); await delete(job.id)`` one job at a time."""
+    _prefill(address, tube, n, body)
+
+    async def run() -> float:
+        async with _bt_client(address, watch=tube) as client:
+            start = time.perf_counter()
+            for _ in range(n):
+                job = await client.reserve(timeout=0)
+                await client.delete(job.id)
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_reserve_delete_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """Per window: ``gather`` of reserve(timeout=0), then ``gather`` of their deletes."""
+    _prefill(address, tube, n, body)
+
+    async def run() -> float:
+        async with _bt_client(address, watch=tube) as client:
+            start = time.perf_counter()
+            for count in _windows(n):
+                jobs = await asyncio.gather(*[client.reserve(timeout=0) for _ in range(count)])
+                await asyncio.gather(*[client.delete(job.id) for job in jobs])
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_mixed_sequential(address: Address, tube: str, n: int, body: bytes) -> float:
+    """A producer awaiting each put and a worker awaiting each reserve and delete,
+    on two connections in one event loop."""
+
+    async def run() -> float:
+        async with (
+            _bt_client(address, use=tube) as producer,
+            _bt_client(address, watch=tube) as worker,
+        ):
+
+            async def produce() -> None:
+                for _ in range(n):
+                    await producer.put(body)
+
+            async def work() -> None:
+                for _ in range(n):
+                    job = await worker.reserve()
+                    await worker.delete(job.id)
+
+            start = time.perf_counter()
+            await asyncio.gather(produce(), work())
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+def bt_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
+    """A producer gathering ``n`` puts and a worker with a window of reserves in
+    flight, deleting each job as it arrives, on two connections in one event loop."""
+
+    async def run() -> float:
+        async with (
+            _bt_client(address, use=tube) as producer,
+            _bt_client(address, watch=tube) as worker,
+        ):
+
+            async def work() -> None:
+                for count in _windows(n):
+                    reserves = [worker.reserve() for _ in range(count)]
+                    deletes = []
+                    for reserved in reserves:
+                        job = await reserved
+                        deletes.append(worker.delete(job.id))
+                    await asyncio.gather(*deletes)
+
+            start = time.perf_counter()
+            await asyncio.gather(asyncio.gather(*[producer.put(body) for _ in range(n)]), work())
+            return time.perf_counter() - start
+
+    return _run_async(run)
+
+
+# --------------------------------------------------------------------------
+# The table.
+
+
+@dataclass
+class Benchmark:
+    """One row: a client doing one kind of work one way."""
+
+    group: str
+    name: str
+    measure: Measure
+    lockstep: bool  # one round trip per command: run with fewer jobs
+    runs: dict[int, list[float]] = field(default_factory=dict)  # body size -> jobs/s
+
+
+def benchmarks() -> list[Benchmark]:
+    """Every row, in display order (rows needing a missing optional part are left out)."""
+    rows = [
+        Benchmark("put", "raw-pipelined", raw_put_pipelined, False),
+        Benchmark("put", "raw-lockstep", raw_put_lockstep, True),
+        Benchmark("put", "greenstalk", greenstalk_put, True),
+        Benchmark("put", "beanstalkt-sequential", bt_put_sequential, True),
+        Benchmark("put", "beanstalkt-pipelined", bt_put_pipelined, False),
+        Benchmark("put", "beanstalkt-put_many", bt_put_many, False),
+        Benchmark("reserve+delete", "raw-pipelined", raw_reserve_delete_pipelined, False),
+        Benchmark("reserve+delete", "raw-lockstep", raw_reserve_delete_lockstep, True),
+        Benchmark("reserve+delete", "greenstalk", greenstalk_reserve_delete, True),
+        Benchmark("reserve+delete", "beanstalkt-sequential", bt_reserve_delete_sequential, True),
+        Benchmark("reserve+delete", "beanstalkt-pipelined", bt_reserve_delete_pipelined, False),
+        Benchmark("mixed", "raw-pipelined", raw_mixed_pipelined, False),
+        Benchmark("mixed", "greenstalk", greenstalk_mixed, True),
+        Benchmark("mixed", "beanstalkt-sequential", bt_mixed_sequential, True),
+        Benchmark("mixed", "beanstalkt-pipelined", bt_mixed_pipelined, False),
+    ]
+    if greenstalk is None:
+        rows = [row for row in rows if row.name != "greenstalk"]
+    if not hasattr(beanstalkt.Client, "put_many"):
+        rows = [row for row in rows if row.name != "beanstalkt-put_many"]
+    return rows
+
+
+def job_count(options: argparse.Namespace, row: Benchmark, size: int) -> int:
+    """Jobs for one measurement: lock-step rows run fewer; big bodies are capped in bytes."""
+    n = options.lockstep_jobs if row.lockstep else options.jobs
+    return max(1, min(n, options.max_bytes // (size + 64)))
+
+
+def run_all(options: argparse.Namespace, rows: list[Benchmark], sizes: Sequence[int]) -> None:
+    """Run every row for every size, ``repeat`` times, interleaved, each on a fresh server."""
+    for repetition in range(options.repeat):
+        for size in sizes:
+            body = b"x" * size
+            for row in rows:
+                n = job_count(options, row, size)
+                tube = f"bench-{row.group.replace('+', '-')}-{repetition}"
+                with BeanstalkdServer(host=HOST) as server:
+                    elapsed = row.measure((server.host, server.port), tube, n, body)
+                row.runs.setdefault(size, []).append(n / elapsed)
+                if options.verbose:
+                    print(
+                        f"  rep {repetition + 1} {size:>6} B {row.group:<15} {row.name:<22}"
+                        f" {n / elapsed:>10.0f} jobs/s",
+                        file=sys.stderr,
+                    )
+
+
+def results(rows: list[Benchmark], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Medians and ratios, one dict per (row, size)."""
+    table = []
+    for size in sizes:
+        medians = {(row.group, row.name): statistics.median(row.runs[size]) for row in rows}
+        for row in rows:
+            median = medians[(row.group, row.name)]
+            ceiling = medians.get((row.group, CEILING[row.group]))
+            peer = medians.get((row.group, PEER[row.group]))
+            table.append(
+                {
+                    "group": row.group,
+                    "name": row.name,
+                    "body_size": size,
+                    "jobs_per_s": median,
+                    "runs": row.runs[size],
+                    "vs_ceiling": median / ceiling if ceiling else None,
+                    "vs_greenstalk": median / peer if peer else None,
+                }
+            )
+    return table
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def format_table(table: list[dict[str, Any]]) -> str:
+    """The human-readable table (Markdown, so it can go straight into a README)."""
+    lines = [
+        "| body | group | client | jobs/s | vs ceiling | vs greenstalk |",
+        "|---:|---|---|---:|---:|---:|",
+    ]
+    for entry in table:
+        lines.append(
+            f"| {entry['body_size']} B | {entry['group']} | {entry['name']} "
+            f"| {entry['jobs_per_s']:,.0f} | {_ratio(entry['vs_ceiling'])} "
+            f"| {_ratio(entry['vs_greenstalk'])} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Memory: a child process, so that its peak RSS belongs to this measurement only.
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _memory_child(address: Address, n: int) -> dict[str, float]:
+    body = b"x" * 100
+    async with _bt_client(address, use="memory-rss") as client:
+        await client.put(body)  # warm up: everything imported and allocated once
+        baseline = _rss_bytes()
+        futures = [client.put(body) for _ in range(n)]
+        in_flight = client.in_flight
+        await asyncio.gather(*futures)
+        del futures
+        # ru_maxrss is the lifetime peak in KiB (Linux): taken before tracemalloc.
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        await client.use("memory-tracemalloc")
+        tracemalloc.start()
+        base_traced = tracemalloc.get_traced_memory()[0]
+        futures = [client.put(body) for _ in range(n)]
+        await asyncio.gather(*futures)
+        traced_peak = tracemalloc.get_traced_memory()[1] - base_traced
+        tracemalloc.stop()
+    return {
+        "jobs": n,
+        "in_flight": in_flight,
+        "rss_delta_mb": max(0, peak_rss - baseline) / 1e6,
+        "tracemalloc_peak_mb": traced_peak / 1e6,
+    }
+
+
+def measure_memory(n: int) -> dict[str, float]:
+    """Peak memory above baseline with ``n`` 100-byte puts in flight on one client."""
+    with BeanstalkdServer(host=HOST) as server:
+        output = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--memory-child", str(server.port), str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout
+    result: dict[str, float] = json.loads(output)
+    return result
+
+
+# --------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    import tornado
+
+    server = subprocess.run(
+        [BeanstalkdServer().binary, "-v"], capture_output=True, text=True, check=False
+    )
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "tornado": tornado.version,
+        "beanstalkd": server.stdout.strip() or server.stderr.strip(),
+        "greenstalk": greenstalk.__version__ if greenstalk is not None else "not installed",
+        "beanstalkt": getattr(beanstalkt, "__version__", "?"),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+    }
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20000, help="jobs per pipelined measurement")
+    parser.add_argument(
+        "--lockstep-jobs",
+        type=int,
+        default=None,
+        help="jobs per lock-step measurement (default: min(jobs, 4000))",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=64 * 2**20,
+        help="cap on jobs x body size per measurement (default 64 MiB)",
+    )
+    parser.add_argument("--body-sizes", default="100,16384", help="comma-separated body sizes")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions (medians are shown)")
+    parser.add_argument(
+        "--memory-jobs", type=int, default=100000, help="puts in flight for the memory figure"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--only", default=None, help="run only rows whose name contains this")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every measurement")
+    parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.jobs = min(options.jobs, 200)
+        options.lockstep_jobs = min(options.lockstep_jobs or 50, 50)
+        options.repeat = 1
+        options.memory_jobs = min(options.memory_jobs, 1000)
+    if options.lockstep_jobs is None:
+        options.lockstep_jobs = min(options.jobs, 4000)
+    options.sizes = [int(size) for size in options.body_sizes.split(",") if size.strip()]
+    if options.jobs < 1 or options.lockstep_jobs < 1 or options.repeat < 1 or not options.sizes:
+        parser.error("--jobs, --lockstep-jobs and --repeat must be positive; sizes non-empty")
+    return options
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """Run the benchmark, print the table (or JSON) and return the report."""
+    options = parse_args(argv)
+    if options.memory_child:
+        port, n = options.memory_child
+        print(json.dumps(asyncio.run(_memory_child((HOST, port), n))))
+        return {}
+    rows = benchmarks()
+    if options.only:
+        wanted = [row for row in rows if options.only in row.name or options.only in row.group]
+        # Ratios need their references: keep the ceiling and peer of each group shown.
+        groups = {row.group for row in wanted}
+        rows = [
+            row
+            for row in rows
+            if row in wanted
+            or (row.group in groups and row.name in (CEILING[row.group], PEER[row.group]))
+        ]
+    run_all(options, rows, options.sizes)
+    report: dict[str, Any] = {
+        "machine": _versions(),
+        "options": {
+            "jobs": options.jobs,
+            "lockstep_jobs": options.lockstep_jobs,
+            "max_bytes": options.max_bytes,
+            "repeat": options.repeat,
+            "body_sizes": options.sizes,
+        },
+        "results": results(rows, options.sizes),
+        "memory": None if options.no_memory else measure_memory(options.memory_jobs),
+    }
+    if options.json:
+        print(json.dumps(report, indent=2))
+    else:
+        machine = report["machine"]
+        print(
+            f"{machine['cpu']}, {machine['nproc']} CPUs; Python {machine['python']}, "
+            f"Tornado {machine['tornado']}, {machine['beanstalkd']}, "
+            f"greenstalk {machine['greenstalk']}"
+        )
+        print(
+            f"jobs={options.jobs} lockstep-jobs={options.lockstep_jobs} "
+            f"max-bytes={options.max_bytes} repeat={options.repeat} (medians)\n"
+        )
+        print(format_table(report["results"]))
+        memory = report["memory"]
+        if memory is not None:
+            print(
+                f"\nmemory: {memory['jobs']:,} puts of 100 B in flight "
+                f"({memory['in_flight']:,} at peak): RSS +{memory['rss_delta_mb']:.1f} MB, "
+                f"tracemalloc peak {memory['tracemalloc_peak_mb']:.1f} MB"
+            )
+    return report
+
+
+if __name__ == "__main__":
+    main()
