@@ -1,0 +1,799 @@
+"""The command line client: ``python -m beanstalkt.cmd COMMAND ...`` (or ``beanstalkt``).
+
+One command per run, over one connection made with :class:`beanstalkt.Client`
+(``--raw`` stats use a short plain-socket exchange instead, to print the YAML
+exactly as the server sent it). Results go to stdout: a job id or a count as
+a bare number, everything structured as JSON. Failures print one line on stderr
+and exit with a status that tells them apart (see :data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import socket
+import sys
+import textwrap
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Any, Callable, Optional
+
+from tornado.iostream import StreamClosedError
+
+from . import __version__
+from .client import Client
+from .errors import (
+    BeanstalkConnectionError,
+    BeanstalkException,
+    Buried,
+    ConnectFailed,
+    ConnectionLost,
+    Draining,
+    JobTooBig,
+    NotFound,
+    TimedOut,
+    UnexpectedResponse,
+)
+from .models import Job
+from .protocol import (
+    COMMANDS,
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    MAX_UINT32,
+    ProtocolError,
+    Reply,
+    ReplyParser,
+    check_integer,
+    check_job_id,
+    check_tube_name,
+    encode_command,
+    reply_error,
+)
+from .yaml import parse_list
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 11300
+#: Seconds allowed to reach the server: a CLI must fail, not hang, when nobody answers.
+CONNECT_TIMEOUT = 5.0
+#: Seconds a server may stay silent while it owes a reply to a non-blocking command.
+REPLY_TIMEOUT = 30.0
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_CONNECT = 3
+EXIT_INTERRUPTED = 130
+
+#: Exit status and meaning, as documented in ``-h``.
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "the command failed: job or tube not found, reserve timed out, or another "
+    "refusal by the server",
+    EXIT_USAGE: "usage error: unknown command or option, bad tube name, number out of range",
+    EXIT_CANNOT_CONNECT: "cannot connect to beanstalkd, or the connection was lost",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+Handler = Callable[[argparse.Namespace, "Server"], Coroutine[Any, Any, None]]
+
+
+class CommandError(Exception):
+    """A failure to report on one line of stderr, with the exit status to use."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------
+# Talking to the server.
+
+
+class Server:
+    """Where beanstalkd is, and the two ways this tool talks to it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    @property
+    def address(self) -> str:
+        """``host:port``, or ``unix:/path``, as the library spells it in messages."""
+        return self.host if self.host.startswith("unix:") else f"{self.host}:{self.port}"
+
+    def client(self, use: Optional[str] = None, watch: Optional[list[str]] = None) -> Client:
+        """A library client for one command: bounded connect and reply waits."""
+        return Client(
+            self.host,
+            self.port,
+            connect_timeout=CONNECT_TIMEOUT,
+            use=use,
+            watch=watch,
+            # Never wait for a reconnect: a one-shot command reports the loss instead.
+            disconnected_timeout=0,
+            stall_timeout=REPLY_TIMEOUT,
+        )
+
+    async def raw_exchange(self, command_lines: Sequence[bytes]) -> list[Reply]:
+        """Send one-line commands in one write; return their framed replies, in order.
+
+        A plain socket, because the library hands out parsed stats only and
+        ``--raw`` promises the server's own bytes. Framing is
+        :class:`beanstalkt.protocol.ReplyParser`'s, as in the library.
+        """
+        try:
+            if self.host.startswith("unix:"):
+                opening = asyncio.open_unix_connection(self.host[len("unix:") :])
+            else:
+                opening = asyncio.open_connection(self.host, self.port)
+            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
+            raise ConnectFailed(
+                message=f"cannot connect to beanstalkd at {self.address}: {_reason(exc)}"
+            ) from None
+        try:
+            writer.write(b"".join(command_lines))
+            parser = ReplyParser()
+            replies: list[Reply] = []
+            while len(replies) < len(command_lines):
+                try:
+                    data = await asyncio.wait_for(reader.read(256 * 1024), REPLY_TIMEOUT)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    raise ConnectionLost(
+                        message=f"connection to {self.address} lost: {_reason(exc)}"
+                    ) from None
+                if not data:
+                    raise ConnectionLost(
+                        message=f"connection to {self.address} lost: closed by the server"
+                    )
+                replies.extend(parser.feed(data))
+        except ProtocolError as exc:
+            raise UnexpectedResponse(
+                message=f"reply from {self.address} out of sync: {exc}"
+            ) from None
+        finally:
+            writer.close()
+        return replies
+
+    async def raw_data(self, command_line: bytes, missing: str) -> bytes:
+        """The YAML data of one ``stats*``/``list-*`` command's reply, verbatim."""
+        return _raw_body(command_line, (await self.raw_exchange([command_line]))[0], missing)
+
+
+def _raw_body(command_line: bytes, reply: Reply, missing: str = "") -> bytes:
+    """The data of an ``OK`` reply, or the failure the library would raise for it."""
+    spec = COMMANDS[command_line.split()[0].decode("ascii")]
+    if reply.status == spec.success and reply.body is not None:
+        return reply.body
+    if reply.status == b"NOT_FOUND" and missing:
+        raise CommandError(missing)
+    raise reply_error(spec, reply, command_line)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection attempt failed, in a few words ("Connection refused")."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, StreamClosedError) and exc.real_error is not None:
+        return _reason(exc.real_error)
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno:
+        # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+def _connection_message(exc: BeanstalkConnectionError, address: str) -> str:
+    """The library's message, with the underlying reason when it only says "Stream is closed"."""
+    cause = exc.__cause__
+    if isinstance(exc, ConnectFailed) and cause is not None:
+        # Tornado reports a refused TCP connect as StreamClosedError; the OS error is inside.
+        return f"cannot connect to beanstalkd at {address}: {_reason(cause)}"
+    return str(exc)
+
+
+# --------------------------------------------------------------------------
+# Output.
+
+
+def _write(text: str) -> None:
+    """Write ``text`` and a newline to stdout as UTF-8, whatever the locale says."""
+    _write_bytes((text + "\n").encode("utf-8"))
+
+
+def _write_bytes(data: bytes) -> None:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stand-in for stdout (embedding, some test runners)
+        sys.stdout.write(data.decode("utf-8", "replace"))
+    else:
+        sys.stdout.flush()
+        buffer.write(data)
+    # Now, not at exit: `reserve` prints the job before it deletes, releases or buries it.
+    sys.stdout.flush()
+
+
+def _write_json(value: object) -> None:
+    # indent=2, as the original beanstalkt printed; non-ASCII text stays readable.
+    _write(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job as JSON-ready data: the body as text when it is UTF-8, else base64.
+
+    Base64 bodies carry ``"body_encoding": "base64"``, so any body, binary ones
+    included, survives the round trip.
+    """
+    body = job.body if isinstance(job.body, bytes) else job.body.encode("utf-8")
+    try:
+        return {"body": body.decode("utf-8"), "id": job.id}
+    except UnicodeDecodeError:
+        encoded = base64.b64encode(body).decode("ascii")
+        return {"body": encoded, "body_encoding": "base64", "id": job.id}
+
+
+def _write_job(job: Job) -> None:
+    _write_json(job_json(job))
+
+
+# --------------------------------------------------------------------------
+# The commands.
+
+
+async def _not_found(awaitable: Awaitable[Any], message: str) -> Any:
+    """Await a reply, turning ``NOT_FOUND`` into a message that names what was missing."""
+    try:
+        return await awaitable
+    except NotFound:
+        raise CommandError(message) from None
+
+
+async def cmd_put(args: argparse.Namespace, server: Server) -> None:
+    """``put BODY``: print the new job's id."""
+    body: bytes = args.body_bytes
+    async with server.client(use=args.use) as client:
+        try:
+            job_id = await client.put(body, args.priority, args.delay, args.ttr)
+        except JobTooBig:
+            raise CommandError(
+                f"job too big: the body is {len(body)} bytes, more than the server's max-job-size"
+            ) from None
+        except Draining:
+            raise CommandError("the server is draining: it accepts no new jobs") from None
+        except Buried as exc:
+            raise CommandError(
+                f"the server is out of memory: job {exc.job_id} was buried"
+            ) from None
+    _write(str(job_id))
+
+
+async def cmd_reserve(args: argparse.Namespace, server: Server) -> None:
+    """``reserve ACTION``: reserve from the watched tubes, print the job, then act on it."""
+    async with server.client(watch=args.watch_list) as client:
+        try:
+            job = await client.reserve(args.timeout)
+        except TimedOut:
+            raise CommandError(
+                f"no job reserved within {args.timeout} s in tube(s) "
+                f"{', '.join(args.watch_list)} (timed out)"
+            ) from None
+        _write_job(job)
+        await _finish(client, job, args)
+
+
+async def cmd_reserve_job(args: argparse.Namespace, server: Server) -> None:
+    """``reserve-job ID ACTION``: reserve one job by id, print it, then act on it."""
+    async with server.client() as client:
+        job = await _not_found(
+            client.reserve_job(args.id),
+            f"job {args.id} not found, or it is reserved already",
+        )
+        _write_job(job)
+        await _finish(client, job, args)
+
+
+async def _finish(client: Client, job: Job, args: argparse.Namespace) -> None:
+    """Delete, release or bury a job this connection has reserved."""
+    if args.action == "delete":
+        await client.delete(job.id)
+        return
+    priority = args.priority
+    if priority is None:
+        # Keep the job's own priority rather than imposing a default one.
+        priority = (await client.stats_job(job.id))["pri"]
+    if args.action == "release":
+        await client.release(job.id, priority, args.delay or 0)
+    else:
+        await client.bury(job.id, priority)
+
+
+async def cmd_delete(args: argparse.Namespace, server: Server) -> None:
+    """``delete ID``: delete a ready, delayed or buried job."""
+    async with server.client() as client:
+        await _not_found(
+            client.delete(args.id),
+            f"job {args.id} not found, or it is reserved by another client",
+        )
+
+
+async def cmd_peek(args: argparse.Namespace, server: Server) -> None:
+    """``peek ID``: print a job without reserving it."""
+    async with server.client() as client:
+        job = await _not_found(client.peek(args.id), f"job {args.id} not found")
+    _write_job(job)
+
+
+def _peek_state(state: str) -> Handler:
+    async def peek(args: argparse.Namespace, server: Server) -> None:
+        async with server.client(use=args.use) as client:
+            method = getattr(client, f"peek_{state}")
+            job = await _not_found(method(), f"no {state} job in tube {args.use!r}")
+        _write_job(job)
+
+    peek.__doc__ = f"``peek-{state}``: print the next {state} job of a tube."
+    return peek
+
+
+async def cmd_kick(args: argparse.Namespace, server: Server) -> None:
+    """``kick``: kick buried (else delayed) jobs of a tube; print how many."""
+    async with server.client(use=args.use) as client:
+        kicked = await client.kick(args.bound)
+    _write(str(kicked))
+
+
+async def cmd_kick_job(args: argparse.Namespace, server: Server) -> None:
+    """``kick-job ID``: move one buried or delayed job to ready."""
+    async with server.client() as client:
+        await _not_found(
+            client.kick_job(args.id),
+            f"job {args.id} not found, or it is neither buried nor delayed",
+        )
+
+
+async def cmd_stats_job(args: argparse.Namespace, server: Server) -> None:
+    """``stats-job ID``: print a job's statistics."""
+    missing = f"job {args.id} not found"
+    if args.raw:
+        _write_bytes(await server.raw_data(encode_command(b"stats-job", args.id), missing))
+        return
+    async with server.client() as client:
+        _write_json(await _not_found(client.stats_job(args.id), missing))
+
+
+async def cmd_stats_tube(args: argparse.Namespace, server: Server) -> None:
+    """``stats-tube [NAME]``: print one tube's statistics, or every tube's by name."""
+    if args.name is not None:
+        missing = f"tube {args.name!r} not found"
+        if args.raw:
+            line = encode_command(b"stats-tube", check_tube_name(args.name))
+            _write_bytes(await server.raw_data(line, missing))
+            return
+        async with server.client() as client:
+            _write_json(await _not_found(client.stats_tube(args.name), missing))
+        return
+    if args.raw:
+        names = parse_list(await server.raw_data(b"list-tubes\r\n", ""))
+        lines = [encode_command(b"stats-tube", check_tube_name(name)) for name in names]
+        for line, reply in zip(lines, await server.raw_exchange(lines)):
+            if reply.status != b"NOT_FOUND":  # else it vanished since the listing
+                _write_bytes(_raw_body(line, reply))
+        return
+    async with server.client() as client:
+        names = await client.list_tubes()
+        replies = await asyncio.gather(
+            *(client.stats_tube(name) for name in names), return_exceptions=True
+        )
+    every_tube = {}
+    for name, stats_or_error in zip(names, replies):
+        if isinstance(stats_or_error, NotFound):
+            continue  # the tube vanished between the listing and its stats
+        if isinstance(stats_or_error, BaseException):
+            raise stats_or_error
+        every_tube[name] = stats_or_error
+    _write_json(every_tube)
+
+
+async def cmd_stats(args: argparse.Namespace, server: Server) -> None:
+    """``stats``: print the server's statistics."""
+    if args.raw:
+        _write_bytes(await server.raw_data(b"stats\r\n", ""))
+        return
+    async with server.client() as client:
+        _write_json(await client.stats())
+
+
+async def cmd_list_tubes(args: argparse.Namespace, server: Server) -> None:
+    """``list``: print the names of all existing tubes."""
+    async with server.client() as client:
+        _write_json(await client.list_tubes())
+
+
+async def cmd_pause_tube(args: argparse.Namespace, server: Server) -> None:
+    """``pause NAME``: hold back reservations from a tube for a while."""
+    async with server.client() as client:
+        await _not_found(client.pause_tube(args.name, args.delay), f"tube {args.name!r} not found")
+
+
+# --------------------------------------------------------------------------
+# Arguments.
+
+
+def _tube(text: str) -> str:
+    try:
+        check_tube_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _integer(what: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        try:
+            return check_integer(what, value, low, high)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def _job_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"job id must be an integer, not {text!r}") from None
+    try:
+        return check_job_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_PRIORITY = _integer("priority", 0, MAX_UINT32)
+_DELAY = _integer("delay", 0, MAX_UINT32)
+_TTR = _integer("ttr", 0, MAX_UINT32)
+_TIMEOUT = _integer("timeout", 0, MAX_UINT32)
+_BOUND = _integer("bound", 0, MAX_UINT32)
+_PORT = _integer("port", 1, 65535)
+
+
+def _epilog() -> str:
+    codes = "\n".join(
+        textwrap.fill(meaning, 79, initial_indent=f"  {status:<5}", subsequent_indent=" " * 7)
+        for status, meaning in EXIT_CODES.items()
+    )
+    return (
+        "environment:\n"
+        f"  BEANSTALKD_HOST  server host when --host is not given (default {DEFAULT_HOST})\n"
+        f"  BEANSTALKD_PORT  server port when --port is not given (default {DEFAULT_PORT})\n"
+        "\n"
+        "output: job ids and counts as bare numbers; jobs, stats and lists as JSON.\n"
+        'A job body that is not UTF-8 is printed in base64, with "body_encoding": "base64".\n'
+        "\n"
+        f"exit status:\n{codes}"
+    )
+
+
+def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
+    """The argument parser of the whole program, one sub-command per beanstalkd command."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Beanstalkd command line client: one beanstalkd command per run.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        help="beanstalkd host name or address, or unix:/path/to/socket "
+        f"(default: $BEANSTALKD_HOST, else {DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port",
+        type=_PORT,
+        help=f"beanstalkd TCP port (default: $BEANSTALKD_PORT, else {DEFAULT_PORT})",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        title="commands",
+        help="the beanstalkd command to run; COMMAND -h explains its arguments",
+    )
+    commands.required = True
+
+    def add(name: str, handler: Handler, summary: str, **kw: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=textwrap.fill(
+                kw.pop("description", summary[0].upper() + summary[1:] + "."), 79
+            ),
+            epilog=_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kw,
+        )
+        sub.set_defaults(handler=handler, parser=sub)
+        return sub
+
+    def use_option(sub: argparse.ArgumentParser, doing: str) -> None:
+        sub.add_argument(
+            "-u",
+            "--use",
+            type=_tube,
+            default="default",
+            metavar="TUBE",
+            help=f"tube to {doing} (default: default)",
+        )
+
+    def raw_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--raw",
+            action="store_true",
+            help="print the YAML exactly as the server sent it instead of JSON",
+        )
+
+    put = add(
+        "put",
+        cmd_put,
+        "put a job into a tube and print its id",
+        description="Put a job into a tube and print the new job's id. "
+        "Give the body as an argument, or - to read it from stdin as raw bytes "
+        "(binary and multi-line bodies work). A body starting with '-' goes after --.",
+    )
+    put.add_argument("body", metavar="BODY", help="the job body, or - to read it from stdin")
+    put.add_argument(
+        "-p",
+        "--priority",
+        type=_PRIORITY,
+        default=DEFAULT_PRIORITY,
+        help=f"0 (most urgent) to {MAX_UINT32} (default: {DEFAULT_PRIORITY})",
+    )
+    use_option(put, "put the job into")
+    put.add_argument(
+        "-d",
+        "--delay",
+        type=_DELAY,
+        default=0,
+        help="seconds the job waits, delayed, before it becomes ready (default: 0)",
+    )
+    put.add_argument(
+        "-t",
+        "--ttr",
+        type=_TTR,
+        default=DEFAULT_TTR,
+        help="time to run: seconds a worker may hold the job before the server takes it "
+        f"back (default: {DEFAULT_TTR})",
+    )
+
+    def action_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "action",
+            choices=["delete", "release", "bury"],
+            help="what to do with the job once printed: delete it, release it back to "
+            "ready (or delayed, with -d), or bury it",
+        )
+        sub.add_argument(
+            "-p",
+            "--priority",
+            type=_PRIORITY,
+            help="new priority when releasing or burying (default: the job's own)",
+        )
+        sub.add_argument(
+            "-d",
+            "--delay",
+            type=_DELAY,
+            help="when releasing: seconds the job stays delayed before it is ready again "
+            "(default: 0)",
+        )
+
+    reserve = add(
+        "reserve",
+        cmd_reserve,
+        "reserve a job, print it, then delete, release or bury it",
+        description="Reserve a job from the watched tubes (default: the tube 'default'), "
+        "print it as JSON, then delete, release or bury it. Without -t, waits until a job "
+        "is ready.",
+    )
+    action_options(reserve)
+    reserve.add_argument(
+        "-t",
+        "--timeout",
+        type=_TIMEOUT,
+        help="give up (exit status 1) when no job comes within this many seconds; "
+        "0 only takes a job that is ready now (default: wait forever)",
+    )
+    reserve.add_argument(
+        "-w",
+        "--watch",
+        type=_tube,
+        action="append",
+        default=[],
+        metavar="TUBE",
+        help="also watch this tube; repeat to watch several",
+    )
+    reserve.add_argument(
+        "-i",
+        "--ignore-default",
+        action="store_true",
+        help="do not watch the tube 'default' (needs at least one -w)",
+    )
+
+    reserve_job = add(
+        "reserve-job",
+        cmd_reserve_job,
+        "reserve a job by id, print it, then delete, release or bury it",
+        description="Reserve the job with this id (ready, delayed or buried, in any tube), "
+        "print it as JSON, then delete, release or bury it.",
+    )
+    reserve_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+    action_options(reserve_job)
+
+    delete = add("delete", cmd_delete, "delete a job (ready, delayed or buried)")
+    delete.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+
+    peek = add("peek", cmd_peek, "print a job without reserving it")
+    peek.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+    for state in ("ready", "delayed", "buried"):
+        sub = add(
+            f"peek-{state}",
+            _peek_state(state),
+            f"print the next {state} job of a tube without reserving it",
+        )
+        use_option(sub, "look into")
+
+    kick = add(
+        "kick",
+        cmd_kick,
+        "move buried jobs (or, if none, delayed jobs) of a tube to ready; print how many",
+    )
+    kick.add_argument(
+        "-b",
+        "--bound",
+        type=_BOUND,
+        default=1,
+        help="kick at most this many jobs (default: 1)",
+    )
+    use_option(kick, "kick jobs in")
+
+    kick_job = add("kick-job", cmd_kick_job, "move one buried or delayed job to ready")
+    kick_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+
+    stats_job = add("stats-job", cmd_stats_job, "print a job's statistics as JSON")
+    stats_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+    raw_option(stats_job)
+
+    stats_tube = add(
+        "stats-tube",
+        cmd_stats_tube,
+        "print a tube's statistics, or every tube's, as JSON",
+        description="Print a tube's statistics as JSON; without NAME, those of every tube, "
+        "as a JSON object keyed by tube name (with --raw: one YAML document per tube).",
+    )
+    stats_tube.add_argument(
+        "name", nargs="?", type=_tube, metavar="NAME", help="the tube (default: every tube)"
+    )
+    raw_option(stats_tube)
+
+    stats = add("stats", cmd_stats, "print the server's statistics as JSON")
+    raw_option(stats)
+
+    for name in ("list", "list-tubes"):
+        add(name, cmd_list_tubes, "print the names of all existing tubes as a JSON list")
+
+    for name in ("pause", "pause-tube"):
+        pause = add(name, cmd_pause_tube, "stop jobs of a tube from being reserved for a while")
+        pause.add_argument("name", type=_tube, metavar="NAME", help="the tube to pause")
+        pause.add_argument(
+            "-d",
+            "--delay",
+            type=_DELAY,
+            default=0,
+            help="seconds to hold back reservations from the tube; 0 lifts a pause (default: 0)",
+        )
+    return parser
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    sub: argparse.ArgumentParser = args.parser
+    if args.command == "reserve":
+        if args.ignore_default and not args.watch:
+            sub.error("-i/--ignore-default needs at least one -w/--watch TUBE")
+        watched = args.watch if args.ignore_default else ["default", *args.watch]
+        args.watch_list = list(dict.fromkeys(watched))
+    if args.command in ("reserve", "reserve-job"):
+        if args.delay is not None and args.action != "release":
+            sub.error("-d/--delay applies only to release")
+        if args.priority is not None and args.action == "delete":
+            sub.error("-p/--priority applies only to release and bury")
+
+
+def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server:
+    """The server address: flags first, then the environment, then the defaults."""
+    host = args.host or os.environ.get("BEANSTALKD_HOST") or DEFAULT_HOST
+    port = args.port
+    if port is None:
+        text = os.environ.get("BEANSTALKD_PORT") or str(DEFAULT_PORT)
+        try:
+            port = _PORT(text)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"BEANSTALKD_PORT={text!r}: {exc}")
+    return Server(host, port)
+
+
+def _program_name() -> str:
+    """How the user ran us, for usage lines: ``python -m beanstalkt.cmd`` or the script."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (
+        "python -m beanstalkt.cmd"
+        if getattr(spec, "name", None) == "beanstalkt.cmd"
+        else "beanstalkt"
+    )
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"beanstalkt: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return EXIT_OK
+    return code if isinstance(code, int) else EXIT_FAILED
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command line (``sys.argv[1:]`` by default); return the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, and keep the
+        # interpreter's final flush of stdout from failing a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    parser = build_parser(_program_name())
+    try:
+        args = parser.parse_args(argv)
+        _check_combinations(args)
+        server = _server(parser, args)
+    except SystemExit as exc:  # argparse: -h, --version and usage errors
+        return _exit_status(exc.code)
+    handler: Handler = args.handler
+    try:
+        if args.command == "put":
+            # Read stdin before connecting: no connection waits on a slow pipe.
+            body: str = args.body
+            args.body_bytes = sys.stdin.buffer.read() if body == "-" else os.fsencode(body)
+        # The library logs reconnect attempts; a one-shot command reports the loss itself.
+        library_logger = logging.getLogger("beanstalkt")
+        if not library_logger.handlers:
+            library_logger.addHandler(logging.NullHandler())
+        asyncio.run(handler(args, server))
+    except CommandError as exc:
+        return _fail(str(exc), exc.status)
+    except BeanstalkConnectionError as exc:
+        return _fail(_connection_message(exc, server.address), EXIT_CANNOT_CONNECT)
+    except BeanstalkException as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except BrokenPipeError:
+        raise  # handled by main()
+    except Exception as exc:  # anything else, e.g. stdin unreadable: one line, no traceback
+        return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
