@@ -8,6 +8,8 @@
 ...         await client.delete(job.id)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .client import Client
 from .connection import RECONNECT_TIMEOUT
 from .errors import (
@@ -29,7 +31,44 @@ from .errors import (
     UnexpectedResponse,
 )
 from .models import Job, Stats, StatsJob, StatsTube
+from .producer import Priority
 from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR
+
+if TYPE_CHECKING:
+    from .worker import (
+        Bury,
+        Delete,
+        JobAction,
+        Release,
+        ReservedJob,
+        TubeCounters,
+        Worker,
+        buried_tubes,
+    )
+
+# The worker names load on first use, so that ``python -m beanstalkt.worker``
+# does not find its own module already imported by the package.
+_WORKER_NAMES = frozenset(
+    {
+        "Bury",
+        "Delete",
+        "JobAction",
+        "Release",
+        "ReservedJob",
+        "TubeCounters",
+        "Worker",
+        "buried_tubes",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WORKER_NAMES:
+        from . import worker
+
+        return getattr(worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "1.0.0.dev0"
 
@@ -40,22 +79,31 @@ __all__ = [
     "BeanstalkConnectionError",
     "BeanstalkException",
     "Buried",
+    "Bury",
     "Client",
     "CommandFailed",
     "ConnectFailed",
     "ConnectionLost",
     "DeadlineSoon",
+    "Delete",
     "Draining",
     "ExpectedCRLF",
     "Job",
+    "JobAction",
     "JobTooBig",
     "NotConnected",
     "NotFound",
     "NotIgnored",
+    "Priority",
+    "Release",
+    "ReservedJob",
     "ServerError",
     "Stats",
     "StatsJob",
     "StatsTube",
     "TimedOut",
+    "TubeCounters",
     "UnexpectedResponse",
+    "Worker",
+    "buried_tubes",
 ]

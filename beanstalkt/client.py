@@ -11,6 +11,7 @@ on failure, as in the original beanstalkt.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 from collections.abc import Iterable
 from types import TracebackType
@@ -370,6 +371,42 @@ class Client:
     def _tube_command(self, name: str, tube: str, callback: Optional[Callback]) -> Future[Any]:
         spec = COMMANDS[name]
         return self._send(spec, encode_command(spec.name, check_tube_name(tube)), callback)
+
+    # ------------------------------------------------------------------
+    # Producer conveniences (beanstalkt.producer). Added by the worker
+    # work; kept as thin wrappers over put().
+
+    def put_json(
+        self,
+        data: Any,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = 0,
+        ttr: int = DEFAULT_TTR,
+        callback: Optional[Callback] = None,
+    ) -> Future[int]:
+        """Put ``data`` encoded as compact UTF-8 JSON; resolves to the new job's id."""
+        from .producer import encode_json
+
+        return self.put(encode_json(data), priority, delay, ttr, callback)
+
+    def schedule_at(
+        self,
+        when: datetime.datetime,
+        body: Body,
+        priority: int = DEFAULT_PRIORITY,
+        ttr: int = DEFAULT_TTR,
+        callback: Optional[Callback] = None,
+    ) -> Future[int]:
+        """Put ``body`` as a job that becomes ready at ``when`` (a past time: at once).
+
+        A naive ``datetime`` is local time. The delay is whole seconds, rounded up.
+        """
+        from .producer import delay_until
+
+        return self.put(body, priority, delay_until(when), ttr, callback)
+
+    # End of the producer conveniences.
+    # ------------------------------------------------------------------
 
 
 def _call_back(
