@@ -937,20 +937,60 @@ def _argument_parser() -> argparse.ArgumentParser:
         metavar="TUBE[=module:function]",
         help="a tube to work on (repeatable; default: 'default')",
     )
-    parser.add_argument("--host", default=None, help="default: localhost")
-    parser.add_argument("--port", type=int, default=None, help="default: 11300")
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--max-attempts", type=int, default=5)
-    parser.add_argument("--backoff-base", type=float, default=1.0, help="seconds")
-    parser.add_argument("--backoff-factor", type=float, default=2.0)
-    parser.add_argument("--backoff-max", type=float, default=3600.0, help="seconds")
-    parser.add_argument("--grace-period", type=float, default=30.0, help="seconds")
-    parser.add_argument("--reserve-timeout", type=float, default=1.0, help="seconds")
+    parser.add_argument(
+        "--host", default=None, help="beanstalkd host, or unix:/path (default: localhost)"
+    )
+    parser.add_argument("--port", type=int, default=None, help="beanstalkd port (default: 11300)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="jobs run at once; one connection each (default: 1)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        help="the attempt that fails this many times buries the job (default: 5)",
+    )
+    parser.add_argument(
+        "--backoff-base",
+        type=float,
+        default=1.0,
+        help="seconds of delay after the first failure (default: 1)",
+    )
+    parser.add_argument(
+        "--backoff-factor",
+        type=float,
+        default=2.0,
+        help="each further failure multiplies the delay by this (default: 2)",
+    )
+    parser.add_argument(
+        "--backoff-max",
+        type=float,
+        default=3600.0,
+        help="cap on the delay, seconds (default: 3600)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/SIGINT, seconds running jobs may take to finish before they are "
+        "released (default: 30)",
+    )
+    parser.add_argument(
+        "--reserve-timeout",
+        type=float,
+        default=1.0,
+        help="seconds each reserve-with-timeout waits (default: 1)",
+    )
     parser.add_argument("--encoding", default=None, help="decode bodies to str, e.g. utf-8")
     parser.add_argument(
         "--stats-interval", type=float, default=None, help="log counters every N seconds"
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
+    )
     return parser
 
 

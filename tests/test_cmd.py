@@ -14,6 +14,7 @@ import base64
 import importlib.metadata
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -151,70 +152,14 @@ def test_seed_readme_put_then_reserve_delete(beanstalkd: BeanstalkdServer) -> No
 # The shell session shown in the README's "Command line client" section
 # (/work/notes/cli.md), run line by line: "$ " lines through bash, stdout and
 # stderr compared with the lines that follow.
-README_SESSION = """\
-$ python -m beanstalkt.cmd put "A job to work on"
-1
-$ python -m beanstalkt.cmd reserve delete
-{
-  "body": "A job to work on",
-  "id": 1
-}
-$ python -m beanstalkt.cmd put "Send the welcome email" --use emails --priority 10 --delay 60
-2
-$ python -m beanstalkt.cmd list
-[
-  "default",
-  "emails"
-]
-$ python -m beanstalkt.cmd peek-delayed --use emails
-{
-  "body": "Send the welcome email",
-  "id": 2
-}
-$ python -m beanstalkt.cmd kick --use emails
-1
-$ python -m beanstalkt.cmd reserve bury --watch emails --ignore-default --timeout 0
-{
-  "body": "Send the welcome email",
-  "id": 2
-}
-$ python -m beanstalkt.cmd kick-job 2
-$ python -m beanstalkt.cmd reserve-job 2 delete
-{
-  "body": "Send the welcome email",
-  "id": 2
-}
-$ printf 'line one\\nline two\\n' | python -m beanstalkt.cmd put -
-3
-$ python -m beanstalkt.cmd peek 3
-{
-  "body": "line one\\nline two\\n",
-  "id": 3
-}
-$ printf '\\x00\\xff' | python -m beanstalkt.cmd put -
-4
-$ python -m beanstalkt.cmd peek 4
-{
-  "body": "AP8=",
-  "body_encoding": "base64",
-  "id": 4
-}
-$ python -m beanstalkt.cmd stats-tube default --raw | head -n 4
----
-name: default
-current-jobs-urgent: 0
-current-jobs-ready: 2
-$ python -m beanstalkt.cmd delete 3
-$ python -m beanstalkt.cmd peek 3; echo "exit status $?"
-beanstalkt: job 3 not found
-exit status 1
-$ python -m beanstalkt.cmd reserve delete -w emails -i -t 0; echo "exit status $?"
-beanstalkt: no job reserved within 0 s in tube(s) emails (timed out)
-exit status 1
-$ python -m beanstalkt.cmd --host localhost --port 1 stats; echo "exit status $?"
-beanstalkt: cannot connect to beanstalkd at localhost:1: Connection refused
-exit status 3
-"""
+
+
+def readme_session() -> str:
+    """The console session in the README's "Command line" section, run as written."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    found = re.search(r"## Command line.*?```console\n(.*?)```", readme, re.S)
+    assert found, "README.md has no console session under '## Command line'"
+    return found.group(1)
 
 
 def test_readme_session(beanstalkd: BeanstalkdServer, tmp_path: Path) -> None:
@@ -224,7 +169,7 @@ def test_readme_session(beanstalkd: BeanstalkdServer, tmp_path: Path) -> None:
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     wrapper.chmod(0o755)
     env = environment(beanstalkd, PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    steps = README_SESSION.split("$ ")[1:]
+    steps = readme_session().split("$ ")[1:]
     for step in steps:
         command, _, expected = step.partition("\n")
         finished = subprocess.run(

@@ -58,6 +58,7 @@ EXPECTED = {
     ],
     "gather(": ["10000 jobs queued"],
     "BeanstalkdServer(": ["127.0.0.1"],
+    "send_email": ["sending Welcome to ada@example.com", "'done': 1,"],
 }
 
 
