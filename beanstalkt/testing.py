@@ -43,12 +43,19 @@ class BeanstalkdNotFound(RuntimeError):
     """The beanstalkd binary is missing."""
 
 
+class _PortTaken(RuntimeError):
+    """beanstalkd could not bind its port: something else listens there."""
+
+
 def find_beanstalkd() -> str:
     """Path of the beanstalkd binary (``$BEANSTALKD_BINARY`` or PATH), or raise."""
     configured = os.environ.get("BEANSTALKD_BINARY")
     path = configured or shutil.which("beanstalkd")
-    if not path or not os.access(path, os.X_OK):
-        raise BeanstalkdNotFound(INSTALL_HINT)
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        where = (
+            f"BEANSTALKD_BINARY={configured!r} is not an executable file. " if configured else ""
+        )
+        raise BeanstalkdNotFound(where + INSTALL_HINT)
     return path
 
 
@@ -84,6 +91,9 @@ class BeanstalkdServer:
         self.binary = find_beanstalkd()
         self.host = host
         self.port = port if port is not None else free_port(host)
+        # A port we picked may be taken by someone else before beanstalkd binds
+        # it (tests running in parallel): then we pick another and try again.
+        self._port_chosen_here = port is None and unix_socket is None
         self.unix_socket = unix_socket
         self.max_job_size = max_job_size
         self.extra_args = list(extra_args)
@@ -112,20 +122,38 @@ class BeanstalkdServer:
         return args + self.extra_args
 
     def start(self, timeout: float = 10.0) -> BeanstalkdServer:
-        """Start the process and wait until it accepts connections."""
+        """Start the process and wait until it accepts connections.
+
+        Raises :class:`RuntimeError` (with beanstalkd's own message) when the
+        process exits, e.g. because a port given by the caller is in use.
+        """
         if self.running:
             return self
+        for _attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if not self._port_chosen_here:
+                    raise
+                self.port = free_port(self.host)
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> BeanstalkdServer:
         # A file, not a pipe: a chatty server must never block on a full pipe.
         stderr = self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=stderr)
+        process = self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=stderr
+        )
         deadline = time.monotonic() + timeout
-        while not self._accepts_connections():
-            if self.process.poll() is not None:
+        # Whoever answers must be *our* process: another server already on the
+        # port would accept connections too, while ours exits on bind().
+        while self._answering_pid() != process.pid:
+            if process.poll() is not None:
                 stderr.seek(0)
                 message = stderr.read().decode(errors="replace").strip()
-                raise RuntimeError(
-                    f"beanstalkd exited with status {self.process.returncode}: {message}"
-                )
+                self.process = None
+                failure = _PortTaken if "Address already in use" in message else RuntimeError
+                raise failure(f"beanstalkd exited with status {process.returncode}: {message}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"beanstalkd did not accept connections within {timeout}s")
@@ -169,16 +197,28 @@ class BeanstalkdServer:
             self._stderr.close()
             self._stderr = None
 
-    def _accepts_connections(self) -> bool:
+    def _answering_pid(self) -> Optional[int]:
+        """The ``pid`` in the ``stats`` of the server at our address, if one answers."""
         family = socket.AF_UNIX if self.unix_socket else socket.AF_INET
         target = self.unix_socket if self.unix_socket else (self.host, self.port)
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
             try:
                 sock.connect(target)
-            except OSError:
-                return False
-        return True
+                sock.sendall(b"stats\r\n")
+                reply = b""
+                # "OK <bytes>\r\n" then the YAML body and its own "\r\n".
+                while b"\r\n" not in reply or len(reply) < _framed_length(reply):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return None
+                    reply += chunk
+            except (OSError, ValueError):
+                return None
+        for line in reply.split(b"\n"):
+            if line.startswith(b"pid: "):
+                return int(line[5:])
+        return None
 
     def __enter__(self) -> BeanstalkdServer:
         return self.start()
@@ -195,6 +235,15 @@ class BeanstalkdServer:
         state = "running" if self.running else "stopped"
         where = self.address if self.unix_socket else f"{self.host}:{self.port}"
         return f"<BeanstalkdServer {where} {state}>"
+
+
+def _framed_length(reply: bytes) -> int:
+    """Total length of an ``OK <bytes>`` reply whose first line is in ``reply``."""
+    header, _, _ = reply.partition(b"\r\n")
+    words = header.split()
+    if len(words) != 2 or words[0] != b"OK":
+        raise ValueError(f"not a stats reply: {header!r}")
+    return len(header) + 2 + int(words[1]) + 2
 
 
 try:  # The fixtures exist only where pytest does; the rest needs no pytest.
