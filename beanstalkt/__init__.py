@@ -28,6 +28,7 @@ from .errors import (
     NotIgnored,
     ServerError,
     TimedOut,
+    UndecodableBody,
     UnexpectedResponse,
 )
 from .models import Job, Stats, StatsJob, StatsTube
@@ -103,6 +104,7 @@ __all__ = [
     "StatsTube",
     "TimedOut",
     "TubeCounters",
+    "UndecodableBody",
     "UnexpectedResponse",
     "Worker",
     "buried_tubes",

@@ -15,7 +15,7 @@ import datetime
 import math
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Callable, Optional, Union, cast
+from typing import Any, Callable, Optional, Union
 
 from .connection import RECONNECT_TIMEOUT, Connection, ReconnectCallback, Session, State
 from .models import Body, Job, Stats, StatsJob, StatsTube
@@ -139,8 +139,7 @@ class Client:
         restored. ``callback`` is called with no argument on success, or with
         the exception.
         """
-        loop = self._connection.loop
-        future = cast("Future[None]", asyncio.ensure_future(self._connection.connect(), loop=loop))
+        future = self._connection.connect()
         if callback is not None:
             _call_back(future, callback, with_result=False)
         return future
@@ -233,6 +232,8 @@ class Client:
             future = self._connection.submit(_RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
             if isinstance(timeout, float) and math.isfinite(timeout):
+                if timeout < 0:
+                    raise ValueError(f"timeout must not be negative, not {timeout!r}")
                 timeout = math.ceil(timeout)
             seconds = check_integer("timeout", timeout, 0, MAX_UINT32)
             line = b"reserve-with-timeout %d\r\n" % seconds

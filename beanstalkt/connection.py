@@ -17,6 +17,7 @@ module only moves bytes and keeps order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import socket
@@ -33,6 +34,7 @@ from .protocol import (
     COMMANDS,
     CommandSpec,
     ProtocolError,
+    Reply,
     ReplyParser,
     check_tube_name,
     encode_command,
@@ -214,8 +216,22 @@ class Connection:
             future.set_exception(self._not_connected_error(spec, command_line))
         return future
 
-    async def connect(self) -> None:
-        """Open the connection; fail fast with ConnectFailed if nothing answers."""
+    def connect(self) -> asyncio.Future[None]:
+        """Open the connection; fail fast with ConnectFailed if nothing answers.
+
+        The state changes before this returns, so commands submitted right
+        after it, in the same loop turn, wait for the connection.
+        """
+        if self.state is State.NEW or self.state is State.CLOSED:
+            # No running loop in the seed's style: connect(callback), then start it.
+            with contextlib.suppress(RuntimeError):
+                self._loop = asyncio.get_running_loop()
+            self.state = State.CONNECTING
+            self._connecting = self.loop.create_future()
+            return asyncio.ensure_future(self._open_first_stream(), loop=self.loop)
+        return asyncio.ensure_future(self._join_connect(), loop=self.loop)
+
+    async def _join_connect(self) -> None:
         if self.state is State.OPEN:
             return
         if self.state is State.RECONNECTING:
@@ -223,11 +239,11 @@ class Connection:
             reopened: asyncio.Future[None] = self.loop.create_future()
             self._reopen_waiters.append(reopened)
             return await reopened
-        if self._connecting is not None:
-            return await self._connecting
-        self._loop = asyncio.get_running_loop()
-        self.state = State.CONNECTING
-        self._connecting = self._loop.create_future()
+        assert self._connecting is not None
+        return await self._connecting
+
+    async def _open_first_stream(self) -> None:
+        assert self._connecting is not None
         try:
             stream = await self._open_stream()
         except Exception as exc:
@@ -309,20 +325,16 @@ class Connection:
                     return
                 data = view[:size].tobytes()
                 self._last_progress = time.monotonic()
-                for reply in parser.feed(data):
-                    if not pending or len(pending) == len(self._outgoing):
-                        raise ProtocolError(f"reply {reply.status!r} to no command")
-                    future, spec, command_line = pending.popleft()
-                    try:
-                        value = interpret(spec, reply, command_line, encoding)
-                    except errors.BeanstalkException as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                        continue
-                    if spec in _SESSION_SPECS:
-                        self.session.observe(spec, command_line)  # type: ignore[arg-type]
-                    if not future.done():
-                        future.set_result(value)
+                try:
+                    replies = parser.feed(data)
+                except ProtocolError as exc:
+                    # Replies framed before the garbage answered commands the
+                    # server did run: deliver them, then give up on the stream.
+                    replies = exc.replies
+                    exc.replies = []
+                    self._deliver(replies, pending, encoding)
+                    raise
+                self._deliver(replies, pending, encoding)
                 if not pending:
                     # All answered: let the callers just woken send their next
                     # commands before the read is re-armed (its inline recv
@@ -337,6 +349,25 @@ class Connection:
                 f"reply from {self.address} out of sync: {exc}",
                 failure=errors.UnexpectedResponse,
             )
+
+    def _deliver(
+        self, replies: list[Reply], pending: deque[PendingCommand], encoding: Optional[str]
+    ) -> None:
+        """Answer the oldest pending commands with ``replies``, in order."""
+        for reply in replies:
+            if not pending or len(pending) == len(self._outgoing):
+                raise ProtocolError(f"reply {reply.status!r} to no command")
+            future, spec, command_line = pending.popleft()
+            try:
+                value = interpret(spec, reply, command_line, encoding)
+            except errors.BeanstalkException as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if spec in _SESSION_SPECS:
+                self.session.observe(spec, command_line)  # type: ignore[arg-type]
+            if not future.done():
+                future.set_result(value)
 
     # ------------------------------------------------------------------
     # Connection life.

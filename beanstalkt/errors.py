@@ -44,6 +44,27 @@ class UnexpectedResponse(BeanstalkException):
     """
 
 
+class UndecodableBody(UnexpectedResponse):
+    """A job's body is not text in the client's ``encoding``.
+
+    The job *was* reserved (or peeked): ``job_id`` and the raw ``body`` bytes
+    are here so the caller can still bury or delete it, instead of leaving it
+    reserved until its time to run runs out.
+    """
+
+    def __init__(
+        self,
+        status: str = "",
+        command: str = "",
+        message: str = "",
+        job_id: Optional[int] = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(status, command, message)
+        self.job_id = job_id
+        self.body = body
+
+
 class CommandFailed(BeanstalkException):
     """The server refused the command with a documented failure reply."""
 

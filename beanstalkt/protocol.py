@@ -95,8 +95,8 @@ def check_body(body: object, encoding: Optional[str]) -> bytes:
     """
     if type(body) is bytes:
         return body
-    if isinstance(body, (bytearray, memoryview)):
-        return bytes(body)
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)  # subclasses too; a plain copy is what gets sent
     if isinstance(body, str):
         if encoding is None:
             raise TypeError(
@@ -280,7 +280,21 @@ class Reply(NamedTuple):
 
 
 class ProtocolError(Exception):
-    """The byte stream is not a sequence of beanstalkd replies; it cannot be resynchronised."""
+    """The byte stream is not a sequence of beanstalkd replies; it cannot be resynchronised.
+
+    ``replies`` holds the good replies framed before the bad bytes in the same
+    :meth:`ReplyParser.feed` call: their commands did run on the server, so
+    they are still answered, whatever way TCP happened to split the stream.
+    """
+
+    def __init__(self, message: str, replies: Optional[list[Reply]] = None) -> None:
+        super().__init__(message)
+        self.replies: list[Reply] = replies if replies is not None else []
+
+
+# Largest body length we believe: beanstalkd's job size limit is below 2**32,
+# and an absurd announced length would make us buffer without end.
+MAX_BODY_SIZE = 2**32
 
 
 # Replies followed by a data chunk; their last argument is its length.
@@ -341,7 +355,8 @@ class ReplyParser:
     def feed(self, data: bytes) -> list[Reply]:
         """Add received bytes; return the replies they complete, in order.
 
-        Raises :class:`ProtocolError` when the bytes cannot be replies.
+        Raises :class:`ProtocolError` when the bytes cannot be replies; the
+        replies framed before them are on the exception.
         """
         self._chunks.append(data)
         self._buffered += len(data)
@@ -350,16 +365,38 @@ class ReplyParser:
         chunks = self._chunks
         buffer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         replies: list[Reply] = []
+        try:
+            position, needed = self._frame(buffer, replies)
+        except ProtocolError as exc:
+            exc.replies = replies
+            raise
+        end = len(buffer)
+        if position == end:
+            self._chunks = []
+            self._buffered = 0
+        else:
+            self._chunks = [buffer[position:] if position else buffer]
+            self._buffered = end - position
+        self._needed = needed
+        return replies
+
+    @staticmethod
+    def _frame(buffer: bytes, replies: list[Reply]) -> tuple[int, int]:
+        """Append the complete replies in ``buffer``; return where the rest starts
+        and how many bytes (from there) must be buffered before trying again."""
         end = len(buffer)
         position = 0
         needed = 1
         while position < end:
             line_end = buffer.find(b"\r\n", position)
             if line_end < 0:
-                if end - position > MAX_REPLY_LINE:
+                # +1: the line's "\r" may have arrived without its "\n".
+                if end - position > MAX_REPLY_LINE + 1:
                     raise ProtocolError(f"reply line longer than {MAX_REPLY_LINE} bytes")
                 needed = end - position + 1
                 break
+            if line_end - position > MAX_REPLY_LINE:
+                raise ProtocolError(f"reply line longer than {MAX_REPLY_LINE} bytes")
             words = buffer[position:line_end].split(b" ")
             status = words[0]
             if status in _LINE_STATUSES:
@@ -379,18 +416,11 @@ class ReplyParser:
                 raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
             replies.append(Reply(status, words[1:-1], buffer[body_start:body_end]))
             position = body_end + 2
-        if position == end:
-            self._chunks = []
-            self._buffered = 0
-        else:
-            self._chunks = [buffer[position:] if position else buffer]
-            self._buffered = end - position
-        self._needed = needed
-        return replies
+        return position, needed
 
 
 def _body_size(word: bytes) -> int:
-    if not word.isdigit():
+    if not word.isdigit() or len(word) > 10 or int(word) > MAX_BODY_SIZE:
         raise ProtocolError(f"bad body length {word!r}")
     return int(word)
 
@@ -436,9 +466,20 @@ def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
         return None
     if result is Result.JOB:
         body: Any = reply.body
+        job_id = int(reply.args[0])
         if encoding is not None:
-            body = body.decode(encoding)
-        return Job(int(reply.args[0]), body)
+            try:
+                body = body.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise errors.UndecodableBody(
+                    reply.status.decode("ascii"),
+                    spec.name.decode("ascii"),
+                    f"job {job_id}: body is not {encoding} text ({exc.reason}); "
+                    "its raw bytes are on the exception's .body",
+                    job_id=job_id,
+                    body=reply.body or b"",
+                ) from None
+        return Job(job_id, body)
     if result is Result.NAME:
         return reply.args[0].decode("ascii")
     assert reply.body is not None

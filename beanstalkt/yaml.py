@@ -7,7 +7,8 @@ a caller expects, which a generic YAML loader gets wrong:
 
 * names are text even when they look like numbers: a tube called ``123`` stays
   ``'123'``, and list items are always strings;
-* ``version: "1.12"`` is the string ``1.12``, quotes removed;
+* ``version: "1.12"`` is the string ``1.12``, quotes removed (a quoted value
+  is always text);
 * ``os: #1 SMP ...`` is kept whole: ``#`` starts no comment here;
 * ``rusage-*`` values are floats, ``true``/``false`` are booleans, and other
   decimal values are ints.
@@ -38,8 +39,11 @@ def parse_mapping(data: bytes, text_keys: frozenset[str] = frozenset()) -> dict[
         key, sep, raw = line.partition(":")
         if not sep or not key or key != key.strip():
             raise YAMLError(f"not a 'key: value' line: {line!r}")
-        value = _unquote(raw.strip())
-        result[key] = value if key in text_keys else _typed(key, value)
+        raw = raw.strip()
+        value = _unquote(raw)
+        # Quotes make a value text in YAML, whatever the key.
+        quoted = len(value) != len(raw)
+        result[key] = value if quoted or key in text_keys else _typed(key, value)
     return result
 
 

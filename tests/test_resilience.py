@@ -259,6 +259,35 @@ async def test_garbage_reply_fails_pending_and_reconnects() -> None:
         await client.close()
 
 
+async def test_replies_before_garbage_in_the_same_read_are_delivered() -> None:
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
+    ) -> None:
+        if index == 0:
+            for _ in range(3):
+                await reader.readline()
+                await reader.readline()  # the body line
+            # One segment: a good reply, then garbage.
+            writer.write(b"INSERTED 7\r\nHELLO WORLD\r\n")
+            await writer.drain()
+            await reader.read()
+        else:
+            await answer_puts_properly(reader, writer)
+
+    async with FakeServer(script) as fake:
+        client = beanstalkt.Client("127.0.0.1", fake.port, reconnect_interval=0.1)
+        await client.connect()
+        first, second, third = client.put(b"a"), client.put(b"b"), client.put(b"c")
+        # The server did run the first put: its id is not thrown away.
+        assert await asyncio.wait_for(first, HANG) == 7
+        for future in (second, third):
+            with pytest.raises(beanstalkt.UnexpectedResponse, match="out of sync"):
+                await asyncio.wait_for(future, HANG)
+        await wait_until_connected(client)
+        assert await asyncio.wait_for(client.put(b"d"), HANG) == 1
+        await client.close()
+
+
 async def test_stalled_server_is_treated_as_lost() -> None:
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
