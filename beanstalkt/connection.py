@@ -3,10 +3,13 @@
 Everything protocol-shaped is delegated to :mod:`beanstalkt.protocol`; this
 module only moves bytes and keeps order:
 
-* commands are appended to an outgoing buffer that is written once per event
-  loop turn (so a burst of thousands of commands costs one ``write``), and
-  their futures join ``pending``, the FIFO of replies the server owes us;
-* one read loop per stream feeds the parser and resolves ``pending`` in order;
+* a command issued while nothing is owed is written at once (a lock-step
+  caller never waits a loop turn for its own write); any other is appended to
+  an outgoing buffer that is written once per event loop turn (so a burst of
+  thousands of commands costs one ``write``); every command's future joins
+  ``pending``, the FIFO of replies the server owes us;
+* one reader per stream, plain callbacks on Tornado's ``read_into`` futures
+  (no task of its own), feeds the parser and resolves ``pending`` in order;
 * the loss of a stream is handled in one place, :meth:`Connection._drop`:
   what was written fails with :class:`~beanstalkt.errors.ConnectionLost`,
   what was never written waits, and the reconnect loop starts;
@@ -165,8 +168,15 @@ class Connection:
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         # connect() calls made while reconnecting, resolved by the next _start.
         self._reopen_waiters: list[asyncio.Future[None]] = []
-        # When the head of _pending last made progress (for the stall guard).
+        # When the head of _pending last made progress (for the stall guard;
+        # kept up to date only while there is one).
         self._last_progress = 0.0
+        # The reader: Tornado reads straight into _buffer (read_into: no fresh
+        # zeroed chunk per recv, one copy out), a new one per stream.
+        # _read_future is the read under way on self._stream, if any.
+        self._buffer = bytearray(0)
+        self._view = memoryview(self._buffer)
+        self._read_future: Optional[asyncio.Future[int]] = None
 
     # ------------------------------------------------------------------
     # Public surface used by Client.
@@ -192,16 +202,27 @@ class Connection:
         self, spec: CommandSpec, data: bytes, command_line: Optional[bytes]
     ) -> asyncio.Future[Any]:
         """Queue one encoded command; return the future of its result (FIFO order)."""
-        future: asyncio.Future[Any] = self.loop.create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self.loop
+        future: asyncio.Future[Any] = loop.create_future()
         if self.state is State.OPEN:
             pending = self._pending
             pending.append((future, spec, command_line))
-            self._outgoing.append(data)
             if len(pending) == 1:
                 # Nothing else is owed, so nothing can join this write: a
-                # lock-step caller would only wait a loop turn for it.
-                self._write_outgoing()
+                # lock-step caller would only wait a loop turn for it. It never
+                # enters _outgoing: handed to the stream, it counts as sent.
+                stream = self._stream
+                assert stream is not None  # OPEN always has one
+                if self.stall_timeout is not None:
+                    self._last_progress = time.monotonic()
+                try:
+                    stream.write(data)
+                except StreamClosedError:
+                    self._drop(stream, f"connection to {self.address} closed while writing")
             else:
+                self._outgoing.append(data)
                 self._outgoing_bytes += len(data)
                 if self._outgoing_bytes >= FLUSH_THRESHOLD:
                     # A long burst: let the server start on it now, and never
@@ -209,7 +230,7 @@ class Connection:
                     self._write_outgoing()
                 elif not self._flush_scheduled:
                     self._flush_scheduled = True
-                    self.loop.call_soon(self._flush)
+                    loop.call_soon(self._flush)
         elif self.state is State.CONNECTING or self.state is State.RECONNECTING:
             self._wait(future, spec, command_line, data)
         else:
@@ -296,7 +317,7 @@ class Connection:
         stream = self._stream
         if not outgoing or stream is None:
             return
-        if len(outgoing) == len(self._pending):
+        if self.stall_timeout is not None and len(outgoing) == len(self._pending):
             # Nothing was owed before this write: the stall clock starts now.
             self._last_progress = time.monotonic()
         data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
@@ -310,52 +331,98 @@ class Connection:
     # ------------------------------------------------------------------
     # Reading.
 
-    async def _read_loop(self, stream: IOStream) -> None:
-        parser = self._parser
+    def _read(self) -> None:
+        """Make sure a read is under way on the current stream.
+
+        Tornado tries a read at once (``read_into`` reads inline when bytes are
+        waiting); a read completed that way is handled here, in a loop, and only
+        one that has to wait for the socket is left to :meth:`_on_read`. After a
+        buffer's worth of inline reads the loop gets a turn: replies arriving as
+        fast as they are parsed would otherwise queue a callback per future
+        answered (and hold every reply) until the whole burst is in.
+        """
+        budget = READ_CHUNK_SIZE
+        while True:
+            stream = self._stream
+            if stream is None or self._read_future is not None:
+                return
+            try:
+                read: asyncio.Future[int] = stream.read_into(  # type: ignore[assignment]
+                    self._buffer, partial=True
+                )
+            except StreamClosedError as exc:
+                self._lost(stream, exc)
+                return
+            if not read.done():
+                self._read_future = read
+                read.add_done_callback(self._on_read)
+                return
+            if not self._received(stream, read):
+                return
+            budget -= read.result()
+            if budget <= 0:
+                self.loop.call_soon(self._read)
+                return
+
+    def _on_read(self, read: asyncio.Future[int]) -> None:
+        if read is not self._read_future:
+            return  # a read on a stream since dropped
+        self._read_future = None
+        stream = self._stream
+        assert stream is not None  # _drop forgets the read with the stream
+        if self._received(stream, read):
+            self._read()
+
+    def _received(self, stream: IOStream, read: asyncio.Future[int]) -> bool:
+        """Answer the commands whose replies a completed read brought.
+
+        Returns whether to read on at once. Not when the stream is gone, nor when
+        nothing is owed any more: the next read then starts one loop turn later,
+        after the callers just woken have sent their next commands, so that its
+        inline attempt can find their replies instead of nothing.
+        """
+        error = read.exception()
+        if error is not None:
+            self._lost(stream, error)
+            return False
+        if self.stall_timeout is not None:
+            self._last_progress = time.monotonic()
         pending = self._pending
-        encoding = self.encoding
-        # Tornado reads straight into this buffer (read_into): no fresh zeroed
-        # chunk per recv, and one copy out instead of two.
-        buffer = bytearray(READ_CHUNK_SIZE)
-        view = memoryview(buffer)
         try:
-            while True:
-                size = await stream.read_into(buffer, partial=True)
-                if stream is not self._stream:
-                    return
-                data = view[:size].tobytes()
-                self._last_progress = time.monotonic()
-                try:
-                    replies = parser.feed(data)
-                except ProtocolError as exc:
-                    # Replies framed before the garbage answered commands the
-                    # server did run: deliver them, then give up on the stream.
-                    replies = exc.replies
-                    exc.replies = []
-                    self._deliver(replies, pending, encoding)
-                    raise
-                self._deliver(replies, pending, encoding)
-                if not pending:
-                    # All answered: let the callers just woken send their next
-                    # commands before the read is re-armed (its inline recv
-                    # would find nothing yet and delay them).
-                    await asyncio.sleep(0)
-        except StreamClosedError as exc:
-            reason = _reason(exc.real_error) if exc.real_error else "closed by the server"
-            self._drop(stream, f"connection to {self.address} lost: {reason}")
+            try:
+                replies = self._parser.feed(self._view[: read.result()].tobytes())
+            except ProtocolError as exc:
+                # Replies framed before the garbage answered commands the
+                # server did run: deliver them, then give up on the stream.
+                replies = exc.replies
+                exc.replies = []
+                self._deliver(replies, pending, self.encoding)
+                raise
+            self._deliver(replies, pending, self.encoding)
         except ProtocolError as exc:
             self._drop(
                 stream,
                 f"reply from {self.address} out of sync: {exc}",
                 failure=errors.UnexpectedResponse,
             )
+            return False
+        if len(pending) > len(self._outgoing):
+            return True  # more replies owed: keep reading
+        self.loop.call_soon(self._read)
+        return False
+
+    def _lost(self, stream: IOStream, exc: BaseException) -> None:
+        real_error = exc.real_error if isinstance(exc, StreamClosedError) else exc
+        reason = _reason(real_error) if real_error else "closed by the server"
+        self._drop(stream, f"connection to {self.address} lost: {reason}")
 
     def _deliver(
         self, replies: list[Reply], pending: deque[PendingCommand], encoding: Optional[str]
     ) -> None:
         """Answer the oldest pending commands with ``replies``, in order."""
+        unsent = len(self._outgoing)  # nothing below writes: fixed meanwhile
         for reply in replies:
-            if not pending or len(pending) == len(self._outgoing):
+            if len(pending) <= unsent:
                 raise ProtocolError(f"reply {reply.status!r} to no command")
             future, spec, command_line = pending.popleft()
             try:
@@ -396,6 +463,9 @@ class Connection:
         self._stream = stream
         self.state = State.OPEN
         self._parser.reset()
+        self._buffer = bytearray(READ_CHUNK_SIZE)
+        self._view = memoryview(self._buffer)
+        self._read_future = None
         for spec, data in self.session.restore_commands():
             future = self.loop.create_future()
             future.add_done_callback(_log_restore_failure)
@@ -411,7 +481,7 @@ class Connection:
         if self._outgoing and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
-        self.loop.create_task(self._read_loop(stream))
+        self.loop.call_soon(self._read)
         if self.stall_timeout is not None:
             self._schedule_stall_check()
         waiters, self._reopen_waiters = self._reopen_waiters, []
@@ -429,6 +499,7 @@ class Connection:
         if stream is not self._stream:
             return  # an old stream, already handled
         self._stream = None
+        self._read_future = None  # Tornado fails it on close; _on_read ignores it
         stream.close()
         if self._stall_timer is not None:
             self._stall_timer.cancel()

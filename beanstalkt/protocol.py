@@ -279,6 +279,10 @@ class Reply(NamedTuple):
     body: Optional[bytes]
 
 
+# Reply(...) without NamedTuple's Python-level __new__ (one frame per reply).
+_new_reply = tuple.__new__
+
+
 class ProtocolError(Exception):
     """The byte stream is not a sequence of beanstalkd replies; it cannot be resynchronised.
 
@@ -358,6 +362,15 @@ class ReplyParser:
         Raises :class:`ProtocolError` when the bytes cannot be replies; the
         replies framed before them are on the exception.
         """
+        if not self._chunks:
+            # The lock-step case, worth its own path: nothing buffered, and
+            # the bytes are exactly one reply line ("INSERTED 5\r\n").
+            line_end = data.find(b"\r\n")
+            if line_end == len(data) - 2 and 0 < line_end <= MAX_REPLY_LINE:
+                words = data[:line_end].split(b" ")
+                status = words[0]
+                if status in _LINE_STATUSES:
+                    return [_new_reply(Reply, (status, words[1:], None))]
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered < self._needed:
@@ -400,7 +413,7 @@ class ReplyParser:
             words = buffer[position:line_end].split(b" ")
             status = words[0]
             if status in _LINE_STATUSES:
-                replies.append(Reply(status, words[1:], None))
+                replies.append(_new_reply(Reply, (status, words[1:], None)))
                 position = line_end + 2
                 continue
             arg_count = _BODY_STATUSES.get(status)
@@ -414,7 +427,7 @@ class ReplyParser:
                 break
             if buffer[body_end : body_end + 2] != b"\r\n":
                 raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
-            replies.append(Reply(status, words[1:-1], buffer[body_start:body_end]))
+            replies.append(_new_reply(Reply, (status, words[1:-1], buffer[body_start:body_end])))
             position = body_end + 2
         return position, needed
 
@@ -442,9 +455,17 @@ def interpret(
     :class:`~beanstalkt.errors.UnexpectedResponse`; framing is unaffected, so
     later replies still match their commands.
     """
-    status = reply.status
+    status = reply[0]
     if status == spec.success:
+        result = spec.result
         try:
+            # The common results first, without a call.
+            if result is _INTEGER:
+                return int(reply[1][0])
+            if result is _NOTHING:
+                if reply[1]:
+                    raise ValueError("unexpected arguments")
+                return None
             return _result(spec, reply, encoding)
         except (ValueError, IndexError, YAMLError) as exc:
             raise errors.UnexpectedResponse(
@@ -454,6 +475,10 @@ def interpret(
                 f"to {_describe_command(spec, command_line)!r}: {exc}",
             ) from None
     raise reply_error(spec, reply, command_line)
+
+
+_INTEGER = Result.INTEGER
+_NOTHING = Result.NOTHING
 
 
 def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:

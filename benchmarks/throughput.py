@@ -12,13 +12,30 @@ repetitions and that median as a ratio to:
   beyond what the protocol needs, e.g. the job ids to delete);
 * **greenstalk** (the synchronous peer client), lock-step, in the same run.
 
+The raw "ceiling" is a reference, not a bound: a client that reads its
+replies in large batches can make the server's own work cheaper than a raw
+client reading eagerly does, and so beat it.
+
+``tornado-lockstep`` (put group) is the floor under any lock-step client
+built on Tornado's IOStream: one pre-built put written, its reply awaited
+with ``read_into``, repeat, in one coroutine, with no parsing and no futures
+of its own. ``beanstalkt-sequential`` can only approach it.
+
 Groups: ``put`` (jobs put), ``reserve+delete`` (jobs reserved with
 ``reserve-with-timeout 0`` and deleted; the tube is filled beforehand, untimed)
 and ``mixed`` (a producer and a worker connection at once; a job counts when it
 has been put, reserved and deleted).
 
 A separate child process measures peak memory with 100,000 100-byte puts in
-flight on one beanstalkt client (RSS delta and tracemalloc peak).
+flight on one beanstalkt client: its resident set's high-water mark above the
+baseline (``VmHWM``, reset at the baseline where the kernel allows it) and the
+tracemalloc peak. Not ``ru_maxrss``: a child started with vfork inherits its
+parent's peak in that figure, so the benchmark's own memory would be reported.
+
+Lock-step rows are bound by how fast a round trip is, which on a small
+machine depends on where the scheduler puts the client and the server:
+``--pin same`` runs both on one CPU, ``--pin split`` on two. The default
+leaves placement to the operating system.
 """
 
 from __future__ import annotations
@@ -28,7 +45,6 @@ import asyncio
 import json
 import os
 import re
-import resource
 import select
 import socket
 import statistics
@@ -72,6 +88,33 @@ PEER = {"put": "greenstalk", "reserve+delete": "greenstalk", "mixed": "greenstal
 
 Address = tuple[str, int]
 Measure = Callable[[Address, str, int, bytes], float]
+
+#: CPUs for --pin: (the benchmark's, the server's); None leaves placement alone.
+_PLACEMENT: Optional[tuple[int, int]] = None
+
+
+def pin(mode: str) -> None:
+    """Pin this process (and the threads and children it starts) for ``--pin``."""
+    global _PLACEMENT
+    if mode == "none":
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "split" and len(cpus) < 2:
+        raise SystemExit("--pin split needs two CPUs")
+    _PLACEMENT = (cpus[0], cpus[0] if mode == "same" else cpus[1])
+    os.sched_setaffinity(0, {cpus[0]})
+
+
+def _server() -> BeanstalkdServer:
+    """A fresh server (no binlog), pinned as ``--pin`` says; use it with ``with``."""
+    server = BeanstalkdServer(host=HOST).start()
+    if _PLACEMENT is not None and server.process is not None:
+        try:
+            os.sched_setaffinity(server.process.pid, {_PLACEMENT[1]})
+        except BaseException:
+            server.stop()
+            raise
+    return server
 
 
 # --------------------------------------------------------------------------
@@ -309,6 +352,39 @@ def greenstalk_mixed(address: Address, tube: str, n: int, body: bytes) -> float:
 
 
 # --------------------------------------------------------------------------
+# Tornado's IOStream alone: the floor under a lock-step IOStream client.
+
+
+def tornado_put_lockstep(address: Address, tube: str, n: int, body: bytes) -> float:
+    """Write one pre-built put to an IOStream, await its reply with read_into, repeat."""
+    from tornado.tcpclient import TCPClient
+
+    async def reply(stream: Any, buffer: bytearray) -> bytes:
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += buffer[: await stream.read_into(buffer, partial=True)]
+        return data
+
+    async def run() -> float:
+        stream = await TCPClient().connect(*address)
+        stream.set_nodelay(True)
+        try:
+            buffer = bytearray(4096)
+            stream.write(b"use %b\r\n" % tube.encode())
+            await reply(stream, buffer)
+            command = _put_command(body)
+            start = time.perf_counter()
+            for _ in range(n):
+                stream.write(command)
+                await reply(stream, buffer)
+            return time.perf_counter() - start
+        finally:
+            stream.close()
+
+    return _run_async(run)
+
+
+# --------------------------------------------------------------------------
 # beanstalkt.
 
 
@@ -463,6 +539,7 @@ def benchmarks() -> list[Benchmark]:
     rows = [
         Benchmark("put", "raw-pipelined", raw_put_pipelined, False),
         Benchmark("put", "raw-lockstep", raw_put_lockstep, True),
+        Benchmark("put", "tornado-lockstep", tornado_put_lockstep, True),
         Benchmark("put", "greenstalk", greenstalk_put, True),
         Benchmark("put", "beanstalkt-sequential", bt_put_sequential, True),
         Benchmark("put", "beanstalkt-pipelined", bt_put_pipelined, False),
@@ -498,7 +575,7 @@ def run_all(options: argparse.Namespace, rows: list[Benchmark], sizes: Sequence[
             for row in rows:
                 n = job_count(options, row, size)
                 tube = f"bench-{row.group.replace('+', '-')}-{repetition}"
-                with BeanstalkdServer(host=HOST) as server:
+                with _server() as server:
                     elapsed = row.measure((server.host, server.port), tube, n, body)
                 row.runs.setdefault(size, []).append(n / elapsed)
                 if options.verbose:
@@ -555,22 +632,38 @@ def format_table(table: list[dict[str, Any]]) -> str:
 # Memory: a child process, so that its peak RSS belongs to this measurement only.
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-async def _memory_child(address: Address, n: int) -> dict[str, float]:
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux 4.0+); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+async def _memory_child(address: Address, n: int) -> dict[str, Any]:
     body = b"x" * 100
     async with _bt_client(address, use="memory-rss") as client:
         await client.put(body)  # warm up: everything imported and allocated once
-        baseline = _rss_bytes()
+        peak_reset = _reset_peak_rss()
+        baseline = _status_bytes("VmRSS")
         futures = [client.put(body) for _ in range(n)]
         in_flight = client.in_flight
         await asyncio.gather(*futures)
+        # The high-water mark of this process image only (unlike ru_maxrss,
+        # which may hold the parent's peak): taken before tracemalloc starts.
+        peak_rss = _status_bytes("VmHWM")
         del futures
-        # ru_maxrss is the lifetime peak in KiB (Linux): taken before tracemalloc.
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         await client.use("memory-tracemalloc")
         tracemalloc.start()
         base_traced = tracemalloc.get_traced_memory()[0]
@@ -581,14 +674,16 @@ async def _memory_child(address: Address, n: int) -> dict[str, float]:
     return {
         "jobs": n,
         "in_flight": in_flight,
+        "baseline_rss_mb": baseline / 1e6,
         "rss_delta_mb": max(0, peak_rss - baseline) / 1e6,
+        "peak_reset_at_baseline": peak_reset,
         "tracemalloc_peak_mb": traced_peak / 1e6,
     }
 
 
-def measure_memory(n: int) -> dict[str, float]:
+def measure_memory(n: int) -> dict[str, Any]:
     """Peak memory above baseline with ``n`` 100-byte puts in flight on one client."""
-    with BeanstalkdServer(host=HOST) as server:
+    with _server() as server:
         output = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--memory-child", str(server.port), str(n)],
             check=True,
@@ -596,7 +691,7 @@ def measure_memory(n: int) -> dict[str, float]:
             text=True,
             timeout=600,
         ).stdout
-    result: dict[str, float] = json.loads(output)
+    result: dict[str, Any] = json.loads(output)
     return result
 
 
@@ -651,9 +746,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--memory-jobs", type=int, default=100000, help="puts in flight for the memory figure"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
-    parser.add_argument("--only", default=None, help="run only rows whose name contains this")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only rows whose name or group contains this (or one of these, comma-separated); "
+        "each group's ceiling and greenstalk rows are kept for the ratios",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument(
+        "--pin",
+        choices=("none", "same", "split"),
+        default="none",
+        help="CPU placement: both processes on one CPU (same), on two (split), "
+        "or the OS's choice (none, the default)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every measurement")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -679,7 +786,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         return {}
     rows = benchmarks()
     if options.only:
-        wanted = [row for row in rows if options.only in row.name or options.only in row.group]
+        words = [word for word in options.only.split(",") if word]
+        wanted = [
+            row for row in rows if any(word in row.name or word in row.group for word in words)
+        ]
         # Ratios need their references: keep the ceiling and peer of each group shown.
         groups = {row.group for row in wanted}
         rows = [
@@ -688,6 +798,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             if row in wanted
             or (row.group in groups and row.name in (CEILING[row.group], PEER[row.group]))
         ]
+    pin(options.pin)
     run_all(options, rows, options.sizes)
     report: dict[str, Any] = {
         "machine": _versions(),
@@ -697,6 +808,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
             "max_bytes": options.max_bytes,
             "repeat": options.repeat,
             "body_sizes": options.sizes,
+            "pin": options.pin,
         },
         "results": results(rows, options.sizes),
         "memory": None if options.no_memory else measure_memory(options.memory_jobs),
@@ -712,7 +824,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         )
         print(
             f"jobs={options.jobs} lockstep-jobs={options.lockstep_jobs} "
-            f"max-bytes={options.max_bytes} repeat={options.repeat} (medians)\n"
+            f"max-bytes={options.max_bytes} repeat={options.repeat} pin={options.pin} "
+            "(medians)\n"
         )
         print(format_table(report["results"]))
         memory = report["memory"]
