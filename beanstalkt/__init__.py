@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .client import Client
 from .connection import RECONNECT_TIMEOUT
 from .errors import (
+    BadJob,
     BeanstalkConnectionError,
     BeanstalkException,
     Buried,
@@ -77,6 +78,7 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_TTR",
     "RECONNECT_TIMEOUT",
+    "BadJob",
     "BeanstalkConnectionError",
     "BeanstalkException",
     "Buried",

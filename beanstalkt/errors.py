@@ -44,12 +44,15 @@ class UnexpectedResponse(BeanstalkException):
     """
 
 
-class UndecodableBody(UnexpectedResponse):
-    """A job's body is not text in the client's ``encoding``.
+class BadJob(UnexpectedResponse):
+    """The server handed out a job whose body this client cannot deliver.
 
-    The job *was* reserved (or peeked): ``job_id`` and the raw ``body`` bytes
-    are here so the caller can still bury or delete it, instead of leaving it
-    reserved until its time to run runs out.
+    Raised as is when the job's stored body is damaged (not followed by CR LF,
+    as after a binlog record cut short by a crash), and as
+    :class:`UndecodableBody` when it is not text in the client's encoding.
+    The job *was* reserved (or peeked) and the connection stays in sync:
+    ``job_id`` is here so the caller can bury or delete it, instead of leaving
+    it to come back to every worker.
     """
 
     def __init__(
@@ -62,7 +65,12 @@ class UndecodableBody(UnexpectedResponse):
     ) -> None:
         super().__init__(status, command, message)
         self.job_id = job_id
+        #: The raw body bytes, when they were received intact.
         self.body = body
+
+
+class UndecodableBody(BadJob):
+    """A job's body is not text in the client's ``encoding`` (raw bytes in ``.body``)."""
 
 
 class CommandFailed(BeanstalkException):

@@ -272,7 +272,13 @@ SERVER_ERRORS = frozenset({b"OUT_OF_MEMORY", b"INTERNAL_ERROR", b"BAD_FORMAT", b
 
 
 class Reply(NamedTuple):
-    """One framed server reply: status word, the line's other words, and the body."""
+    """One framed server reply: status word, the line's other words, and the body.
+
+    ``body`` is ``None`` for replies without one, and also for a job reply
+    (``RESERVED``, ``FOUND``) whose body is not followed by CR LF: the job's
+    stored data is damaged (beanstalkd replays a binlog record cut short by a
+    crash as zero bytes), but its announced length still frames the reply.
+    """
 
     status: bytes
     args: list[bytes]
@@ -426,8 +432,13 @@ class ReplyParser:
                 needed = body_end + 2 - position
                 break
             if buffer[body_end : body_end + 2] != b"\r\n":
-                raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
-            replies.append(_new_reply(Reply, (status, words[1:-1], buffer[body_start:body_end])))
+                if status == b"OK":  # made up on the spot by the server: out of sync
+                    raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
+                # A damaged job, framed by its length (see Reply); None marks it.
+                replies.append(_new_reply(Reply, (status, words[1:-1], None)))
+            else:
+                body = buffer[body_start:body_end]
+                replies.append(_new_reply(Reply, (status, words[1:-1], body)))
             position = body_end + 2
         return position, needed
 
@@ -492,6 +503,14 @@ def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
     if result is Result.JOB:
         body: Any = reply.body
         job_id = int(reply.args[0])
+        if body is None:
+            raise errors.BadJob(
+                reply.status.decode("ascii"),
+                spec.name.decode("ascii"),
+                f"job {job_id}: its body is not followed by CR LF: the server's copy is "
+                "damaged (e.g. a binlog record cut short by a crash)",
+                job_id=job_id,
+            )
         if encoding is not None:
             try:
                 body = body.decode(encoding)
@@ -507,7 +526,8 @@ def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
         return Job(job_id, body)
     if result is Result.NAME:
         return reply.args[0].decode("ascii")
-    assert reply.body is not None
+    if reply.body is None:
+        raise ValueError("no body")
     if result is Result.MAPPING:
         return parse_mapping(reply.body, spec.text_keys)
     return parse_list(reply.body)

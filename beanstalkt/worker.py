@@ -47,6 +47,10 @@ Outcomes
   ``stats-job``) plus one. The attempt that reaches ``max_attempts`` buries
   the job instead, with a log line naming the job, its tube and the error.
 
+A job no handler can be given, because its body is damaged on the server or
+is not text in the worker's ``encoding`` (:class:`~beanstalkt.BadJob`), is
+buried at once with a log line, and counted ``buried``.
+
 Reservations lost with a connection (a beanstalkd restart, a network failure)
 are never acknowledged on the new connection: the job is counted ``lost``, the
 server makes it ready again (binlog) and some worker runs it again. Delivery
@@ -75,6 +79,7 @@ from typing import Any, Callable, Optional
 
 from .client import Client
 from .errors import (
+    BadJob,
     BeanstalkConnectionError,
     BeanstalkException,
     Buried,
@@ -517,6 +522,11 @@ class Worker:
             job = await reservation
         except TimedOut:
             return None
+        except BadJob as exc:
+            # Reserved, but its body is damaged or not text: no handler can run
+            # it, and released it would come back to every worker. Bury it.
+            await self._bury_bad_job(slot, exc)
+            return None
         except DeadlineSoon:
             # Only a job this slot does not run can be near its deadline (one a
             # client_factory handed over reserved): the server frees it shortly.
@@ -538,6 +548,22 @@ class Worker:
             # already put it back.
             return None
         return job
+
+    async def _bury_bad_job(self, slot: _Slot, error: BadJob) -> None:
+        """Bury a reserved job whose body cannot be handed to a handler."""
+        assert error.job_id is not None  # set for every BadJob the protocol raises
+        try:
+            stats = await slot.client.stats_job(error.job_id)
+            await slot.client.bury(error.job_id, stats["pri"])
+        except BeanstalkException as exc:
+            logger.warning("job %d: could not bury it (%s): %s", error.job_id, exc, error)
+            return
+        tube = stats["tube"]
+        counters = self._counters.get(tube)
+        if counters is None:
+            counters = self._counters[tube] = TubeCounters()
+        counters.buried += 1
+        logger.error("job %d (tube %s) buried without running it: %s", error.job_id, tube, error)
 
     async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[None]]:
         """Run one reserved job; return the future of its acknowledgement, if one was sent."""

@@ -1198,7 +1198,7 @@ def unaccepting_port() -> Iterator[int]:
             fillers.append(filler)
             try:
                 filler.connect(("127.0.0.1", port))
-            except TimeoutError:
+            except socket.timeout:  # TimeoutError from Python 3.10 on
                 break
         else:
             pytest.fail("could not fill the accept queue of a listening socket")

@@ -726,10 +726,11 @@ def test_console_script_entry_point(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    distribution = importlib.metadata.distribution("beanstalkt")
     (entry_point,) = [
         ep
-        for ep in importlib.metadata.entry_points(group="console_scripts")
-        if ep.name == "beanstalkt"
+        for ep in distribution.entry_points
+        if ep.group == "console_scripts" and ep.name == "beanstalkt"
     ]
     assert entry_point.load() is cmd.main
 

@@ -550,15 +550,11 @@ def test_reset_forgets_partial_reply() -> None:
 @pytest.mark.parametrize(
     "wire",
     [
-        b"RESERVED 1 2\r\nhiXY",  # wrong bytes where CR LF belongs
-        b"RESERVED 1 2\r\nhi\n\r",
-        b"RESERVED 1 2\r\nhi\rX",
-        b"FOUND 1 2\r\nhiX\r\n",  # body longer than announced
         b"OK 3\r\n---\nDELETED\r\n",  # body shorter than announced: CR LF not where due
-        b"RESERVED 1 0\r\nX\r\n",
+        b"OK 2\r\n--XY",
     ],
 )
-def test_body_not_followed_by_crlf_is_a_protocol_error(wire: bytes) -> None:
+def test_stats_body_not_followed_by_crlf_is_a_protocol_error(wire: bytes) -> None:
     with pytest.raises(ProtocolError, match="body is not followed by CR LF"):
         ReplyParser().feed(wire)
     # Also when the body arrives byte by byte.
@@ -566,6 +562,47 @@ def test_body_not_followed_by_crlf_is_a_protocol_error(wire: bytes) -> None:
     with pytest.raises(ProtocolError, match="body is not followed by CR LF"):
         for index in range(len(wire)):
             parser.feed(wire[index : index + 1])
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"RESERVED 1 5\r\n\x00\x00\x00\x00\x00\x00\x00",  # a binlog record cut short
+        b"RESERVED 1 2\r\nhiXY",
+        b"RESERVED 1 2\r\nhi\n\r",
+        b"FOUND 1 2\r\nhi\rX",
+        b"RESERVED 1 0\r\nX\r",
+    ],
+)
+def test_damaged_job_body_is_framed_by_its_length(wire: bytes) -> None:
+    following = b"INSERTED 9\r\n"
+    status = wire.split(b" ")[0]
+    expected = [Reply(status, [b"1"], None), Reply(b"INSERTED", [b"9"], None)]
+    assert ReplyParser().feed(wire + following) == expected
+    parser = ReplyParser()
+    replies: list[Reply] = []
+    for byte in wire + following:
+        replies += parser.feed(bytes([byte]))
+    assert replies == expected
+
+
+def test_damaged_job_raises_bad_job_with_its_id() -> None:
+    damaged = b" 12 5\r\n\x00\x00\x00\x00\x00\x00\x00"
+    for name, status in [
+        ("reserve", "RESERVED"),
+        ("reserve-with-timeout", "RESERVED"),
+        ("reserve-job", "RESERVED"),
+        ("peek", "FOUND"),
+        ("peek-ready", "FOUND"),
+    ]:
+        reply = one_reply(status.encode() + damaged)
+        with pytest.raises(
+            errors.BadJob, match="job 12: its body is not followed by CR LF"
+        ) as info:
+            interpret(COMMANDS[name], reply, None)
+        assert isinstance(info.value, errors.UnexpectedResponse)
+        assert info.value.job_id == 12
+        assert info.value.status == status
 
 
 def test_body_missing_its_crlf_waits_for_it() -> None:

@@ -288,6 +288,28 @@ async def test_replies_before_garbage_in_the_same_read_are_delivered() -> None:
         await client.close()
 
 
+async def test_damaged_job_body_fails_that_reserve_only() -> None:
+    # What beanstalkd sends for a job whose binlog record a crash cut short.
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
+    ) -> None:
+        assert (await reader.readline()).startswith(b"reserve-with-timeout")
+        writer.write(b"RESERVED 42 5\r\n" + b"\x00" * 7)
+        await writer.drain()
+        await answer_puts_properly(reader, writer)
+
+    async with FakeServer(script) as fake:
+        client = beanstalkt.Client("127.0.0.1", fake.port)
+        await client.connect()
+        with pytest.raises(beanstalkt.BadJob) as raised:
+            await asyncio.wait_for(client.reserve(timeout=0), HANG)
+        assert raised.value.job_id == 42
+        # The stream is still in sync: same connection, next reply to the next command.
+        assert await asyncio.wait_for(client.put(b"next"), HANG) == 1
+        assert fake.connections == 1 and not client.closed()
+        await client.close()
+
+
 async def test_stalled_server_is_treated_as_lost() -> None:
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int

@@ -111,6 +111,34 @@ async def test_successful_jobs_are_deleted(beanstalkd: BeanstalkdServer) -> None
     }
 
 
+async def test_job_whose_body_is_not_text_is_buried_without_running(
+    beanstalkd: BeanstalkdServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    async def handle(job: ReservedJob) -> None:
+        seen.append(job.body)
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="texts") as client:
+        bad_id = await client.put(b"\xff\xfe not utf-8", priority=7)
+        await client.put(b"fine")
+        with caplog.at_level(logging.ERROR, logger="beanstalkt.worker"):
+            worker = make_worker(beanstalkd, {"texts": handle}, encoding="utf-8")
+            async with worker:
+                await eventually(
+                    lambda: (
+                        worker.counters()["texts"]["done"] == 1
+                        and worker.counters()["texts"]["buried"] == 1
+                    ),
+                    "one job done, one buried",
+                )
+        assert seen == ["fine"]
+        stats = await client.stats_job(bad_id)
+        assert (stats["state"], stats["pri"]) == ("buried", 7)
+        assert (await client.peek_buried()).body == b"\xff\xfe not utf-8"
+    assert f"job {bad_id} (tube texts) buried without running it" in caplog.text
+
+
 async def test_plain_function_handlers_run_in_threads(beanstalkd: BeanstalkdServer) -> None:
     threads: list[str] = []
 
