@@ -248,8 +248,8 @@ class Connection:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
             self.state = State.CONNECTING
-            self._connecting = self.loop.create_future()
-            return asyncio.ensure_future(self._open_first_stream(), loop=self.loop)
+            connecting = self._connecting = self.loop.create_future()
+            return asyncio.ensure_future(self._open_first_stream(connecting), loop=self.loop)
         return asyncio.ensure_future(self._join_connect(), loop=self.loop)
 
     async def _join_connect(self) -> None:
@@ -263,28 +263,31 @@ class Connection:
         assert self._connecting is not None
         return await self._connecting
 
-    async def _open_first_stream(self) -> None:
-        assert self._connecting is not None
+    async def _open_first_stream(self, connecting: asyncio.Future[None]) -> None:
+        """One connect() attempt; ``connecting`` is what its joiners await."""
         try:
             stream = await self._open_stream()
         except Exception as exc:
             failure = errors.ConnectFailed(
                 message=f"cannot connect to beanstalkd at {self.address}: {_reason(exc)}"
             )
-            if self.state is State.CONNECTING:
-                self.state = State.NEW
-            self._fail_waiting(failure)
-            self._connecting.set_exception(failure)
-            self._connecting.exception()  # retrieved: the caller gets it raised below
-            self._connecting = None
+            if self._connecting is connecting:
+                self._connecting = None
+                if self.state is State.CONNECTING:
+                    self.state = State.NEW
+                    self._fail_waiting(failure)
+            connecting.set_exception(failure)
+            connecting.exception()  # retrieved: the caller gets it raised below
             raise failure from exc
-        connecting, self._connecting = self._connecting, None
-        if self.state is not State.CONNECTING:  # close() was called meanwhile
+        if self._connecting is not connecting or self.state is not State.CONNECTING:
+            # close() was called meanwhile (and maybe connect() again, which
+            # made an attempt of its own): this one is void.
             stream.close()
             error = errors.NotConnected(message="client closed while connecting")
             connecting.set_exception(error)
             connecting.exception()
             raise error
+        self._connecting = None
         self._start(stream)
         connecting.set_result(None)
 

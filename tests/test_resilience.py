@@ -457,3 +457,20 @@ async def test_connect_while_reconnecting_waits_for_the_reconnect(
     await asyncio.wait_for(reconnected, HANG)
     assert not client.closed()
     await client.close()
+
+
+async def test_connect_again_right_after_close_during_connect(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+    first = client.connect()
+    await client.close()
+    second = client.connect()  # a new attempt while the first is still under way
+    queued = client.put(b"after the second connect")
+    with pytest.raises(beanstalkt.NotConnected, match="closed while connecting"):
+        await asyncio.wait_for(first, HANG)
+    await asyncio.wait_for(second, HANG)
+    job_id = await asyncio.wait_for(queued, HANG)
+    assert (await client.peek(job_id)).body == b"after the second connect"
+    assert not client.closed()
+    await client.close()
