@@ -472,7 +472,7 @@ def interpret(
         try:
             # The common results first, without a call.
             if result is _INTEGER:
-                return int(reply[1][0])
+                return _unsigned(reply[1][0])
             if result is _NOTHING:
                 if reply[1]:
                     raise ValueError("unexpected arguments")
@@ -488,6 +488,13 @@ def interpret(
     raise reply_error(spec, reply, command_line)
 
 
+def _unsigned(word: bytes) -> int:
+    """A count or id from a reply: ASCII digits only (``int()`` alone takes ``-1``, ``1_0``)."""
+    if not word.isdigit():  # bytes.isdigit: ASCII digits only
+        raise ValueError(f"not an unsigned integer: {word!r}")
+    return int(word)
+
+
 _INTEGER = Result.INTEGER
 _NOTHING = Result.NOTHING
 
@@ -495,14 +502,14 @@ _NOTHING = Result.NOTHING
 def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
     result = spec.result
     if result is Result.INTEGER:
-        return int(reply.args[0])
+        return _unsigned(reply.args[0])
     if result is Result.NOTHING:
         if reply.args:
             raise ValueError("unexpected arguments")
         return None
     if result is Result.JOB:
         body: Any = reply.body
-        job_id = int(reply.args[0])
+        job_id = _unsigned(reply.args[0])
         if body is None:
             raise errors.BadJob(
                 reply.status.decode("ascii"),

@@ -1140,3 +1140,20 @@ def test_job_pickles_and_copies() -> None:
         assert type(clone) is Job
         assert clone == job
         assert (clone.id, clone.body) == (9, b"\x00\r\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "wire"),
+    [
+        ("put", b"INSERTED -1\r\n"),
+        ("put", b"INSERTED 1_0\r\n"),
+        ("put", b"INSERTED +3\r\n"),
+        ("watch", b"WATCHING  2\r\n"),
+        ("kick", b"KICKED 0x10\r\n"),
+        ("reserve", b"RESERVED -4 1\r\nx\r\n"),
+        ("peek", b"FOUND 1_2 1\r\nx\r\n"),
+    ],
+)
+def test_reply_numbers_must_be_plain_digits(name: str, wire: bytes) -> None:
+    with pytest.raises(errors.UnexpectedResponse, match="malformed"):
+        interpret(COMMANDS[name], one_reply(wire), None)
