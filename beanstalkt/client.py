@@ -23,7 +23,6 @@ from .protocol import (
     COMMANDS,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
-    MAX_JOB_ID,
     MAX_UINT32,
     CommandSpec,
     check_body,
@@ -40,7 +39,6 @@ Callback = Callable[[Any], Any]
 _PUT = COMMANDS["put"]
 _RESERVE = COMMANDS["reserve"]
 _RESERVE_WITH_TIMEOUT = COMMANDS["reserve-with-timeout"]
-_DELETE = COMMANDS["delete"]
 _RESERVE_LINE = b"reserve\r\n"
 
 
@@ -200,17 +198,13 @@ class Client:
         ``JobTooBig``, ``Draining``, or ``Buried`` (server out of memory; the
         job exists, buried, with id ``exc.job_id``).
         """
-        # The checks' common outcome inline (plain bytes, plain ints in range);
-        # anything else goes through the full checks, which raise or convert.
-        if type(body) is not bytes:
-            body = check_body(body, self._encoding)
-        if type(priority) is not int or not 0 <= priority <= MAX_UINT32:
-            priority = check_integer("priority", priority, 0, MAX_UINT32)
-        if type(delay) is not int or not 0 <= delay <= MAX_UINT32:
-            delay = check_integer("delay", delay, 0, MAX_UINT32)
-        if type(ttr) is not int or not 0 <= ttr <= MAX_UINT32:
-            ttr = check_integer("ttr", ttr, 0, MAX_UINT32)
-        future = self._connection.submit(_PUT, encode_put(body, priority, delay, ttr), None)
+        data = encode_put(
+            check_body(body, self._encoding),
+            check_integer("priority", priority, 0, MAX_UINT32),
+            check_integer("delay", delay, 0, MAX_UINT32),
+            check_integer("ttr", ttr, 0, MAX_UINT32),
+        )
+        future = self._connection.submit(_PUT, data, None)
         if callback is not None:
             _call_back(future, callback)
         return future
@@ -237,13 +231,12 @@ class Client:
         if timeout is None:
             future = self._connection.submit(_RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
-            if type(timeout) is not int or not 0 <= timeout <= MAX_UINT32:
-                if isinstance(timeout, float) and math.isfinite(timeout):
-                    if timeout < 0:
-                        raise ValueError(f"timeout must not be negative, not {timeout!r}")
-                    timeout = math.ceil(timeout)
-                timeout = check_integer("timeout", timeout, 0, MAX_UINT32)
-            line = b"reserve-with-timeout %d\r\n" % timeout
+            if isinstance(timeout, float) and math.isfinite(timeout):
+                if timeout < 0:
+                    raise ValueError(f"timeout must not be negative, not {timeout!r}")
+                timeout = math.ceil(timeout)
+            seconds = check_integer("timeout", timeout, 0, MAX_UINT32)
+            line = b"reserve-with-timeout %d\r\n" % seconds
             future = self._connection.submit(_RESERVE_WITH_TIMEOUT, line, line)
         if callback is not None:
             _call_back(future, callback)
@@ -255,13 +248,7 @@ class Client:
 
     def delete(self, job_id: int, callback: Optional[Callback] = None) -> Future[None]:
         """Delete a job: one reserved by this connection, or a ready, delayed or buried one."""
-        if type(job_id) is not int or not 1 <= job_id <= MAX_JOB_ID:
-            job_id = check_job_id(job_id)
-        line = b"delete %d\r\n" % job_id  # encode_command(b"delete", job_id), inline
-        future = self._connection.submit(_DELETE, line, line)
-        if callback is not None:
-            _call_back(future, callback)
-        return future
+        return self._job_command("delete", job_id, callback)
 
     def release(
         self,
@@ -387,8 +374,7 @@ class Client:
         return self._send(spec, encode_command(spec.name, check_tube_name(tube)), callback)
 
     # ------------------------------------------------------------------
-    # Producer conveniences (beanstalkt.producer). Added by the worker
-    # work; kept as thin wrappers over put().
+    # Producer conveniences (see beanstalkt.producer): thin wrappers over put().
 
     def put_json(
         self,

@@ -202,9 +202,7 @@ class Connection:
         self, spec: CommandSpec, data: bytes, command_line: Optional[bytes]
     ) -> asyncio.Future[Any]:
         """Queue one encoded command; return the future of its result (FIFO order)."""
-        loop = self._loop
-        if loop is None:
-            loop = self.loop
+        loop = self.loop
         future: asyncio.Future[Any] = loop.create_future()
         if self.state is State.OPEN:
             pending = self._pending
@@ -217,10 +215,7 @@ class Connection:
                 assert stream is not None  # OPEN always has one
                 if self.stall_timeout is not None:
                     self._last_progress = time.monotonic()
-                try:
-                    stream.write(data)
-                except StreamClosedError:
-                    self._drop(stream, f"connection to {self.address} closed while writing")
+                self._write(stream, data)
             else:
                 self._outgoing.append(data)
                 self._outgoing_bytes += len(data)
@@ -326,6 +321,9 @@ class Connection:
         data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
         self._outgoing = []
         self._outgoing_bytes = 0
+        self._write(stream, data)
+
+    def _write(self, stream: IOStream, data: bytes) -> None:
         try:
             stream.write(data)
         except StreamClosedError:

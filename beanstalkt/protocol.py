@@ -444,9 +444,10 @@ class ReplyParser:
 
 
 def _body_size(word: bytes) -> int:
-    if not word.isdigit() or len(word) > 10 or int(word) > MAX_BODY_SIZE:
+    size = int(word) if word.isdigit() and len(word) <= 10 else MAX_BODY_SIZE + 1
+    if size > MAX_BODY_SIZE:
         raise ProtocolError(f"bad body length {word!r}")
-    return int(word)
+    return size
 
 
 # --------------------------------------------------------------------------
@@ -499,36 +500,44 @@ _INTEGER = Result.INTEGER
 _NOTHING = Result.NOTHING
 
 
+def _bad_job(
+    kind: type[errors.BadJob], spec: CommandSpec, reply: Reply, job_id: int, why: str
+) -> errors.BadJob:
+    return kind(
+        reply.status.decode("ascii"),
+        spec.name.decode("ascii"),
+        f"job {job_id}: {why}",
+        job_id=job_id,
+        body=reply.body or b"",
+    )
+
+
 def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
+    """The results :func:`interpret` does not answer itself (jobs, names, YAML)."""
     result = spec.result
-    if result is Result.INTEGER:
-        return _unsigned(reply.args[0])
-    if result is Result.NOTHING:
-        if reply.args:
-            raise ValueError("unexpected arguments")
-        return None
     if result is Result.JOB:
         body: Any = reply.body
         job_id = _unsigned(reply.args[0])
         if body is None:
-            raise errors.BadJob(
-                reply.status.decode("ascii"),
-                spec.name.decode("ascii"),
-                f"job {job_id}: its body is not followed by CR LF: the server's copy is "
-                "damaged (e.g. a binlog record cut short by a crash)",
-                job_id=job_id,
+            raise _bad_job(
+                errors.BadJob,
+                spec,
+                reply,
+                job_id,
+                "its body is not followed by CR LF: the server's copy is damaged "
+                "(e.g. a binlog record cut short by a crash)",
             )
         if encoding is not None:
             try:
                 body = body.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise errors.UndecodableBody(
-                    reply.status.decode("ascii"),
-                    spec.name.decode("ascii"),
-                    f"job {job_id}: body is not {encoding} text ({exc.reason}); "
+                raise _bad_job(
+                    errors.UndecodableBody,
+                    spec,
+                    reply,
+                    job_id,
+                    f"body is not {encoding} text ({exc.reason}); "
                     "its raw bytes are on the exception's .body",
-                    job_id=job_id,
-                    body=reply.body or b"",
                 ) from None
         return Job(job_id, body)
     if result is Result.NAME:
