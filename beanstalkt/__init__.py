@@ -11,11 +11,12 @@
 from typing import TYPE_CHECKING, Any
 
 from .client import Client
-from .connection import RECONNECT_TIMEOUT
+from .connection import RECONNECT_INTERVAL, RECONNECT_TIMEOUT, Keepalive
 from .errors import (
     BadJob,
     BeanstalkConnectionError,
     BeanstalkException,
+    BufferFull,
     Buried,
     CommandFailed,
     ConnectFailed,
@@ -27,10 +28,12 @@ from .errors import (
     NotConnected,
     NotFound,
     NotIgnored,
+    ReservationLost,
     ServerError,
     TimedOut,
     UndecodableBody,
     UnexpectedResponse,
+    WrongEventLoop,
 )
 from .models import Job, Stats, StatsJob, StatsTube
 from .producer import Priority
@@ -77,10 +80,12 @@ __version__ = "1.0.0.dev0"
 __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_TTR",
+    "RECONNECT_INTERVAL",
     "RECONNECT_TIMEOUT",
     "BadJob",
     "BeanstalkConnectionError",
     "BeanstalkException",
+    "BufferFull",
     "Buried",
     "Bury",
     "Client",
@@ -94,11 +99,13 @@ __all__ = [
     "Job",
     "JobAction",
     "JobTooBig",
+    "Keepalive",
     "NotConnected",
     "NotFound",
     "NotIgnored",
     "Priority",
     "Release",
+    "ReservationLost",
     "ReservedJob",
     "ServerError",
     "Stats",
@@ -109,5 +116,6 @@ __all__ = [
     "UndecodableBody",
     "UnexpectedResponse",
     "Worker",
+    "WrongEventLoop",
     "buried_tubes",
 ]

@@ -17,8 +17,18 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
-from .connection import RECONNECT_TIMEOUT, Connection, ReconnectCallback, Session, State
+from .connection import (
+    DEFAULT_KEEPALIVE,
+    RECONNECT_INTERVAL,
+    Connection,
+    Keepalive,
+    ReconnectCallback,
+    SSLOption,
+    State,
+)
 from .models import Body, Job, Stats, StatsJob, StatsTube
+from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
+from .producer import delay_until, encode_json
 from .protocol import (
     COMMANDS,
     DEFAULT_PRIORITY,
@@ -35,6 +45,9 @@ from .protocol import (
 
 Future = asyncio.Future
 Callback = Callable[[Any], Any]
+#: A job to act on: a :class:`Job` (as reserved: its connection is checked)
+#: or a bare job id (any job with that id).
+JobRef = Union[Job, int]
 
 _PUT = COMMANDS["put"]
 _RESERVE = COMMANDS["reserve"]
@@ -45,6 +58,11 @@ _RESERVE_LINE = b"reserve\r\n"
 class Client:
     """An asynchronous, pipelined beanstalkd client over one Tornado IOStream.
 
+    One client is meant to be shared by every coroutine of a process (or of
+    one event loop): its commands are pipelined on one connection, and
+    ``put(tube=...)`` lets each caller pick its tube without disturbing the
+    others. See the README's "Sharing a client" section for what is safe.
+
     :param host: host name or address, or ``'unix:/path/to/socket'`` for a Unix
         domain socket (as beanstalkd's ``-l unix:/path``).
     :param port: TCP port (ignored for Unix sockets).
@@ -52,12 +70,13 @@ class Client:
         the operating system's limit).
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
-    :param use: tube to use for ``put`` from the first connection on.
+    :param use: the client's own tube: where ``put`` (and ``peek_ready``,
+        ``kick``...) act unless given ``tube=``.
     :param watch: tube name, or names, to watch instead of ``default``.
     :param encoding: when set (e.g. ``'utf-8'``), ``put`` also accepts ``str``
         bodies and jobs come back with ``str`` bodies. Default: bytes only.
     :param reconnect_interval: seconds between reconnection attempts after the
-        connection is lost (:data:`RECONNECT_TIMEOUT`, 1 s).
+        connection is lost (:data:`RECONNECT_INTERVAL`, 1 s).
     :param disconnected_timeout: how long a command may wait for the
         connection to come back before it fails with ``NotConnected``
         (``None``: wait as long as it takes).
@@ -65,6 +84,14 @@ class Client:
         while replies to non-blocking commands are owed, the connection is
         treated as lost (``None``: no guard). A blocking ``reserve`` is exempt,
         and ``reserve(timeout=t)`` is allowed ``t`` seconds more.
+    :param max_pending_bytes: bound on the bytes of commands not answered yet
+        (in flight, or waiting for a connection); past it a command fails at
+        once with :class:`~beanstalkt.errors.BufferFull` (``None``: no bound).
+    :param keepalive: TCP keepalive timings (:class:`Keepalive`), so that a
+        dead peer that never says so is noticed; ``None`` turns it off.
+    :param ssl: ``True`` for TLS with the system's certificate authorities,
+        or an :class:`ssl.SSLContext` (own CA, client certificate); for
+        beanstalkd behind a TLS terminator such as stunnel or haproxy.
     """
 
     def __init__(
@@ -77,9 +104,12 @@ class Client:
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
-        reconnect_interval: float = RECONNECT_TIMEOUT,
+        reconnect_interval: float = RECONNECT_INTERVAL,
         disconnected_timeout: Optional[float] = None,
         stall_timeout: Optional[float] = None,
+        max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
+        keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
+        ssl: SSLOption = None,
     ) -> None:
         del io_loop  # kept only so old call sites keep working
         if use is not None:
@@ -91,17 +121,24 @@ class Client:
             check_tube_name(name)
         if not watched:
             raise ValueError("watch must name at least one tube")
+        if max_pending_bytes is not None:
+            check_integer("max_pending_bytes", max_pending_bytes, 1, 2**63)
         self._encoding = encoding
         self._connection = Connection(
             host,
             port,
-            session=Session(use or "default", watched),
+            use=use or "default",
+            watch=watched,
             encoding=encoding,
             connect_timeout=connect_timeout,
             reconnect_interval=reconnect_interval,
             disconnected_timeout=disconnected_timeout,
             stall_timeout=stall_timeout,
+            max_pending_bytes=max_pending_bytes,
+            keepalive=keepalive,
+            ssl=ssl,
         )
+        self._submit = self._connection.submit
 
     def __repr__(self) -> str:
         return f"<beanstalkt.Client {self._connection.address} {self._connection.state.value}>"
@@ -116,18 +153,23 @@ class Client:
 
     @property
     def using(self) -> str:
-        """The tube ``put`` goes to, as last confirmed by the server."""
-        return self._connection.session.used_tube
+        """The client's own tube: where ``put`` goes without ``tube=``."""
+        return self._connection.pipeline.used_tube
 
     @property
     def watching(self) -> list[str]:
         """The watch list, as last confirmed by the server."""
-        return list(self._connection.session.watched_tubes)
+        return list(self._connection.pipeline.watched_tubes)
 
     @property
     def in_flight(self) -> int:
-        """Commands sent (or about to be) whose replies have not arrived yet."""
+        """Commands sent (or waiting to be) whose replies have not arrived yet."""
         return self._connection.in_flight
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the commands not answered yet (what ``max_pending_bytes`` bounds)."""
+        return self._connection.pipeline.pending_bytes
 
     def connect(self, callback: Optional[Callable[..., Any]] = None) -> Future[None]:
         """Connect to the server; the future resolves once connected.
@@ -135,9 +177,9 @@ class Client:
         Fails with :class:`~beanstalkt.errors.ConnectFailed` when nothing
         answers (it never waits for a server to appear). Once connected, a
         lost connection is re-established automatically every
-        ``reconnect_interval`` seconds, with the used tube and the watch list
-        restored. ``callback`` is called with no argument on success, or with
-        the exception.
+        ``reconnect_interval`` seconds, with the watch list restored. The
+        client belongs to the event loop it connects on. ``callback`` is
+        called with no argument on success, or with the exception.
         """
         future = self._connection.connect()
         if callback is not None:
@@ -148,7 +190,10 @@ class Client:
         """Close the connection now and stop reconnecting.
 
         Replies still owed fail with :class:`~beanstalkt.errors.ConnectionLost`
-        (await what you need first). ``callback`` is called with no argument.
+        and commands not sent yet with :class:`~beanstalkt.errors.NotConnected`
+        (await what you need first). Always succeeds, even after the client's
+        event loop has closed; ``connect()`` may follow, on any loop.
+        ``callback`` is called with no argument.
         """
         self._connection.close()
         future: Future[None] = self._connection.loop.create_future()
@@ -164,7 +209,7 @@ class Client:
     def set_reconnect_callback(self, callback: Optional[ReconnectCallback]) -> None:
         """Call ``callback()`` (plain or async) after each automatic reconnect.
 
-        It runs once the session (used tube, watch list) has been re-sent.
+        It runs once the session (the watch list) has been re-sent.
         """
         self._connection.reconnect_callback = callback
 
@@ -190,13 +235,18 @@ class Client:
         delay: int = 0,
         ttr: int = DEFAULT_TTR,
         callback: Optional[Callback] = None,
+        *,
+        tube: Optional[str] = None,
     ) -> Future[int]:
-        """Put a job into the used tube; resolves to the new job's id.
+        """Put a job; resolves to the new job's id.
 
+        The job goes into ``tube``, or without it into the client's own tube
+        (``use``), whatever other coroutines sharing the client do.
         ``priority``: 0 (most urgent) to 2**32-1; ``delay``: seconds before the
         job becomes ready; ``ttr``: seconds a worker may hold it. Fails with
         ``JobTooBig``, ``Draining``, or ``Buried`` (server out of memory; the
-        job exists, buried, with id ``exc.job_id``).
+        job exists, buried, with id ``exc.job_id``). Cancelled before it was
+        written, it is never sent; cancelled later, the job exists.
         """
         data = encode_put(
             check_body(body, self._encoding),
@@ -204,14 +254,69 @@ class Client:
             check_integer("delay", delay, 0, MAX_UINT32),
             check_integer("ttr", ttr, 0, MAX_UINT32),
         )
-        future = self._connection.submit(_PUT, data, None)
+        if tube is not None:
+            check_tube_name(tube)
+        future = self._submit(_PUT, data, None, tube)
+        if callback is not None:
+            _call_back(future, callback)
+        return future
+
+    def put_many(
+        self,
+        bodies: Iterable[Body],
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = 0,
+        ttr: int = DEFAULT_TTR,
+        callback: Optional[Callback] = None,
+        *,
+        tube: Optional[str] = None,
+    ) -> Future[list[BatchResult]]:
+        """Put many jobs at once; resolves to one result per body, in order.
+
+        Each result is the new job's id, or the exception for that job alone
+        (``JobTooBig``, ``Buried``..., or ``ConnectionLost`` for the jobs
+        whose replies a lost connection took with it). The batch is encoded
+        and written in one piece and answered by one future, which is how it
+        keeps the server, not the client, the limit. Every body is checked
+        before anything is sent. An empty batch resolves to ``[]``.
+        """
+        encoding = self._encoding
+        head = b" %d %d %d " % (
+            check_integer("priority", priority, 0, MAX_UINT32),
+            check_integer("delay", delay, 0, MAX_UINT32),
+            check_integer("ttr", ttr, 0, MAX_UINT32),
+        )
+        if tube is not None:
+            check_tube_name(tube)
+        parts = []
+        count = 0
+        for body in bodies:
+            data = check_body(body, encoding)
+            parts.append(b"put%b%d\r\n%b\r\n" % (head, len(data), data))
+            count += 1
+        if not count:
+            future: Future[list[BatchResult]] = self._connection.loop.create_future()
+            future.set_result([])
+        else:
+            future = self._submit(
+                _PUT, b"".join(parts), b"put (batch of %d)" % count, tube, batch=count
+            )
         if callback is not None:
             _call_back(future, callback)
         return future
 
     def use(self, name: str, callback: Optional[Callback] = None) -> Future[str]:
-        """Put subsequent jobs into tube ``name``; resolves to the tube's name."""
-        return self._tube_command("use", name, callback)
+        """Make ``name`` the client's own tube; resolves to the tube's name.
+
+        It takes effect at the call, for every command issued after it (a
+        cancelled ``use`` is not undone). Coroutines sharing a client should
+        rather pass ``tube=`` to ``put``.
+        """
+        line = encode_command(b"use", check_tube_name(name))
+        future = self._submit(COMMANDS["use"], line, line, name)
+        if callback is not None:
+            _call_back(future, callback)
+        return future
 
     # ------------------------------------------------------------------
     # Worker commands.
@@ -227,56 +332,74 @@ class Client:
         with ``TimedOut`` when no job came in time; ``timeout=0`` polls. Fails
         with ``DeadlineSoon`` when a job reserved by this connection is about to
         time out.
+
+        Cancelling it (``asyncio.wait_for``...) is safe: a job that arrives
+        for a cancelled reserve is released at once with its own priority, and
+        a blocking reserve still waiting on the server is taken over by the
+        next ``reserve()`` instead of being doubled.
         """
         if timeout is None:
-            future = self._connection.submit(_RESERVE, _RESERVE_LINE, _RESERVE_LINE)
+            future = self._submit(_RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
-            if isinstance(timeout, float) and math.isfinite(timeout):
-                if timeout < 0:
-                    raise ValueError(f"timeout must not be negative, not {timeout!r}")
-                timeout = math.ceil(timeout)
-            seconds = check_integer("timeout", timeout, 0, MAX_UINT32)
+            seconds = _reserve_timeout(timeout)
             line = b"reserve-with-timeout %d\r\n" % seconds
-            future = self._connection.submit(_RESERVE_WITH_TIMEOUT, line, line)
+            future = self._submit(_RESERVE_WITH_TIMEOUT, line, line, None, None, seconds)
         if callback is not None:
             _call_back(future, callback)
         return future
 
     def reserve_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[Job]:
-        """Reserve the job with id ``job_id`` (ready, delayed or buried) whatever its tube."""
+        """Reserve the job with id ``job_id`` (ready, delayed or buried) whatever its tube.
+
+        Cancelled after it was sent, the job is released (to ready) at once.
+        """
         return self._job_command("reserve-job", job_id, callback)
 
-    def delete(self, job_id: int, callback: Optional[Callback] = None) -> Future[None]:
-        """Delete a job: one reserved by this connection, or a ready, delayed or buried one."""
-        return self._job_command("delete", job_id, callback)
+    def delete(self, job: JobRef, callback: Optional[Callback] = None) -> Future[None]:
+        """Delete a job: one reserved by this connection, or a ready, delayed or buried one.
+
+        Given a reserved :class:`Job`, fails with ``ReservationLost`` (sending
+        nothing) when the connection that reserved it was lost since. Given an
+        id, deletes whatever job has that id now.
+        """
+        return self._job_command("delete", job, callback)
 
     def release(
         self,
-        job_id: int,
+        job: JobRef,
         priority: int = DEFAULT_PRIORITY,
         delay: int = 0,
         callback: Optional[Callback] = None,
     ) -> Future[None]:
-        """Put a job reserved by this connection back to ready (or delayed, with ``delay``)."""
+        """Put a job reserved by this connection back to ready (or delayed, with ``delay``).
+
+        ``ReservationLost`` as for :meth:`delete`.
+        """
         return self._job_command(
             "release",
-            job_id,
+            job,
             callback,
             check_integer("priority", priority, 0, MAX_UINT32),
             check_integer("delay", delay, 0, MAX_UINT32),
         )
 
     def bury(
-        self, job_id: int, priority: int = DEFAULT_PRIORITY, callback: Optional[Callback] = None
+        self, job: JobRef, priority: int = DEFAULT_PRIORITY, callback: Optional[Callback] = None
     ) -> Future[None]:
-        """Bury a job reserved by this connection: kept aside until kicked."""
+        """Bury a job reserved by this connection: kept aside until kicked.
+
+        ``ReservationLost`` as for :meth:`delete`.
+        """
         return self._job_command(
-            "bury", job_id, callback, check_integer("priority", priority, 0, MAX_UINT32)
+            "bury", job, callback, check_integer("priority", priority, 0, MAX_UINT32)
         )
 
-    def touch(self, job_id: int, callback: Optional[Callback] = None) -> Future[None]:
-        """Ask for more time on a reserved job: its TTR starts again now."""
-        return self._job_command("touch", job_id, callback)
+    def touch(self, job: JobRef, callback: Optional[Callback] = None) -> Future[None]:
+        """Ask for more time on a reserved job: its TTR starts again now.
+
+        ``ReservationLost`` as for :meth:`delete`.
+        """
+        return self._job_command("touch", job, callback)
 
     def watch(self, name: str, callback: Optional[Callback] = None) -> Future[int]:
         """Add tube ``name`` to the watch list; resolves to the number of watched tubes."""
@@ -296,29 +419,39 @@ class Client:
         """Look at job ``job_id`` without reserving it; fails with ``NotFound``."""
         return self._job_command("peek", job_id, callback)
 
-    def peek_ready(self, callback: Optional[Callback] = None) -> Future[Job]:
-        """Look at the next ready job of the used tube; fails with ``NotFound``."""
-        return self._simple_command("peek-ready", callback)
+    def peek_ready(
+        self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
+    ) -> Future[Job]:
+        """Look at the next ready job of ``tube`` (default: the client's); ``NotFound`` if none."""
+        return self._tube_scoped("peek-ready", tube, callback)
 
-    def peek_delayed(self, callback: Optional[Callback] = None) -> Future[Job]:
-        """Look at the delayed job of the used tube that is due first."""
-        return self._simple_command("peek-delayed", callback)
+    def peek_delayed(
+        self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
+    ) -> Future[Job]:
+        """Look at the delayed job of ``tube`` (default: the client's) that is due first."""
+        return self._tube_scoped("peek-delayed", tube, callback)
 
-    def peek_buried(self, callback: Optional[Callback] = None) -> Future[Job]:
-        """Look at the next buried job of the used tube."""
-        return self._simple_command("peek-buried", callback)
+    def peek_buried(
+        self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
+    ) -> Future[Job]:
+        """Look at the next buried job of ``tube`` (default: the client's)."""
+        return self._tube_scoped("peek-buried", tube, callback)
 
-    def kick(self, bound: int = 1, callback: Optional[Callback] = None) -> Future[int]:
-        """Kick up to ``bound`` jobs of the used tube to ready: buried ones if any,
-        else delayed ones. Resolves to the number kicked."""
+    def kick(
+        self, bound: int = 1, callback: Optional[Callback] = None, *, tube: Optional[str] = None
+    ) -> Future[int]:
+        """Kick up to ``bound`` jobs of ``tube`` (default: the client's) to ready: buried
+        ones if any, else delayed ones. Resolves to the number kicked."""
         line = encode_command(b"kick", check_integer("bound", bound, 0, MAX_UINT32))
-        return self._send(COMMANDS["kick"], line, callback)
+        if tube is not None:
+            check_tube_name(tube)
+        return self._send(COMMANDS["kick"], line, callback, tube)
 
     def kick_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[None]:
         """Kick one buried or delayed job to ready."""
         return self._job_command("kick-job", job_id, callback)
 
-    def stats_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[StatsJob]:
+    def stats_job(self, job_id: JobRef, callback: Optional[Callback] = None) -> Future[StatsJob]:
         """Statistics of one job (state, tube, priority, age, counters...)."""
         return self._job_command("stats-job", job_id, callback)
 
@@ -335,7 +468,7 @@ class Client:
         return self._simple_command("list-tubes", callback)
 
     def list_tube_used(self, callback: Optional[Callback] = None) -> Future[str]:
-        """The name of the tube this connection uses."""
+        """The name of the client's own tube, as the server reports it."""
         return self._simple_command("list-tube-used", callback)
 
     def list_tubes_watched(self, callback: Optional[Callback] = None) -> Future[list[str]]:
@@ -353,8 +486,15 @@ class Client:
 
     # ------------------------------------------------------------------
 
-    def _send(self, spec: CommandSpec, line: bytes, callback: Optional[Callback]) -> Future[Any]:
-        future = self._connection.submit(spec, line, line)
+    def _send(
+        self,
+        spec: CommandSpec,
+        line: bytes,
+        callback: Optional[Callback],
+        tube: Optional[str] = None,
+        reservation: Optional[Reservation] = None,
+    ) -> Future[Any]:
+        future = self._submit(spec, line, line, tube, reservation)
         if callback is not None:
             _call_back(future, callback)
         return future
@@ -363,18 +503,33 @@ class Client:
         spec = COMMANDS[name]
         return self._send(spec, spec.name + b"\r\n", callback)
 
+    def _tube_scoped(
+        self, name: str, tube: Optional[str], callback: Optional[Callback]
+    ) -> Future[Any]:
+        if tube is not None:
+            check_tube_name(tube)
+        spec = COMMANDS[name]
+        return self._send(spec, spec.name + b"\r\n", callback, tube)
+
     def _job_command(
-        self, name: str, job_id: int, callback: Optional[Callback], *args: int
+        self, name: str, job: JobRef, callback: Optional[Callback], *args: int
     ) -> Future[Any]:
         spec = COMMANDS[name]
-        return self._send(spec, encode_command(spec.name, check_job_id(job_id), *args), callback)
+        reservation = None
+        if isinstance(job, Job):
+            reservation = job.reservation if spec.acts_on_reservation else None
+            job_id = job.id
+        else:
+            job_id = job
+        line = encode_command(spec.name, check_job_id(job_id), *args)
+        return self._send(spec, line, callback, None, reservation)
 
     def _tube_command(self, name: str, tube: str, callback: Optional[Callback]) -> Future[Any]:
         spec = COMMANDS[name]
         return self._send(spec, encode_command(spec.name, check_tube_name(tube)), callback)
 
     # ------------------------------------------------------------------
-    # Producer conveniences (see beanstalkt.producer): thin wrappers over put().
+    # Producer conveniences: thin wrappers over put().
 
     def put_json(
         self,
@@ -383,11 +538,14 @@ class Client:
         delay: int = 0,
         ttr: int = DEFAULT_TTR,
         callback: Optional[Callback] = None,
+        *,
+        tube: Optional[str] = None,
     ) -> Future[int]:
-        """Put ``data`` encoded as compact UTF-8 JSON; resolves to the new job's id."""
-        from .producer import encode_json
+        """Put ``data`` encoded as compact UTF-8 JSON; resolves to the new job's id.
 
-        return self.put(encode_json(data), priority, delay, ttr, callback)
+        Strict JSON: ``NaN`` and infinities are refused (``ValueError``).
+        """
+        return self.put(encode_json(data), priority, delay, ttr, callback, tube=tube)
 
     def schedule_at(
         self,
@@ -396,17 +554,28 @@ class Client:
         priority: int = DEFAULT_PRIORITY,
         ttr: int = DEFAULT_TTR,
         callback: Optional[Callback] = None,
+        *,
+        tube: Optional[str] = None,
     ) -> Future[int]:
         """Put ``body`` as a job that becomes ready at ``when`` (a past time: at once).
 
         A naive ``datetime`` is local time. The delay is whole seconds, rounded up.
         """
-        from .producer import delay_until
+        return self.put(body, priority, delay_until(when), ttr, callback, tube=tube)
 
-        return self.put(body, priority, delay_until(when), ttr, callback)
 
-    # End of the producer conveniences.
-    # ------------------------------------------------------------------
+def _reserve_timeout(timeout: object) -> int:
+    """A reserve timeout in whole seconds (floats round up), or a clear error."""
+    if isinstance(timeout, float):
+        if not math.isfinite(timeout):
+            raise ValueError(
+                f"timeout must be a finite number of seconds from 0 to {MAX_UINT32} "
+                f"(or None to wait for a job without limit), not {timeout!r}"
+            )
+        if timeout < 0:
+            raise ValueError(f"timeout must not be negative, not {timeout!r}")
+        timeout = math.ceil(timeout)
+    return check_integer("timeout", timeout, 0, MAX_UINT32)
 
 
 def _call_back(

@@ -738,8 +738,9 @@ def _program_name() -> str:
 
 
 def _fail(message: str, status: int) -> int:
-    sys.stderr.write(f"beanstalkt: {message}\n")
-    sys.stderr.flush()
+    if sys.stderr is not None:
+        sys.stderr.write(f"beanstalkt: {message}\n")
+        sys.stderr.flush()
     return status
 
 
@@ -751,6 +752,10 @@ def _exit_status(code: object) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command line (``sys.argv[1:]`` by default); return the exit status."""
+    if sys.stdout is None:
+        # Started with stdout closed (`>&-`): say so before doing anything,
+        # rather than put a job whose id cannot be printed.
+        return _fail("standard output is closed; nothing was done", EXIT_FAILED)
     try:
         return _main(argv)
     except KeyboardInterrupt:

@@ -1,20 +1,17 @@
-"""The one I/O layer: a Tornado IOStream carrying pipelined commands.
+"""The one I/O layer: a Tornado IOStream carrying one :class:`~beanstalkt.pipeline.Pipeline`.
 
-Everything protocol-shaped is delegated to :mod:`beanstalkt.protocol`; this
-module only moves bytes and keeps order:
+Every rule of the conversation (FIFO matching, the tube on the wire,
+cancellation, reservations, what a lost connection means, the memory bound)
+lives in the pure :mod:`beanstalkt.pipeline`. This module only:
 
-* a command issued while nothing is owed is written at once (a lock-step
-  caller never waits a loop turn for its own write); any other is appended to
-  an outgoing buffer that is written once per event loop turn (so a burst of
-  thousands of commands costs one ``write``); every command's future joins
-  ``pending``, the FIFO of replies the server owes us;
-* one reader per stream, plain callbacks on Tornado's ``read_into`` futures
-  (no task of its own), feeds the parser and resolves ``pending`` in order;
-* the loss of a stream is handled in one place, :meth:`Connection._drop`:
-  what was written fails with :class:`~beanstalkt.errors.ConnectionLost`,
-  what was never written waits, and the reconnect loop starts;
-* on every (re)connect the :class:`Session` (used tube, watch list) is
-  re-established *before* any waiting command is sent.
+* writes what the pipeline has to send: at once when nothing is owed (a
+  lock-step caller never waits a loop turn for its own write), otherwise once
+  per event-loop turn (a burst of thousands of commands costs one ``write``);
+* reads: one reader per stream, plain callbacks on Tornado's ``read_into``
+  futures, feeding the pipeline and resolving the callers' futures;
+* keeps time: ``disconnected_timeout`` for commands waiting for a connection,
+  the stall guard, TCP keepalive against half-open connections;
+* connects, and reconnects every ``reconnect_interval`` seconds after a loss.
 """
 
 from __future__ import annotations
@@ -22,47 +19,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import socket
+import ssl as ssl_module
 import time
-from collections import deque
+from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Iterable
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import errors
-from .protocol import (
-    COMMANDS,
-    CommandSpec,
-    ProtocolError,
-    Reply,
-    ReplyParser,
-    check_tube_name,
-    encode_command,
-    interpret,
-)
+from .pipeline import DEFAULT_MAX_PENDING_BYTES, Event, Pipeline, Reservation
+from .protocol import CommandSpec, ProtocolError, describe_command
 
 logger = logging.getLogger("beanstalkt")
 
 #: Seconds between reconnection attempts after the connection is lost.
-RECONNECT_TIMEOUT = 1.0
+RECONNECT_INTERVAL = 1.0
+#: The original beanstalkt's name for :data:`RECONNECT_INTERVAL`.
+RECONNECT_TIMEOUT = RECONNECT_INTERVAL
 
 # Large reads let one wake-up parse hundreds of replies.
 READ_CHUNK_SIZE = 256 * 1024
 
-# A burst is written out as soon as this many bytes of it are buffered,
-# instead of waiting for the end of the loop turn.
+# A burst is written out as soon as this many bytes of it are queued, instead
+# of waiting for the end of the loop turn.
 FLUSH_THRESHOLD = 256 * 1024
 
 ReconnectCallback = Callable[[], Union[Awaitable[None], None]]
+SSLOption = Union[bool, ssl_module.SSLContext, None]
 
-_USE = COMMANDS["use"]
-_WATCH = COMMANDS["watch"]
-_IGNORE = COMMANDS["ignore"]
-_SESSION_SPECS = frozenset({_USE, _WATCH, _IGNORE})
-_RESERVE = COMMANDS["reserve"]
+
+class Keepalive(NamedTuple):
+    """TCP keepalive settings: how a silently dead peer is noticed.
+
+    After ``idle`` seconds without traffic the kernel sends a probe every
+    ``interval`` seconds; ``probes`` unanswered probes end the connection. A
+    blocking ``reserve`` on a server that vanished without a word (host gone,
+    a NAT or firewall that dropped the flow) then fails with
+    :class:`~beanstalkt.errors.ConnectionLost` after about :attr:`timeout`
+    seconds, and the client reconnects. The same bound applies to written data
+    that is never acknowledged (``TCP_USER_TIMEOUT``, on Linux).
+    """
+
+    idle: float = 10.0
+    interval: float = 5.0
+    probes: int = 3
+
+    @property
+    def timeout(self) -> float:
+        """Seconds from the last sign of life until a dead peer is given up."""
+        return self.idle + self.interval * self.probes
+
+
+#: What a client uses unless told otherwise: a dead peer is noticed within 25 s.
+DEFAULT_KEEPALIVE = Keepalive()
 
 
 class State(enum.Enum):
@@ -75,50 +89,7 @@ class State(enum.Enum):
     CLOSED = "closed"  # close() called
 
 
-class Session:
-    """The per-connection server state a client relies on: used tube and watch list.
-
-    It follows the replies of successful ``use``/``watch``/``ignore`` commands
-    (not the commands themselves: a command whose reply never came may not have
-    happened) and yields the commands that rebuild it on a fresh connection.
-    """
-
-    def __init__(self, use: str = "default", watch: Iterable[str] = ("default",)) -> None:
-        self.used_tube = use
-        self.watched_tubes: list[str] = list(dict.fromkeys(watch))
-
-    def observe(self, spec: CommandSpec, command_line: bytes) -> None:
-        """Record the effect of a successful session command."""
-        tube = command_line.split()[1].decode("ascii")
-        if spec is _USE:
-            self.used_tube = tube
-        elif spec is _WATCH:
-            if tube not in self.watched_tubes:
-                self.watched_tubes.append(tube)
-        elif tube in self.watched_tubes:
-            self.watched_tubes.remove(tube)
-
-    def restore_commands(self) -> list[tuple[CommandSpec, bytes]]:
-        """Commands that turn a fresh connection's defaults into this session."""
-        commands = []
-        if self.used_tube != "default":
-            commands.append((_USE, encode_command(b"use", check_tube_name(self.used_tube))))
-        for tube in self.watched_tubes:
-            if tube != "default":
-                commands.append((_WATCH, encode_command(b"watch", check_tube_name(tube))))
-        if "default" not in self.watched_tubes:
-            commands.append((_IGNORE, b"ignore default\r\n"))
-        return commands
-
-
-# A command whose bytes were buffered or written and whose reply is owed:
-# (future, spec, command line or None). Tuples keep the hot path cheap.
-PendingCommand = tuple["asyncio.Future[Any]", CommandSpec, Optional[bytes]]
-# A command issued while disconnected: it also keeps its bytes and the timer
-# that fails it after ``disconnected_timeout``.
-WaitingCommand = tuple[
-    "asyncio.Future[Any]", CommandSpec, Optional[bytes], bytes, Optional[asyncio.TimerHandle]
-]
+_future_done = asyncio.Future.done
 
 
 class Connection:
@@ -133,43 +104,53 @@ class Connection:
         host: str,
         port: int,
         *,
-        session: Session,
+        use: str = "default",
+        watch: Iterable[str] = ("default",),
         encoding: Optional[str] = None,
         connect_timeout: Optional[float] = None,
-        reconnect_interval: float = RECONNECT_TIMEOUT,
+        reconnect_interval: float = RECONNECT_INTERVAL,
         disconnected_timeout: Optional[float] = None,
         stall_timeout: Optional[float] = None,
+        max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
+        keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
+        ssl: SSLOption = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.session = session
-        self.encoding = encoding
         self.connect_timeout = connect_timeout
         self.reconnect_interval = reconnect_interval
         self.disconnected_timeout = disconnected_timeout
         self.stall_timeout = stall_timeout
+        self.keepalive = keepalive
+        self.ssl_context = _ssl_context(ssl)
+        if self.ssl_context is not None and self._unix_path is not None:
+            raise ValueError("TLS (ssl=) needs a TCP address, not a Unix socket")
         self.reconnect_callback: Optional[ReconnectCallback] = None
         self.state = State.NEW
+        self.pipeline = Pipeline(
+            encoding=encoding,
+            use=use,
+            watch=watch,
+            is_abandoned=_future_done,
+            max_pending_bytes=max_pending_bytes,
+            address=self.address,
+        )
 
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stream: Optional[IOStream] = None
-        self._parser = ReplyParser()
-        # Bytes not yet handed to the stream. Each entry belongs to one of the
-        # *last* len(_outgoing) entries of _pending, which is how a lost
-        # connection tells commands never sent from commands with unknown fate.
-        self._outgoing: list[bytes] = []
-        # Roughly how many bytes _outgoing holds (only a trigger for early writes).
-        self._outgoing_bytes = 0
+        # Bytes queued in the pipeline since the last write (a trigger for
+        # writing a long burst early, nothing more).
+        self._unflushed = 0
         self._flush_scheduled = False
-        self._pending: deque[PendingCommand] = deque()
-        self._waiting: deque[WaitingCommand] = deque()
+        # Commands waiting for a connection, with their disconnected_timeout timers.
+        self._waiting_timers: dict[asyncio.Future[Any], Optional[asyncio.TimerHandle]] = {}
         self._connecting: Optional[asyncio.Future[None]] = None
         self._reconnect_task: Optional[asyncio.Task[None]] = None
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         # connect() calls made while reconnecting, resolved by the next _start.
         self._reopen_waiters: list[asyncio.Future[None]] = []
-        # When the head of _pending last made progress (for the stall guard;
-        # kept up to date only while there is one).
+        # When the head of the pipeline last made progress (for the stall
+        # guard; kept up to date only while there is one).
         self._last_progress = 0.0
         # The reader: Tornado reads straight into _buffer (read_into: no fresh
         # zeroed chunk per recv, one copy out), a new one per stream.
@@ -188,49 +169,85 @@ class Connection:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the connection's futures belong to."""
-        if self._loop is None:
-            self._loop = _current_loop()
-        return self._loop
+        """The event loop the connection belongs to (the running one before a connect)."""
+        return self._loop if self._loop is not None else _current_loop()
 
     @property
     def in_flight(self) -> int:
-        """Commands sent or buffered whose replies have not arrived."""
-        return len(self._pending)
+        """Commands sent or queued whose replies have not arrived."""
+        return self.pipeline.pending
 
     def submit(
-        self, spec: CommandSpec, data: bytes, command_line: Optional[bytes]
+        self,
+        spec: CommandSpec,
+        data: bytes,
+        line: Optional[bytes],
+        tube: Optional[str] = None,
+        reservation: Optional[Reservation] = None,
+        timeout: int = 0,
+        batch: int = 0,
     ) -> asyncio.Future[Any]:
         """Queue one encoded command; return the future of its result (FIFO order)."""
-        loop = self.loop
+        loop = self._loop
+        running = _get_running_loop()
+        if loop is None or (running is not loop and running is not None) or loop.is_closed():
+            return self._submit_elsewhere(spec, line, running)
         future: asyncio.Future[Any] = loop.create_future()
-        if self.state is State.OPEN:
-            pending = self._pending
-            pending.append((future, spec, command_line))
-            if len(pending) == 1:
+        state = self.state
+        if state is State.CLOSED or state is State.NEW:
+            future.set_exception(self._not_connected_error(spec, line))
+            return future
+        try:
+            self.pipeline.send(
+                future,
+                spec,
+                data,
+                line,
+                tube=tube,
+                reservation=reservation,
+                timeout=timeout,
+                batch=batch,
+            )
+        except errors.BeanstalkException as exc:
+            # Without its traceback: the frames in it would keep this call's
+            # arguments (a job body) alive as long as the future is.
+            future.set_exception(exc.with_traceback(None))
+            return future
+        if state is State.OPEN:
+            if self.pipeline.owed == 0 and not self._flush_scheduled:
                 # Nothing else is owed, so nothing can join this write: a
-                # lock-step caller would only wait a loop turn for it. It never
-                # enters _outgoing: handed to the stream, it counts as sent.
-                stream = self._stream
-                assert stream is not None  # OPEN always has one
-                if self.stall_timeout is not None:
-                    self._last_progress = time.monotonic()
-                self._write(stream, data)
+                # lock-step caller would only wait a loop turn for it.
+                self._flush()
             else:
-                self._outgoing.append(data)
-                self._outgoing_bytes += len(data)
-                if self._outgoing_bytes >= FLUSH_THRESHOLD:
+                self._unflushed += len(data)
+                if self._unflushed >= FLUSH_THRESHOLD:
                     # A long burst: let the server start on it now, and never
                     # hold all of it twice (as parts and as one joined copy).
-                    self._write_outgoing()
+                    self._flush()
                 elif not self._flush_scheduled:
                     self._flush_scheduled = True
                     loop.call_soon(self._flush)
-        elif self.state is State.CONNECTING or self.state is State.RECONNECTING:
-            self._wait(future, spec, command_line, data)
         else:
-            future.set_exception(self._not_connected_error(spec, command_line))
+            self._wait(future)
         return future
+
+    def _submit_elsewhere(
+        self, spec: CommandSpec, line: Optional[bytes], running: Optional[asyncio.AbstractEventLoop]
+    ) -> asyncio.Future[Any]:
+        """A command with no loop of ours to run on: fail it, queueing nothing."""
+        if self._loop is None:
+            # Never connected (or closed): say so on the caller's loop.
+            future: asyncio.Future[Any] = (running or _current_loop()).create_future()
+            future.set_exception(self._not_connected_error(spec, line))
+            return future
+        command = describe_command(spec, line)
+        closed = " (now closed)" if self._loop.is_closed() else ""
+        raise errors.WrongEventLoop(
+            command=command,
+            message=f"{command!r} not sent: this client belongs to the event loop it connected "
+            f"on{closed}, not the one running now; use a client per event loop, or close() "
+            "it and connect() it again from this loop",
+        )
 
     def connect(self) -> asyncio.Future[None]:
         """Open the connection; fail fast with ConnectFailed if nothing answers.
@@ -238,14 +255,22 @@ class Connection:
         The state changes before this returns, so commands submitted right
         after it, in the same loop turn, wait for the connection.
         """
+        running = _get_running_loop()
         if self.state is State.NEW or self.state is State.CLOSED:
             # No running loop in the seed's style: connect(callback), then start it.
-            with contextlib.suppress(RuntimeError):
-                self._loop = asyncio.get_running_loop()
+            self._loop = running if running is not None else _current_loop()
             self.state = State.CONNECTING
-            connecting = self._connecting = self.loop.create_future()
-            return asyncio.ensure_future(self._open_first_stream(connecting), loop=self.loop)
-        return asyncio.ensure_future(self._join_connect(), loop=self.loop)
+            connecting = self._connecting = self._loop.create_future()
+            attempt = asyncio.ensure_future(self._open_first_stream(connecting), loop=self._loop)
+            attempt.add_done_callback(functools.partial(self._first_connect_done, connecting))
+            return attempt
+        loop = self.loop
+        if (running is not None and running is not loop) or loop.is_closed():
+            raise errors.WrongEventLoop(
+                message="connect(): this client is connected on another event loop; "
+                "close() it first, then connect() from this loop"
+            )
+        return asyncio.ensure_future(self._join_connect(), loop=loop)
 
     async def _join_connect(self) -> None:
         if self.state is State.OPEN:
@@ -264,66 +289,110 @@ class Connection:
             stream = await self._open_stream()
         except Exception as exc:
             failure = errors.ConnectFailed(
-                message=f"cannot connect to beanstalkd at {self.address}: {_reason(exc)}"
+                message=f"cannot connect to beanstalkd at {self.address}: {reason_text(exc)}"
             )
-            if self._connecting is connecting:
-                self._connecting = None
-                if self.state is State.CONNECTING:
-                    self.state = State.NEW
-                    self._fail_waiting(failure)
-            connecting.set_exception(failure)
-            connecting.exception()  # retrieved: the caller gets it raised below
+            self._first_connect_failed(connecting, failure)
             raise failure from exc
         if self._connecting is not connecting or self.state is not State.CONNECTING:
             # close() was called meanwhile (and maybe connect() again, which
             # made an attempt of its own): this one is void.
             stream.close()
             error = errors.NotConnected(message="client closed while connecting")
-            connecting.set_exception(error)
-            connecting.exception()
+            if not connecting.done():
+                connecting.set_exception(error)
+                connecting.exception()
             raise error
         self._connecting = None
         self._start(stream)
         connecting.set_result(None)
 
+    def _first_connect_done(
+        self, connecting: asyncio.Future[None], attempt: asyncio.Future[None]
+    ) -> None:
+        if attempt.cancelled():
+            # connect() itself was cancelled (maybe before it even started):
+            # the client is as if it had never been asked to connect.
+            self._first_connect_failed(
+                connecting,
+                errors.NotConnected(message=f"connecting to {self.address} was cancelled"),
+            )
+
+    def _first_connect_failed(
+        self, connecting: asyncio.Future[None], failure: errors.BeanstalkException
+    ) -> None:
+        if self._connecting is connecting:
+            self._connecting = None
+            if self.state is State.CONNECTING:
+                self.state = State.NEW
+                self._fail_waiting(type(failure), str(failure))
+                self._loop = None  # the next connect() may come from any loop
+        if not connecting.done():
+            connecting.set_exception(failure)
+            connecting.exception()  # retrieved: the caller gets it from connect()
+
     def close(self) -> None:
-        """Close now: stop reconnecting, fail what is owed, send nothing more."""
+        """Close now: stop reconnecting, fail what is owed, send nothing more.
+
+        Always succeeds and leaves a clean state, even when the loop the
+        client ran on is already closed; ``connect()`` may then be called from
+        any loop.
+        """
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
-            self._reconnect_task = None
-        if self._stream is not None:
-            self._drop(self._stream, f"connection to {self.address} closed by the client")
-        self._fail_waiting(errors.NotConnected(message="client closed"))
+        loop = self._loop
+        live = loop is not None and not loop.is_closed()
+        # On a closed loop, nothing can be scheduled: futures of that loop
+        # are dropped (nobody can await them), and handles are cancelled quietly.
+        with contextlib.suppress(RuntimeError):
+            if self._reconnect_task is not None:
+                self._reconnect_task.cancel()
+        self._reconnect_task = None
+        self._cancel_stall_timer()
+        for timer in self._waiting_timers.values():
+            if timer is not None:
+                timer.cancel()
+        self._waiting_timers = {}
+        stream, self._stream = self._stream, None
+        self._read_future = None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+        self._flush_scheduled = False
+        self._unflushed = 0
+        events = self.pipeline.connection_lost(
+            f"connection to {self.address} closed by the client", closing=True
+        )
         waiters, self._reopen_waiters = self._reopen_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(errors.NotConnected(message="client closed"))
+        connecting, self._connecting = self._connecting, None
+        if live:
+            _deliver(events)
+            closed = errors.NotConnected(message="client closed")
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(closed)
+            if connecting is not None and not connecting.done():
+                connecting.set_exception(errors.NotConnected(message="client closed"))
+                connecting.exception()
+        self._loop = None
 
     # ------------------------------------------------------------------
     # Writing.
 
     def _flush(self) -> None:
+        """Hand everything the pipeline has to send to the stream, in one write."""
         self._flush_scheduled = False
-        self._write_outgoing()
-
-    def _write_outgoing(self) -> None:
-        """Hand everything buffered to the stream in one write."""
-        outgoing = self._outgoing
+        self._unflushed = 0
         stream = self._stream
-        if not outgoing or stream is None:
+        if stream is None:
             return
-        if self.stall_timeout is not None and len(outgoing) == len(self._pending):
+        pipeline = self.pipeline
+        if self.stall_timeout is not None and pipeline.owed == 0:
             # Nothing was owed before this write: the stall clock starts now.
             self._last_progress = time.monotonic()
-        data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
-        self._outgoing = []
-        self._outgoing_bytes = 0
-        self._write(stream, data)
-
-    def _write(self, stream: IOStream, data: bytes) -> None:
+        data = pipeline.data_to_send()
+        if not data:
+            return
         try:
             stream.write(data)
         except StreamClosedError:
@@ -388,54 +457,37 @@ class Connection:
             return False
         if self.stall_timeout is not None:
             self._last_progress = time.monotonic()
-        pending = self._pending
+        pipeline = self.pipeline
         try:
-            try:
-                replies = self._parser.feed(self._view[: read.result()].tobytes())
-            except ProtocolError as exc:
-                # Replies framed before the garbage answered commands the
-                # server did run: deliver them, then give up on the stream.
-                replies = exc.replies
-                exc.replies = []
-                self._deliver(replies, pending, self.encoding)
-                raise
-            self._deliver(replies, pending, self.encoding)
+            events = pipeline.receive_data(self._view[: read.result()].tobytes())
         except ProtocolError as exc:
+            # Replies framed before the garbage answered commands the server
+            # did run: deliver them, then give up on the stream.
+            _deliver(exc.events)
             self._drop(
                 stream,
                 f"reply from {self.address} out of sync: {exc}",
                 failure=errors.UnexpectedResponse,
             )
             return False
-        if len(pending) > len(self._outgoing):
+        for future, succeeded, value in events:
+            if succeeded:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        if pipeline.has_data_to_send and not self._flush_scheduled:
+            # The pipeline answered a reply on its own (giving a job back).
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        if pipeline.owed:
             return True  # more replies owed: keep reading
         self.loop.call_soon(self._read)
         return False
 
     def _lost(self, stream: IOStream, exc: BaseException) -> None:
         real_error = exc.real_error if isinstance(exc, StreamClosedError) else exc
-        reason = _reason(real_error) if real_error else "closed by the server"
+        reason = reason_text(real_error) if real_error else "closed by the server"
         self._drop(stream, f"connection to {self.address} lost: {reason}")
-
-    def _deliver(
-        self, replies: list[Reply], pending: deque[PendingCommand], encoding: Optional[str]
-    ) -> None:
-        """Answer the oldest pending commands with ``replies``, in order."""
-        unsent = len(self._outgoing)  # nothing below writes: fixed meanwhile
-        for reply in replies:
-            if len(pending) <= unsent:
-                raise ProtocolError(f"reply {reply.status!r} to no command")
-            future, spec, command_line = pending.popleft()
-            try:
-                value = interpret(spec, reply, command_line, encoding)
-            except errors.BeanstalkException as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                continue
-            if spec in _SESSION_SPECS:
-                self.session.observe(spec, command_line)  # type: ignore[arg-type]
-            if not future.done():
-                future.set_result(value)
 
     # ------------------------------------------------------------------
     # Connection life.
@@ -447,9 +499,16 @@ class Connection:
     async def _open_stream(self) -> IOStream:
         path = self._unix_path
         if path is None:
-            stream = await TCPClient().connect(self.host, self.port, timeout=self.connect_timeout)
+            stream = await TCPClient().connect(
+                self.host,
+                self.port,
+                ssl_options=self.ssl_context,
+                timeout=self.connect_timeout,
+            )
             # Lock-step callers wait on every reply; Nagle would add 40 ms each.
             stream.set_nodelay(True)
+            if self.keepalive is not None:
+                _set_keepalive(stream.socket, self.keepalive)
             return stream
         stream = IOStream(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         try:
@@ -463,23 +522,15 @@ class Connection:
         """Adopt a fresh stream: restore the session, then send what waited."""
         self._stream = stream
         self.state = State.OPEN
-        self._parser.reset()
         self._buffer = bytearray(READ_CHUNK_SIZE)
         self._view = memoryview(self._buffer)
         self._read_future = None
-        for spec, data in self.session.restore_commands():
-            future = self.loop.create_future()
-            future.add_done_callback(_log_restore_failure)
-            self._outgoing.append(data)
-            self._pending.append((future, spec, data))
-        waiting, self._waiting = self._waiting, deque()
-        for future, spec, command_line, data, timer in waiting:
+        timers, self._waiting_timers = self._waiting_timers, {}
+        for timer in timers.values():
             if timer is not None:
                 timer.cancel()
-            if not future.done():
-                self._outgoing.append(data)
-                self._pending.append((future, spec, command_line))
-        if self._outgoing and not self._flush_scheduled:
+        self.pipeline.connection_made()
+        if self.pipeline.has_data_to_send and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
         self.loop.call_soon(self._read)
@@ -502,50 +553,15 @@ class Connection:
         self._stream = None
         self._read_future = None  # Tornado fails it on close; _on_read ignores it
         stream.close()
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
-        pending, self._pending = self._pending, deque()
-        unsent_data, self._outgoing = self._outgoing, []
-        self._parser.reset()
-        # Commands whose bytes never left our buffer can safely wait for the
-        # next connection; the rest were written and their outcome is unknown.
-        unsent = [pending.pop() for _ in unsent_data]
-        unsent.reverse()
-        carried: list[tuple[PendingCommand, bytes]] = []
-        for entry, data in zip(unsent, unsent_data):
-            future, spec, command_line = entry
-            if spec.acts_on_reservation and not future.done():
-                # Never sent, but about a reservation that just ended: replaying
-                # it on the next connection could delete a job another worker
-                # now holds, so it fails like the written ones.
-                future.set_exception(
-                    failure(
-                        command=_command_text(spec, command_line),
-                        message=f"{reason}; {_command_text(spec, command_line)!r} not sent: "
-                        "the job's reservation ended with the connection",
-                    )
-                )
-            else:
-                carried.append((entry, data))
-        for future, spec, command_line in pending:
-            if not future.done():
-                future.set_exception(
-                    failure(
-                        command=_command_text(spec, command_line),
-                        message=f"{reason}; outcome of "
-                        f"{_command_text(spec, command_line)!r} unknown",
-                    )
-                )
+        self._cancel_stall_timer()
+        self._unflushed = 0
+        _deliver(self.pipeline.connection_lost(reason, failure))
         if self.state is State.CLOSED:
-            for (future, spec, command_line), _data in carried:
-                if not future.done():
-                    future.set_exception(self._not_connected_error(spec, command_line))
             return
         logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
         self.state = State.RECONNECTING
-        for (future, spec, command_line), data in reversed(carried):
-            self._wait(future, spec, command_line, data, front=True)
+        for future in self.pipeline.unsent_tokens():
+            self._wait(future)
         self._reconnect_task = self.loop.create_task(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
@@ -559,7 +575,7 @@ class Connection:
                 stream = await self._open_stream()
             except Exception as exc:
                 logger.info(
-                    "reconnect attempt %d to %s failed: %s", attempt, self.address, _reason(exc)
+                    "reconnect attempt %d to %s failed: %s", attempt, self.address, reason_text(exc)
                 )
                 continue
             if self.state is not State.RECONNECTING:
@@ -587,56 +603,47 @@ class Connection:
     # ------------------------------------------------------------------
     # Waiting while disconnected.
 
-    def _wait(
-        self,
-        future: asyncio.Future[Any],
-        spec: CommandSpec,
-        command_line: Optional[bytes],
-        data: bytes,
-        front: bool = False,
-    ) -> None:
+    def _wait(self, future: asyncio.Future[Any]) -> None:
+        """``future``'s command waits for a connection: bound the wait, forget it if abandoned."""
+        if future in self._waiting_timers:
+            return
         timer = None
         if self.disconnected_timeout is not None:
-            timer = self.loop.call_later(
-                self.disconnected_timeout, self._expire_waiting, future, spec, command_line
+            timer = self.loop.call_later(self.disconnected_timeout, self._expire_waiting, future)
+        self._waiting_timers[future] = timer
+        future.add_done_callback(self._waiting_done)
+
+    def _waiting_done(self, future: asyncio.Future[Any]) -> None:
+        # Cancelled or expired while waiting: it leaves the pipeline now, with
+        # its bytes (answered normally: it left already, and this is a no-op).
+        self.pipeline.discard(future)
+        timer = self._waiting_timers.pop(future, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire_waiting(self, future: asyncio.Future[Any]) -> None:
+        self._waiting_timers.pop(future, None)
+        if future.done():
+            return
+        self.pipeline.discard(future)
+        future.set_exception(
+            errors.NotConnected(
+                message=f"not sent: no connection to {self.address} "
+                f"within {self.disconnected_timeout}s",
             )
-        entry = (future, spec, command_line, data, timer)
-        if front:
-            self._waiting.appendleft(entry)
-        else:
-            self._waiting.append(entry)
-
-    def _expire_waiting(
-        self, future: asyncio.Future[Any], spec: CommandSpec, command_line: Optional[bytes]
-    ) -> None:
-        # The entry stays in _waiting; _start skips futures that are done.
-        if not future.done():
-            future.set_exception(
-                errors.NotConnected(
-                    command=_command_text(spec, command_line),
-                    message=f"{_command_text(spec, command_line)!r} not sent: no connection to "
-                    f"{self.address} within {self.disconnected_timeout}s",
-                )
-            )
-
-    def _fail_waiting(self, error: errors.BeanstalkException) -> None:
-        waiting, self._waiting = self._waiting, deque()
-        for future, spec, command_line, _data, timer in waiting:
-            if timer is not None:
-                timer.cancel()
-            if not future.done():
-                future.set_exception(
-                    type(error)(command=_command_text(spec, command_line), message=str(error))
-                )
-
-    def _not_connected_error(
-        self, spec: CommandSpec, command_line: Optional[bytes]
-    ) -> errors.NotConnected:
-        why = "closed" if self.state is State.CLOSED else "not connected; call connect() first"
-        return errors.NotConnected(
-            command=_command_text(spec, command_line),
-            message=f"{_command_text(spec, command_line)!r} not sent: client {why}",
         )
+
+    def _fail_waiting(self, kind: type[errors.BeanstalkException], message: str) -> None:
+        """Fail every command waiting for the first connection (it failed)."""
+        for future in self.pipeline.unsent_tokens():
+            self.pipeline.discard(future)
+            if not future.done():
+                future.set_exception(kind(message=message))
+
+    def _not_connected_error(self, spec: CommandSpec, line: Optional[bytes]) -> errors.NotConnected:
+        why = "closed" if self.state is State.CLOSED else "not connected; call connect() first"
+        command = describe_command(spec, line)
+        return errors.NotConnected(command=command, message=f"{command!r} not sent: client {why}")
 
     # ------------------------------------------------------------------
     # Stall guard.
@@ -646,66 +653,88 @@ class Connection:
         interval = max(0.05, self.stall_timeout / 4)
         self._stall_timer = self.loop.call_later(interval, self._check_stall)
 
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            with contextlib.suppress(RuntimeError):
+                self._stall_timer.cancel()
+            self._stall_timer = None
+
     def _check_stall(self) -> None:
         self._stall_timer = None
         stream = self._stream
         if stream is None or self.stall_timeout is None:
             return
-        written = len(self._pending) - len(self._outgoing)
-        if written > 0:
-            allowed = _allowed_silence(self._pending[0], self.stall_timeout)
+        allowed = self.pipeline.allowed_silence(self.stall_timeout)
+        if allowed is not None:
             silent = time.monotonic() - self._last_progress
             if silent > allowed:
+                owed = self.pipeline.owed
                 self._drop(
                     stream,
                     f"{self.address} sent nothing for {silent:.1f}s "
-                    f"while {written} repl{'y was' if written == 1 else 'ies were'} owed",
+                    f"while {owed} repl{'y was' if owed == 1 else 'ies were'} owed",
                 )
                 return
         self._schedule_stall_check()
 
 
-def _allowed_silence(head: PendingCommand, stall_timeout: float) -> float:
-    """How long the server may stay silent with ``head`` first in line."""
-    _future, spec, command_line = head
-    if spec is _RESERVE:
-        return float("inf")  # waits for a job as long as it takes
-    if spec.blocking and command_line is not None:
-        # reserve-with-timeout <seconds>: silent for up to that long, by design.
-        return stall_timeout + int(command_line.split()[1])
-    return stall_timeout
+def _deliver(events: list[Event]) -> None:
+    for future, succeeded, value in events:
+        if future.done():
+            continue
+        if succeeded:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _ssl_context(option: SSLOption) -> Optional[ssl_module.SSLContext]:
+    if option is None or option is False:
+        return None
+    if option is True:
+        return ssl_module.create_default_context()
+    if isinstance(option, ssl_module.SSLContext):
+        return option
+    raise TypeError(f"ssl must be True, False, None or an ssl.SSLContext, not {option!r}")
+
+
+def _set_keepalive(sock: socket.socket, keepalive: Keepalive) -> None:
+    """Turn on TCP keepalive with ``keepalive``'s timings (where the OS lets us)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", keepalive.idle),
+        ("TCP_KEEPINTVL", keepalive.interval),
+        ("TCP_KEEPCNT", keepalive.probes),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(value)))
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if user_timeout is not None:
+        # Written data nobody acknowledges gives up after the same time.
+        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(keepalive.timeout * 1000))
 
 
 def _current_loop() -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        # Called before the loop runs (the original callback style:
-        # client.connect(cb); IOLoop.current().start()): use Tornado's current loop.
-        from tornado.ioloop import IOLoop
+    running = _get_running_loop()
+    if running is not None:
+        return running
+    # Called before the loop runs (the original callback style:
+    # client.connect(cb); IOLoop.current().start()): use Tornado's current loop.
+    from tornado.ioloop import IOLoop
 
-        return IOLoop.current().asyncio_loop  # type: ignore[attr-defined,no-any-return]
-
-
-def _command_text(spec: CommandSpec, command_line: Optional[bytes]) -> str:
-    if command_line is None:
-        return spec.name.decode("ascii")
-    return command_line.rstrip(b"\r\n").decode("ascii", "replace")
+    return IOLoop.current().asyncio_loop  # type: ignore[attr-defined,no-any-return]
 
 
-def _reason(exc: BaseException) -> str:
+def reason_text(exc: BaseException) -> str:
+    """A short, human reason for a connection error ("Connection refused", "timed out")."""
     if isinstance(exc, StreamClosedError) and exc.real_error is not None:
         # Tornado wraps the OS error ("Connection refused") in "Stream is closed".
-        return _reason(exc.real_error)
+        return reason_text(exc.real_error)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timed out"
     text = str(exc)
     return text or type(exc).__name__
-
-
-def _log_restore_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("restoring the session failed: %s", future.exception())
 
 
 def _log_callback_failure(future: asyncio.Future[Any]) -> None:

@@ -128,6 +128,34 @@ class TimedOut(BeanstalkException):
     """``TIMED_OUT``: ``reserve`` with a timeout found no job in time."""
 
 
+class ReservationLost(BeanstalkException):
+    """Not sent: the job was reserved on a connection that has since been lost.
+
+    The server took the job back when that connection ended (it is ready
+    again, or another worker holds it), and without a binlog a new, unrelated
+    job may even have the same id. So ``delete``, ``release``, ``bury`` and
+    ``touch`` given a :class:`~beanstalkt.Job` from a lost connection refuse
+    to act on it. The job will be handed out again: delivery is at least once.
+    """
+
+
+class BufferFull(BeanstalkException):
+    """Not sent: the client already holds ``max_pending_bytes`` of commands not yet answered.
+
+    The server is unreachable (commands wait for the reconnect) or slower than
+    the producers. Nothing was queued: fail the request, or retry later.
+    """
+
+
+class WrongEventLoop(BeanstalkException, RuntimeError):
+    """The client was used from an event loop other than the one it connected on.
+
+    A client belongs to one loop (its connection, timers and futures live
+    there). Create a client per loop, or ``close()`` it and ``connect()`` it
+    again from the new loop.
+    """
+
+
 class BeanstalkConnectionError(BeanstalkException, ConnectionError):
     """Base class of the connection problems (also a built-in ``ConnectionError``)."""
 
@@ -150,8 +178,10 @@ class NotConnected(BeanstalkConnectionError):
 
 
 __all__ = [
+    "BadJob",
     "BeanstalkConnectionError",
     "BeanstalkException",
+    "BufferFull",
     "Buried",
     "CommandFailed",
     "ConnectFailed",
@@ -163,7 +193,10 @@ __all__ = [
     "NotConnected",
     "NotFound",
     "NotIgnored",
+    "ReservationLost",
     "ServerError",
     "TimedOut",
+    "UndecodableBody",
     "UnexpectedResponse",
+    "WrongEventLoop",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union
+
+if TYPE_CHECKING:
+    from .pipeline import Reservation
 
 #: A job body: bytes, or str when the client was created with ``encoding=``.
 Body = Union[bytes, str]
@@ -15,12 +18,20 @@ class Job(dict):  # type: ignore[type-arg]
     beanstalkt, as a mapping (``job['id']``, ``job['body']``). It is a real
     ``dict`` with exactly those two keys, so it compares equal to
     ``{'id': 1, 'body': b'...'}`` and serialises like one.
+
+    A reserved job also remembers the connection that reserved it
+    (``reservation``): pass the job itself, not its id, to ``delete``,
+    ``release``, ``bury`` and ``touch``, and the client refuses to act on a
+    reservation that ended with a lost connection instead of touching
+    whatever job now has that id.
     """
 
-    __slots__ = ()
+    __slots__ = ("reservation",)
 
-    def __init__(self, id: int, body: Body) -> None:
+    def __init__(self, id: int, body: Body, reservation: Optional[Reservation] = None) -> None:
         super().__init__(id=id, body=body)
+        #: Which connection reserved the job (``None`` for a peeked job).
+        self.reservation = reservation
 
     @property
     def id(self) -> int:

@@ -44,7 +44,10 @@ class Priority(enum.IntEnum):
 
 def encode_json(data: Any) -> bytes:
     """``data`` as compact UTF-8 JSON bytes (what :func:`put_json` sends)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # allow_nan=False: NaN and Infinity are not JSON; a consumer's parser would reject them.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def delay_until(when: datetime.datetime) -> int:
@@ -67,11 +70,10 @@ def put_json(
 ) -> asyncio.Future[int]:
     """Put ``data`` encoded as JSON; resolves to the new job's id.
 
-    With ``tube``, a ``use`` is pipelined just before the put (so the job
-    lands there whatever else is queued on the connection), and the client
-    keeps using that tube afterwards.
+    The same as ``client.put_json(data, ..., tube=tube)``: ``tube`` chooses
+    where this job goes, and leaves the client's own tube alone.
     """
-    return _put(client, encode_json(data), tube, priority, delay, ttr)
+    return client.put_json(data, priority, delay, ttr, tube=tube)
 
 
 def schedule_at(
@@ -88,23 +90,7 @@ def schedule_at(
     A time in the past makes the job ready at once. For a JSON body, pass
     ``encode_json(data)``. ``tube`` is as in :func:`put_json`.
     """
-    return _put(client, body, tube, priority, delay_until(when), ttr)
-
-
-def _put(
-    client: Client, body: Body, tube: Optional[str], priority: int, delay: int, ttr: int
-) -> asyncio.Future[int]:
-    if tube is not None:
-        # The name is checked before anything is sent; both commands then go
-        # out together, in order, so the put lands in ``tube`` or fails with it.
-        client.use(tube).add_done_callback(_retrieve)
-    return client.put(body, priority=priority, delay=delay, ttr=ttr)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # The put's own future reports any failure; this one needs no reader.
-    if not future.cancelled():
-        future.exception()
+    return client.schedule_at(when, body, priority, ttr, tube=tube)
 
 
 __all__ = ["Priority", "delay_until", "encode_json", "put_json", "schedule_at"]

@@ -146,7 +146,9 @@ class CommandSpec:
     ``acts_on_reservation`` marks commands about a job this connection has
     reserved (``delete``, ``release``, ``bury``, ``touch``): a reservation ends
     with its connection, so such a command queued on a connection that dropped
-    must not be replayed on the next one.
+    must not be replayed on the next one. ``uses_tube`` marks commands that
+    act on the connection's used tube (``put``, ``peek-ready``, ``kick``...),
+    and ``reserves`` those whose success is a job now reserved by the connection.
     """
 
     __slots__ = (
@@ -154,9 +156,11 @@ class CommandSpec:
         "blocking",
         "failures",
         "name",
+        "reserves",
         "result",
         "success",
         "text_keys",
+        "uses_tube",
     )
 
     def __init__(
@@ -168,8 +172,12 @@ class CommandSpec:
         text_keys: frozenset[str] = frozenset(),
         blocking: bool = False,
         acts_on_reservation: bool = False,
+        uses_tube: bool = False,
+        reserves: bool = False,
     ) -> None:
         self.acts_on_reservation = acts_on_reservation
+        self.uses_tube = uses_tube
+        self.reserves = reserves
         self.name = name
         self.success = success
         self.result = result
@@ -203,10 +211,16 @@ COMMANDS: dict[str, CommandSpec] = {
             b"JOB_TOO_BIG": errors.JobTooBig,
             b"DRAINING": errors.Draining,
         },
+        uses_tube=True,
     ),
     "use": _spec(b"use", b"USING", Result.NAME),
     "reserve": _spec(
-        b"reserve", b"RESERVED", Result.JOB, failures=_RESERVE_FAILURES, blocking=True
+        b"reserve",
+        b"RESERVED",
+        Result.JOB,
+        failures=_RESERVE_FAILURES,
+        blocking=True,
+        reserves=True,
     ),
     "reserve-with-timeout": _spec(
         b"reserve-with-timeout",
@@ -214,8 +228,11 @@ COMMANDS: dict[str, CommandSpec] = {
         Result.JOB,
         failures=_RESERVE_FAILURES,
         blocking=True,
+        reserves=True,
     ),
-    "reserve-job": _spec(b"reserve-job", b"RESERVED", Result.JOB, failures=_NOT_FOUND),
+    "reserve-job": _spec(
+        b"reserve-job", b"RESERVED", Result.JOB, failures=_NOT_FOUND, reserves=True
+    ),
     "delete": _spec(
         b"delete", b"DELETED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
     ),
@@ -237,10 +254,12 @@ COMMANDS: dict[str, CommandSpec] = {
         b"ignore", b"WATCHING", Result.INTEGER, failures={b"NOT_IGNORED": errors.NotIgnored}
     ),
     "peek": _spec(b"peek", b"FOUND", Result.JOB, failures=_NOT_FOUND),
-    "peek-ready": _spec(b"peek-ready", b"FOUND", Result.JOB, failures=_NOT_FOUND),
-    "peek-delayed": _spec(b"peek-delayed", b"FOUND", Result.JOB, failures=_NOT_FOUND),
-    "peek-buried": _spec(b"peek-buried", b"FOUND", Result.JOB, failures=_NOT_FOUND),
-    "kick": _spec(b"kick", b"KICKED", Result.INTEGER),
+    "peek-ready": _spec(b"peek-ready", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True),
+    "peek-delayed": _spec(
+        b"peek-delayed", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True
+    ),
+    "peek-buried": _spec(b"peek-buried", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True),
+    "kick": _spec(b"kick", b"KICKED", Result.INTEGER, uses_tube=True),
     "kick-job": _spec(b"kick-job", b"KICKED", Result.NOTHING, failures=_NOT_FOUND),
     "stats-job": _spec(
         b"stats-job",
@@ -258,7 +277,7 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "stats": _spec(b"stats", b"OK", Result.MAPPING, text_keys=STATS_TEXT_KEYS),
     "list-tubes": _spec(b"list-tubes", b"OK", Result.LIST),
-    "list-tube-used": _spec(b"list-tube-used", b"USING", Result.NAME),
+    "list-tube-used": _spec(b"list-tube-used", b"USING", Result.NAME, uses_tube=True),
     "list-tubes-watched": _spec(b"list-tubes-watched", b"OK", Result.LIST),
     "pause-tube": _spec(b"pause-tube", b"PAUSED", Result.NOTHING, failures=_NOT_FOUND),
 }
@@ -300,6 +319,9 @@ class ProtocolError(Exception):
     def __init__(self, message: str, replies: Optional[list[Reply]] = None) -> None:
         super().__init__(message)
         self.replies: list[Reply] = replies if replies is not None else []
+        #: Set by :meth:`beanstalkt.pipeline.Pipeline.receive_data`: the callers'
+        #: results from those replies.
+        self.events: list[Any] = []
 
 
 # Largest body length we believe: beanstalkd's job size limit is below 2**32,
@@ -482,9 +504,9 @@ def interpret(
         except (ValueError, IndexError, YAMLError) as exc:
             raise errors.UnexpectedResponse(
                 status.decode("ascii", "replace"),
-                _describe_command(spec, command_line),
+                describe_command(spec, command_line),
                 f"malformed {status.decode('ascii', 'replace')} reply "
-                f"to {_describe_command(spec, command_line)!r}: {exc}",
+                f"to {describe_command(spec, command_line)!r}: {exc}",
             ) from None
     raise reply_error(spec, reply, command_line)
 
@@ -555,7 +577,7 @@ def reply_error(
     """The exception for a reply that is not ``spec``'s success word."""
     status = reply.status
     text = status.decode("ascii", "replace")
-    command = _describe_command(spec, command_line)
+    command = describe_command(spec, command_line)
     failure = spec.failures.get(status)
     if failure is errors.Buried:
         job_id = int(reply.args[0]) if reply.args and reply.args[0].isdigit() else None
@@ -567,7 +589,8 @@ def reply_error(
     return errors.UnexpectedResponse(text, command, f"unexpected reply {text} to {command!r}")
 
 
-def _describe_command(spec: CommandSpec, command_line: Optional[bytes]) -> str:
+def describe_command(spec: CommandSpec, command_line: Optional[bytes]) -> str:
+    """The command as messages show it: its line without CR LF, or just its name."""
     if command_line is None:
         return spec.name.decode("ascii")
     return command_line.rstrip(b"\r\n").decode("ascii", "replace")

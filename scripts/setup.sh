@@ -12,6 +12,16 @@ if ! command -v beanstalkd >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq beanstalkd >/dev/null
 fi
 
+# The test suite also needs iptables (the keepalive test drops a flow inside a
+# network namespace of its own).
+if [ "${1:-}" != "" ] && ! command -v iptables >/dev/null 2>&1; then
+    echo "setup: installing iptables with apt-get" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iptables >/dev/null
+fi
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2

@@ -940,6 +940,9 @@ OUT_OF_RANGE: dict[str, Command] = {
     "pause_tube delay 2**32": lambda c: c.pause_tube("default", 2**32),
     "reserve timeout -1": lambda c: c.reserve(timeout=-1),
     "reserve timeout 2**32": lambda c: c.reserve(timeout=2**32),
+    "reserve timeout nan": lambda c: c.reserve(timeout=float("nan")),
+    "reserve timeout inf": lambda c: c.reserve(timeout=float("inf")),
+    "reserve timeout -inf": lambda c: c.reserve(timeout=float("-inf")),
     **{
         f"{command} id {job_id}": (
             lambda c, command=command, job_id=job_id: getattr(c, command)(job_id)
@@ -983,8 +986,20 @@ WRONG_TYPE: dict[str, Command] = {
     "stats_job None": lambda c: c.stats_job(None),  # type: ignore[arg-type]
     "kick '5'": lambda c: c.kick("5"),  # type: ignore[arg-type]
     "reserve timeout '1'": lambda c: c.reserve(timeout="1"),  # type: ignore[arg-type]
-    "reserve timeout nan": lambda c: c.reserve(timeout=float("nan")),
 }
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf")])
+async def test_non_finite_reserve_timeout_says_what_is_accepted(
+    beanstalkd: BeanstalkdServer, timeout: float
+) -> None:
+    async with connected(beanstalkd) as client:
+        with pytest.raises(
+            ValueError,
+            match=r"finite number of seconds from 0 to 4294967295 "
+            r"\(or None to wait for a job without limit\)",
+        ):
+            client.reserve(timeout=timeout)
 
 
 @pytest.mark.parametrize("case", list(WRONG_TYPE))
@@ -1099,14 +1114,18 @@ async def test_constructor_takes_seed_positional_arguments(beanstalkd: Beanstalk
 # Properties.
 
 
-async def test_using_and_watching_follow_the_server(beanstalkd: BeanstalkdServer) -> None:
+async def test_using_takes_effect_at_the_call_watching_follows_the_server(
+    beanstalkd: BeanstalkdServer,
+) -> None:
     async with connected(beanstalkd) as client:
         assert client.using == "default"
         assert client.watching == ["default"]
         using = client.use("u")
-        assert client.using == "default"  # not confirmed by the server yet
-        await using
-        await client.watch("w")
+        assert client.using == "u"  # commands issued from now on act on "u"
+        assert await using == "u"
+        watching = client.watch("w")
+        assert client.watching == ["default"]  # not confirmed by the server yet
+        await watching
         assert client.using == "u"
         assert client.watching == ["default", "w"]
         await client.ignore("default")

@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -762,3 +763,16 @@ def test_console_script_on_path(beanstalkd: BeanstalkdServer) -> None:
         timeout=30,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+
+
+def test_closed_stdout_is_a_clean_error_and_nothing_is_done(beanstalkd: BeanstalkdServer) -> None:
+    finished = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m beanstalkt.cmd put 'never put' >&-",
+        shell=True,
+        capture_output=True,
+        env=environment(beanstalkd),
+        timeout=30,
+    )
+    assert finished.returncode == 1
+    assert finished.stderr.decode() == "beanstalkt: standard output is closed; nothing was done\n"
+    assert json.loads(ok(beanstalkd, "stats"))["total-jobs"] == 0

@@ -40,8 +40,8 @@ async def test_put_json_round_trip(beanstalkd: BeanstalkdServer) -> None:
     data = {"to": "ada@example.com", "subject": "Welcome", "tags": ["new", "ë"]}
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, watch="emails") as client:
         job_id = await put_json(client, data, tube="emails", priority=Priority.HIGH, ttr=60)
-        assert client.using == "emails"
-        second = await client.put_json([1, 2, 3], delay=0)
+        assert client.using == "default"  # tube= is for this job only
+        second = await client.put_json([1, 2, 3], delay=0, tube="emails")
         job = await client.reserve(timeout=0)
         assert job.id == job_id
         assert json.loads(job.body) == data
@@ -86,7 +86,7 @@ async def test_schedule_at_is_a_delayed_put(beanstalkd: BeanstalkdServer) -> Non
         past = datetime.datetime.now() - datetime.timedelta(minutes=5)
         now_id = await client.schedule_at(past, b"overdue", priority=Priority.CRITICAL)
         stats = await client.stats_job(now_id)
-        assert (stats["state"], stats["delay"], stats["tube"]) == ("ready", 0, "reports")
+        assert (stats["state"], stats["delay"], stats["tube"]) == ("ready", 0, "default")
         soon = datetime.datetime.now() + datetime.timedelta(seconds=1)
         soon_id = await client.schedule_at(soon, b"soon")
         assert (await client.stats_job(soon_id))["delay"] in (1, 2)

@@ -165,7 +165,7 @@ async def test_unsent_reservation_commands_are_not_replayed_after_a_drop(
     deleting = client.delete(job.id)  # queued behind it, not yet written
     touching = client.touch(job.id)
     queued_put = client.put(b"queued")
-    assert len(connection._outgoing) == 3
+    assert connection.pipeline.unsent_tokens() == [deleting, touching, queued_put]
     # The connection ends before the loop turn that would flush the queue.
     assert connection._stream is not None
     connection._drop(connection._stream, "simulated drop")

@@ -1,0 +1,406 @@
+"""Safe under real use, against a real beanstalkd: the patterns the README recommends.
+
+One shared client for many coroutines, ``asyncio.wait_for`` around commands,
+one client across event loops, restarts without a binlog, outages, and a
+peer that vanishes without a word. Each test here failed before the
+pipeline became a state machine (see tests/test_pipeline.py for its rules
+byte by byte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+
+import pytest
+
+import beanstalkt
+from beanstalkt.protocol import encode_put
+from beanstalkt.testing import BeanstalkdServer
+
+# Generous bound against hangs; what is under test takes well under it.
+HANG = 15
+
+
+async def wait_until(condition: object, what: str, limit: float = HANG) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------
+# 1. One client shared by many coroutines, each with its own tube.
+
+
+async def test_a_thousand_coroutines_put_into_their_own_tubes_with_none_misrouted(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="plain") as client:
+
+        async def producer(n: int) -> tuple[int, str]:
+            await asyncio.sleep(0)  # interleave the coroutines
+            tube = ("alpha", "beta", None)[n % 3]
+            if tube is None:
+                return await client.put(b"%d" % n), "plain"
+            if n % 2:
+                return await client.put_json({"n": n}, tube=tube), tube
+            return await client.put(b"%d" % n, tube=tube), tube
+
+        placed = await asyncio.gather(*[producer(n) for n in range(1000)])
+        stats = await asyncio.gather(*[client.stats_job(job_id) for job_id, _tube in placed])
+        misrouted = [
+            (job_id, tube, job_stats["tube"])
+            for (job_id, tube), job_stats in zip(placed, stats)
+            if job_stats["tube"] != tube
+        ]
+        assert misrouted == []
+        assert client.using == "plain"
+        assert await client.list_tube_used() == "plain"
+        counts = {
+            tube: (await client.stats_tube(tube))["current-jobs-ready"]
+            for tube in ("alpha", "beta", "plain")
+        }
+        assert counts == {"alpha": 334, "beta": 333, "plain": 333}
+
+
+async def test_producer_helpers_with_tube_leave_the_clients_tube_alone(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    from beanstalkt.producer import put_json
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="mine") as client:
+        other = await put_json(client, {"a": 1}, tube="theirs")
+        plain = await client.put(b"plain")
+        assert (await client.stats_job(other))["tube"] == "theirs"
+        assert (await client.stats_job(plain))["tube"] == "mine"
+        assert client.using == "mine"
+
+
+async def test_tube_scoped_peeks_and_kick_act_on_that_tube_only(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ready = await client.put(b"ready", tube="t")
+        delayed = await client.put(b"delayed", delay=100, tube="t")
+        await client.put(b"elsewhere", delay=100)
+        assert (await client.peek_ready(tube="t")).id == ready
+        assert (await client.peek_delayed(tube="t")).id == delayed
+        with pytest.raises(beanstalkt.NotFound):
+            await client.peek_buried(tube="t")
+        with pytest.raises(beanstalkt.NotFound):
+            await client.peek_ready()  # the client's own tube, default: nothing ready
+        assert await client.kick(10, tube="t") == 1
+        assert (await client.stats_job(delayed))["state"] == "ready"
+        assert (await client.stats_tube("default"))["current-jobs-delayed"] == 1
+
+
+# --------------------------------------------------------------------------
+# 2. Cancellation.
+
+
+async def test_a_cancelled_reserve_gives_its_job_back_at_once_with_its_priority(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    server = beanstalkd
+    async with (
+        beanstalkt.Client(server.host, server.port) as worker,
+        beanstalkt.Client(server.host, server.port) as producer,
+        beanstalkt.Client(server.host, server.port) as other,
+    ):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(worker.reserve(), 0.2)
+        job_id = await producer.put(b"payload", priority=77, ttr=3600)
+        # Not held hostage by the connection whose caller gave up.
+        job = await other.reserve(timeout=2)
+        assert job.id == job_id
+        stats = await other.stats_job(job)
+        assert stats["pri"] == 77
+        assert stats["releases"] == 1
+        await other.delete(job)
+        # And the worker's next reserve is not answered DEADLINE_SOON.
+        second = await producer.put(b"second")
+        assert (await worker.reserve(timeout=5)).id == second
+
+
+async def test_a_wait_for_reserve_loop_keeps_one_reserve_on_the_server(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as worker:
+        for _ in range(20):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(worker.reserve(), 0.01)
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as producer:
+            stats = await producer.stats()
+            assert stats["cmd-reserve"] == 1  # taken over, not piled up
+            assert stats["current-waiting"] == 1
+            job_id = await producer.put(b"for the loop")
+            job = None
+            while job is None:
+                try:
+                    job = await asyncio.wait_for(worker.reserve(), 0.5)
+                except asyncio.TimeoutError:
+                    continue
+            assert job.id == job_id
+            await worker.delete(job)
+            assert (await producer.stats())["cmd-delete"] == 1
+
+
+async def test_a_cancelled_command_not_yet_written_is_never_sent(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        waiting = client.reserve(timeout=1)  # owed: what follows is buffered
+        put = client.put(b"never")
+        put.cancel()
+        with pytest.raises(beanstalkt.TimedOut):
+            await waiting
+        assert (await client.stats())["cmd-put"] == 0
+
+
+async def test_a_cancelled_reserve_job_gives_its_job_back(beanstalkd: BeanstalkdServer) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        job_id = await client.put(b"x", priority=5)
+        future = client.reserve_job(job_id)
+        future.cancel()  # already written: its job comes back
+        await wait_until_ready(client, job_id)
+        assert (await client.stats_job(job_id))["pri"] == 5
+
+
+async def wait_until_ready(client: beanstalkt.Client, job_id: int) -> None:
+    deadline = time.monotonic() + HANG
+    while (await client.stats_job(job_id))["state"] != "ready":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------
+# 3. One loop per client.
+
+
+def test_a_client_outliving_its_event_loop_fails_clearly_then_reconnects(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+
+    async def first() -> int:
+        await client.connect()
+        return await client.put(b"first")
+
+    async def second() -> tuple[int, int, dict[str, object]]:
+        with pytest.raises(beanstalkt.WrongEventLoop, match="close\\(\\) it and connect\\(\\)"):
+            client.put(b"stray")
+        assert client.in_flight == 0  # nothing owed
+        await client.close()  # the old loop is closed: close still works
+        await client.connect()
+        a, b = await asyncio.gather(client.put(b"A"), client.put(b"B"))
+        stats = dict(await asyncio.wait_for(client.stats_tube("default"), HANG))
+        await client.close()
+        return a, b, stats
+
+    first_id = asyncio.run(first())
+    a, b, stats = asyncio.run(second())
+    assert (a, b) == (first_id + 1, first_id + 2)
+    assert stats["current-jobs-ready"] == 3
+
+
+def test_close_outside_any_loop_after_the_loop_closed(beanstalkd: BeanstalkdServer) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+
+    async def use_it() -> None:
+        await client.connect()
+        client.reserve()  # owed when the loop goes away
+
+    asyncio.run(use_it())
+
+    async def again() -> bytes:
+        client._connection.close()  # what close() does, with no loop of the old client
+        await client.connect()
+        await client.put(b"again")
+        job = await client.reserve(timeout=0)
+        await client.close()
+        return job.body  # type: ignore[return-value]
+
+    assert asyncio.run(again()) == b"again"
+
+
+# --------------------------------------------------------------------------
+# 4. A stale acknowledgement never deletes somebody else's job.
+
+
+async def test_a_job_from_before_a_restart_without_binlog_is_refused(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    server = beanstalkd
+    worker = beanstalkt.Client(server.host, server.port, reconnect_interval=0.1)
+    await worker.connect()
+    async with beanstalkt.Client(server.host, server.port) as producer:
+        await producer.put(b"old job")
+    job = await worker.reserve(timeout=0)
+    assert job.id == 1
+    server.restart()  # no binlog: the job is gone and ids start again at 1
+    await wait_until(lambda: worker.closed(), "the worker to notice")
+    await wait_until(lambda: not worker.closed(), "the worker to reconnect")
+    async with beanstalkt.Client(server.host, server.port) as producer:
+        new_id = await producer.put(b"new, unrelated job")
+        assert new_id == 1
+        for acknowledge in (worker.delete, worker.touch, worker.bury, worker.release):
+            with pytest.raises(beanstalkt.ReservationLost):
+                await acknowledge(job)
+        assert (await producer.peek(new_id)).body == b"new, unrelated job"
+        assert (await producer.stats())["cmd-delete"] == 0
+    await worker.close()
+
+
+# --------------------------------------------------------------------------
+# 5. Outages do not hold memory they no longer need.
+
+
+async def _outage(server: BeanstalkdServer, client: beanstalkt.Client) -> None:
+    await client.connect()
+    server.kill()
+    await wait_until(lambda: client.closed(), "the client to notice the outage")
+
+
+@pytest.mark.parametrize("how", ["disconnected_timeout", "wait_for"])
+async def test_puts_that_fail_during_an_outage_free_their_memory(
+    beanstalkd: BeanstalkdServer, how: str
+) -> None:
+    options = {"disconnected_timeout": 0.05} if how == "disconnected_timeout" else {}
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, **options)  # type: ignore[arg-type]
+    await _outage(beanstalkd, client)
+    body = b"x" * 10_240
+
+    async def put_them_all() -> set[str]:
+        if how == "wait_for":
+            puts = [asyncio.wait_for(client.put(body), 0.05) for _ in range(20_000)]
+        else:
+            puts = [client.put(body) for _ in range(20_000)]
+        outcomes = await asyncio.gather(*puts, return_exceptions=True)
+        return {type(outcome).__name__ for outcome in outcomes}
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        kinds = await put_them_all()
+        await asyncio.sleep(0)  # let the callbacks already scheduled run
+        gc.collect()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Past 64 MiB (the default max_pending_bytes) puts fail at once.
+    waited = "TimeoutError" if how == "wait_for" else "NotConnected"
+    assert kinds == {waited, "BufferFull"}
+    assert peak - baseline < 150 * 1024 * 1024
+    assert client.pending_bytes == 0
+    assert client.in_flight == 0
+    assert after - baseline < 5 * 1024 * 1024, f"{(after - baseline) / 2**20:.1f} MiB kept"
+    await client.close()
+
+
+async def test_past_max_pending_bytes_puts_fail_fast_and_accepted_ones_all_land(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(
+        beanstalkd.host, beanstalkd.port, max_pending_bytes=100_000, reconnect_interval=0.1
+    )
+    await _outage(beanstalkd, client)
+    body = b"y" * 1000
+    puts = [client.put(body) for _ in range(200)]
+    refused = [put for put in puts if put.done()]
+    accepted = [put for put in puts if not put.done()]
+    one_put = len(encode_put(body, beanstalkt.DEFAULT_PRIORITY, 0, beanstalkt.DEFAULT_TTR))
+    assert len(accepted) == 100_000 // one_put == 97
+    for put in refused:
+        with pytest.raises(beanstalkt.BufferFull, match="max_pending_bytes=100000"):
+            put.result()
+    beanstalkd.start()
+    ids = await asyncio.wait_for(asyncio.gather(*accepted), HANG)
+    assert ids == list(range(1, 98))
+    assert (await client.stats_tube("default"))["current-jobs-ready"] == 97
+    await client.close()
+
+
+# --------------------------------------------------------------------------
+# 6. A peer that vanishes without a word (no FIN, no RST).
+
+KEEPALIVE_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, subprocess, sys, time
+    import beanstalkt
+    from beanstalkt.testing import BeanstalkdServer
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+    async def main() -> None:
+        with BeanstalkdServer() as server:
+            keepalive = beanstalkt.Keepalive(idle=1, interval=1, probes=2)
+            client = beanstalkt.Client(server.host, server.port, keepalive=keepalive)
+            await client.connect()
+            reserve = client.reserve()
+            await asyncio.sleep(0.2)
+            # From now on nothing reaches the server: no reply, no RST, no FIN.
+            subprocess.run(
+                ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(server.port),
+                 "-j", "DROP"],
+                check=True,
+            )
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(reserve, 60)
+            except beanstalkt.ConnectionLost as exc:
+                print("ConnectionLost after %.1f s: %s" % (time.monotonic() - started, exc))
+            except asyncio.TimeoutError:
+                print("still waiting after 60 s")
+            await client.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_blocking_reserve_on_a_vanished_peer_fails_within_the_keepalive_time() -> None:
+    # A network namespace of its own: a firewall rule there drops the flow
+    # silently, as a dead host or a NAT that forgot it would.
+    for tool in ("unshare", "ip", "iptables"):
+        assert shutil.which(tool), (
+            f"{tool} is missing: apt-get install -y util-linux iproute2 iptables"
+        )
+    completed = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", KEEPALIVE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert completed.returncode == 0, completed.stderr
+    output = completed.stdout.strip()
+    assert output.startswith("ConnectionLost after"), output
+    seconds = float(output.split()[2])
+    # idle 1 s + 2 probes 1 s apart: about 3 s; far below the 60 s it waited.
+    assert seconds < 15, output
+
+
+async def test_a_cancelled_connect_leaves_a_client_that_can_connect_again(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+    connecting = client.connect()
+    waiting = client.put(b"queued behind the connect")
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    with pytest.raises(beanstalkt.NotConnected, match="cancelled"):
+        await waiting
+    assert client.closed()
+    await asyncio.wait_for(client.connect(), HANG)
+    assert await client.put(b"after") == 1
+    await client.close()
