@@ -12,6 +12,15 @@ if ! command -v beanstalkd >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq beanstalkd >/dev/null
 fi
 
+# tmux drives top's live view in a real terminal in the tests.
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "setup: installing tmux with apt-get" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+fi
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
