@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -269,9 +270,9 @@ class _Screen:
         try:
             snapshot = await self.watcher.snapshot()
         except asyncio.TimeoutError:
-            self.error = f"{self.watcher.address}: no answer within {self.watcher.timeout:g}s"
+            self.error = f"unreachable: no answer within {self.watcher.timeout:g}s"
         except BeanstalkConnectionError as exc:
-            self.error = str(exc)
+            self.error = f"unreachable: {exc}"
         else:
             self.error = ""
             self.previous, self.current = self.current, snapshot
@@ -432,6 +433,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             parser.error("--timeout must be more than 0")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    # The library logs lost connections and reconnects; on a curses screen
+    # they would scribble over the view, which shows the failure itself.
+    library_logger = logging.getLogger("beanstalkt")
+    if not library_logger.handlers:
+        library_logger.addHandler(logging.NullHandler())
     watcher = ServerWatcher(address, timeout=args.timeout, tubes=args.tubes)
     try:
         if args.once or not sys.stdout.isatty():

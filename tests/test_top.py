@@ -339,6 +339,20 @@ async def test_live_view_shows_rates_changing_and_quits_on_q(
     await view.wait_for(
         lambda s: rate(s, "busy", 5) == 0.0 and rate(s, "busy", 6) == 0.0, "the rates back at 0"
     )
+    # The server goes away: the view says so and keeps trying until it is back.
+    beanstalkd.kill()
+    await view.wait_for(lambda s: "unreachable: " in s, "the server reported unreachable")
+    beanstalkd.start()
+    # A fresh server: no 'busy' tube any more, and nothing else written over the view.
+    await view.wait_for(
+        lambda s: (
+            "unreachable" not in s
+            and cells(s, "busy") is None
+            and cells(s, "default") == ["default", "0", "0", "0", "0", "0.0", "0.0", "-", "-"]
+        ),
+        "the restarted server",
+    )
+    assert "reconnect" not in view.screen()
     # '>' moves the sort column from TUBE to READY.
     assert "TUBE*" in view.screen()
     view.keys(">")
