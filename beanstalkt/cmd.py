@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import json
 import logging
 import os
@@ -477,6 +478,8 @@ def _epilog() -> str:
         'A job body that is not UTF-8 is printed in base64, with "body_encoding": "base64".\n'
         "\n"
         f"exit status:\n{codes}"
+        "\n\noperations: beanstalkt top [-h] ... (live view of the tubes),\n"
+        "            beanstalkt exporter [-h] ... (Prometheus metrics; needs beanstalkt[metrics])"
     )
 
 
@@ -737,6 +740,19 @@ def _program_name() -> str:
     )
 
 
+_TOOLS = {"top": "beanstalkt.top", "exporter": "beanstalkt.exporter"}
+
+
+def _run_tool(name: str, argv: list[str]) -> int:
+    """Hand ``beanstalkt top|exporter ARGS`` to that module's ``main``."""
+    try:
+        module = importlib.import_module(_TOOLS[name])
+    except ImportError as exc:  # e.g. the exporter without prometheus_client
+        return _fail(str(exc), EXIT_FAILED)
+    status: int = module.main(argv, prog=f"{_program_name()} {name}")
+    return status
+
+
 def _fail(message: str, status: int) -> int:
     if sys.stderr is not None:
         sys.stderr.write(f"beanstalkt: {message}\n")
@@ -769,6 +785,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in _TOOLS:  # operations tools with command lines of their own
+        return _run_tool(words[0], words[1:])
     parser = build_parser(_program_name())
     try:
         args = parser.parse_args(argv)

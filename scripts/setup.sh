@@ -4,22 +4,37 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if ! command -v beanstalkd >/dev/null 2>&1; then
-    echo "setup: installing beanstalkd with apt-get" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq beanstalkd >/dev/null
-fi
+extras="${1:-}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
 
-# The test suite also needs iptables (the keepalive test drops a flow inside a
-# network namespace of its own).
-if [ "${1:-}" != "" ] && ! command -v iptables >/dev/null 2>&1; then
-    echo "setup: installing iptables with apt-get" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iptables >/dev/null
+# apt_install COMMAND PACKAGE...: install PACKAGEs with apt-get unless COMMAND exists.
+apt_install() {
+    local command="$1"
+    shift
+    command -v "$command" >/dev/null 2>&1 && return 0
+    echo "setup: installing $* with apt-get" >&2
+    if [ -z "$apt_updated" ]; then
+        $SUDO apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+apt_install beanstalkd beanstalkd
+if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
+    # What the test suite drives besides beanstalkd: iptables (the keepalive
+    # test drops a flow in a network namespace of its own), tmux (top's live
+    # view in a real terminal), headless Chromium (the web console's browser
+    # tests, which skip, saying why, only when it cannot be installed).
+    apt_install iptables iptables
+    apt_install tmux tmux
+    if ! command -v chromedriver >/dev/null 2>&1; then
+        apt_install chromium chromium chromium-driver 2>/dev/null \
+            || apt_install chromedriver chromium-driver 2>/dev/null \
+            || echo "setup: could not install chromium; the browser tests will skip" >&2
+    fi
 fi
 
 PYTHON="${PYTHON:-python3}"
@@ -27,8 +42,9 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
-extras="${1:-}"
 spec="."
 [ -z "$extras" ] || spec=".[$extras]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+# pip's notice boxes (a newer pip, editable installs) are not for the user of these scripts.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
+    | grep -v -i -e "^\s*$" -e "notice" -e "editable" -e "deprecat" >&2 || true
