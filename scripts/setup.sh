@@ -45,6 +45,11 @@ fi
 spec="."
 [ -z "$extras" ] || spec=".[$extras]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-# pip's notice boxes (a newer pip, editable installs) are not for the user of these scripts.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
-    | grep -v -i -e "^\s*$" -e "notice" -e "editable" -e "deprecat" >&2 || true
+# pip's notices (editable installs, a newer pip) are not for the user of these
+# scripts: its output is shown only when the install fails.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \
+    >.venv/pip-install.log 2>&1; then
+    cat .venv/pip-install.log >&2
+    echo "setup: installing the package failed (log above)" >&2
+    exit 1
+fi
