@@ -751,6 +751,11 @@ def _exit_status(code: object) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command line (``sys.argv[1:]`` by default); return the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["web"]:
+        from .web import main as web_main
+
+        return web_main(arguments[1:], prog="beanstalkt web")
     try:
         return _main(argv)
     except KeyboardInterrupt:
