@@ -19,6 +19,10 @@
     }
   }
 
+  function plural(count, noun) {
+    return count + " " + noun + (count === 1 ? "" : "s");
+  }
+
   function field(parent, name) {
     return parent.querySelector('[data-field="' + name + '"]');
   }
@@ -83,10 +87,10 @@
     });
   }
 
-  function polyline(points, now, top, column, cssClass) {
+  function polyline(points, now, span, top, column, cssClass) {
     var line = document.createElementNS(SVG, "polyline");
     var coordinates = points.map(function (point) {
-      var x = CHART_WIDTH - ((now - point[0]) / historySeconds) * CHART_WIDTH;
+      var x = CHART_WIDTH - ((now - point[0]) / span) * CHART_WIDTH;
       var y = CHART_HEIGHT - 2 - (point[column] / top) * (CHART_HEIGHT - 4);
       return x.toFixed(1) + "," + y.toFixed(1);
     });
@@ -116,8 +120,11 @@
     var last = points[points.length - 1] || [now, 0, 0];
     title.textContent = "ready " + last[1] + ", buried " + last[2] + " (scale 0\u2013" + top + ")";
     svg.appendChild(title);
-    svg.appendChild(polyline(points, now, top, 1, "ready"));
-    svg.appendChild(polyline(points, now, top, 2, "buried"));
+    // The time axis covers what this console has seen, at least a minute, at most the history.
+    var seen = points.length ? now - points[0][0] : 0;
+    var span = Math.min(historySeconds, Math.max(60, seen));
+    svg.appendChild(polyline(points, now, span, top, 1, "ready"));
+    svg.appendChild(polyline(points, now, span, top, 2, "buried"));
   }
 
   function renderServer(server) {
@@ -131,8 +138,9 @@
     text(
       field(section, "summary"),
       server.up
-        ? "beanstalkd " + server.version + " \u00b7 " + server.totals.tubes + " tubes \u00b7 " +
-            server.totals.connections + " connections \u00b7 " + server.totals.workers + " workers"
+        ? "beanstalkd " + server.version + " \u00b7 " + plural(server.totals.tubes, "tube") + " \u00b7 " +
+            plural(server.totals.connections, "connection") + " \u00b7 " +
+            plural(server.totals.workers, "worker")
         : server.error
     );
     var tbody = section.querySelector("tbody");
