@@ -18,6 +18,7 @@ import shutil
 import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import pytest
@@ -35,7 +36,7 @@ from beanstalkt.web.app import ConsoleOptions, make_app
 from beanstalkt.web.monitor import Monitor
 
 T = TypeVar("T")
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts")
+ARTIFACTS = str(Path(__file__).resolve().parent.parent / "test-artifacts")
 HOSTILE_BODY = b"<script>window.pwned = 1</script><b>x</b><img src=x onerror=window.pwned=2>"
 WAIT = 10  # seconds Selenium waits for a condition; the console polls every 0.2 s
 
