@@ -50,6 +50,7 @@ from .render import (
 log = logging.getLogger("beanstalkt.web")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Signed cookies use the *_secure_cookie names: Tornado before 6.3 has only those.
 SESSION_COOKIE = "beanstalkt_session"
 FLASH_COOKIE = "beanstalkt_flash"
 #: Largest HTTP request body accepted (a put form); beanstalkd's own limit is checked too.
@@ -136,7 +137,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_template_namespace(self) -> dict[str, Any]:
         namespace = super().get_template_namespace()
-        flash = self.get_signed_cookie(FLASH_COOKIE, max_age_days=1)
+        flash = self.get_secure_cookie(FLASH_COOKIE, max_age_days=1)
         if flash is not None:
             self.clear_cookie(FLASH_COOKIE, path="/")
         namespace.update(
@@ -149,7 +150,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def flash(self, message: str) -> None:
         """Show ``message`` once, on the next page (a signed cookie, so nobody can forge it)."""
-        self.set_signed_cookie(
+        self.set_secure_cookie(
             FLASH_COOKIE, message, expires_days=None, path="/", httponly=True, samesite="Strict"
         )
 
@@ -210,7 +211,7 @@ def check_access(handler: tornado.web.RequestHandler) -> None:
     options: ConsoleOptions = handler.settings["console_options"]
     if not options.needs_auth:
         return
-    if handler.get_signed_cookie(SESSION_COOKIE, max_age_days=1) == b"ok":
+    if handler.get_secure_cookie(SESSION_COOKIE, max_age_days=1) == b"ok":
         return
     header = handler.request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
@@ -245,7 +246,7 @@ def _same(offered: str, expected: str) -> bool:
 
 def set_session(handler: tornado.web.RequestHandler) -> None:
     """Remember this browser as signed in (until it closes, or for a day at most)."""
-    handler.set_signed_cookie(
+    handler.set_secure_cookie(
         SESSION_COOKIE, "ok", expires_days=None, path="/", httponly=True, samesite="Strict"
     )
 
