@@ -479,7 +479,8 @@ def _epilog() -> str:
         "\n"
         f"exit status:\n{codes}"
         "\n\noperations: beanstalkt top [-h] ... (live view of the tubes),\n"
-        "            beanstalkt exporter [-h] ... (Prometheus metrics; needs beanstalkt[metrics])"
+        "            beanstalkt exporter [-h] ... (Prometheus metrics; beanstalkt[metrics]),\n"
+        "            beanstalkt web [-h] ... (the web console)"
     )
 
 
@@ -740,11 +741,11 @@ def _program_name() -> str:
     )
 
 
-_TOOLS = {"top": "beanstalkt.top", "exporter": "beanstalkt.exporter"}
+_TOOLS = {"top": "beanstalkt.top", "exporter": "beanstalkt.exporter", "web": "beanstalkt.web"}
 
 
 def _run_tool(name: str, argv: list[str]) -> int:
-    """Hand ``beanstalkt top|exporter ARGS`` to that module's ``main``."""
+    """Hand ``beanstalkt top|exporter|web ARGS`` to that module's ``main``."""
     try:
         module = importlib.import_module(_TOOLS[name])
     except ImportError as exc:  # e.g. the exporter without prometheus_client

@@ -153,23 +153,20 @@ async def stats_of_tubes(client: Client, names: Iterable[str]) -> list[StatsTube
 async def _oldest_ready_age(client: Client, tube: str, lock: asyncio.Lock) -> int:
     """Age in seconds of the job at the head of ``tube``'s ready queue; 0 if there is none.
 
-    ``peek-ready`` only looks at the *used* tube, so this switches the
-    connection to ``tube`` and back to ``default`` in one pipelined burst
+    ``peek_ready(tube=)`` switches the connection to ``tube``; a ``use`` of
+    ``default`` right behind it sends it back in the same pipelined burst
     (never leaving the connection counted as a user of ``tube``, nor keeping a
-    vanished tube alive), then asks ``stats-job`` for the age. The connection
-    must be the caller's own, and ``lock`` keeps two such bursts from
-    interleaving. (When the client gains ``peek_ready(tube=)``, this is where
-    to use it.)
+    vanished tube alive). Then ``stats-job`` tells the age. ``lock`` keeps
+    the retries of two callers from interleaving.
     """
     async with lock:
         for _attempt in range(_PEEK_ATTEMPTS):
-            used, peeked, back_home = await asyncio.gather(
-                client.use(tube),
-                client.peek_ready(),
+            peeked, back_home = await asyncio.gather(
+                client.peek_ready(tube=tube),
                 client.use(_HOME_TUBE),
                 return_exceptions=True,
             )
-            for outcome in (used, peeked, back_home):
+            for outcome in (peeked, back_home):
                 if isinstance(outcome, BaseException) and not isinstance(outcome, NotFound):
                     raise outcome
             if isinstance(peeked, NotFound):

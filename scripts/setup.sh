@@ -44,6 +44,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -z "$extras" ] || spec=".[$extras]"
+# The web console's browser tests drive headless Chromium (skipped, saying why, without it).
+if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        echo "setup: installing chromium and chromium-driver with apt-get" >&2
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        { $SUDO apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver; } \
+            >/dev/null 2>&1 || echo "setup: could not install chromium; browser tests will skip" >&2
+    fi
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 # pip's notices (editable installs, a newer pip) are not for the user of these
 # scripts: its output is shown only when the install fails.

@@ -1,0 +1,553 @@
+"""The Tornado application of the web console: pages, actions, live feed, access checks.
+
+Every page and action goes through :class:`BaseHandler`, which checks access
+(token or basic auth, when configured), adds strict security headers and turns
+every failure into a short message page with a 4xx/5xx status (never a
+traceback). Every action is a POST checked by Tornado's XSRF protection and
+refused outright in read-only mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import secrets
+import urllib.parse
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import tornado.web
+import tornado.websocket
+
+from .. import (
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    BeanstalkConnectionError,
+    BeanstalkException,
+    Draining,
+    Job,
+    JobTooBig,
+    NotFound,
+    StatsJob,
+)
+from ..models import Body
+from .monitor import Monitor, ServerDown, ServerMonitor
+from .render import (
+    MAX_UINT32,
+    BadInput,
+    BodyView,
+    check_tube,
+    parse_count,
+    parse_job_id,
+    view_body,
+)
+
+log = logging.getLogger("beanstalkt.web")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Signed cookies use the *_secure_cookie names: Tornado before 6.3 has only those.
+SESSION_COOKIE = "beanstalkt_session"
+FLASH_COOKIE = "beanstalkt_flash"
+#: Largest HTTP request body accepted (a put form); beanstalkd's own limit is checked too.
+MAX_REQUEST_BODY = 64 << 20
+#: Content-Security-Policy: only our own files, no inline script or style, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self' ws: wss:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    """What the console allows and how it checks access."""
+
+    read_only: bool = False
+    token: Optional[str] = None
+    basic_auth: Optional[tuple[str, str]] = None
+
+    @property
+    def needs_auth(self) -> bool:
+        """True when a token or basic-auth credentials are configured."""
+        return self.token is not None or self.basic_auth is not None
+
+
+class Problem(tornado.web.HTTPError):
+    """A failure to show the user: HTTP ``status``, a title and a one-paragraph message."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(status, reason=None)
+        self.title = title
+        self.message = message
+
+
+@dataclass
+class JobView:
+    """A job as the tube and job pages show it."""
+
+    id: int
+    stats: Optional[StatsJob]
+    view: BodyView
+
+
+def tube_url(server: int, tube: str, action: str = "") -> str:
+    """The path of a tube page (or of one of its actions); the name is fully escaped."""
+    path = f"/server/{server}/tube/{urllib.parse.quote(tube, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def job_url(server: int, job_id: int, action: str = "") -> str:
+    """The path of a job page (or of one of its actions)."""
+    path = f"/server/{server}/job/{job_id}"
+    return f"{path}/{action}" if action else path
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Access checks, security headers, message pages and helpers for every page."""
+
+    #: Login and static pages skip the access check.
+    requires_access = True
+
+    @property
+    def monitor(self) -> Monitor:
+        """The live view of every server."""
+        monitor: Monitor = self.settings["monitor"]
+        return monitor
+
+    @property
+    def console_options(self) -> ConsoleOptions:
+        """The console's options."""
+        options: ConsoleOptions = self.settings["console_options"]
+        return options
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        if self.requires_access:
+            check_access(self)
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        namespace = super().get_template_namespace()
+        flash = self.get_secure_cookie(FLASH_COOKIE, max_age_days=1)
+        if flash is not None:
+            self.clear_cookie(FLASH_COOKIE, path="/")
+        namespace.update(
+            read_only=self.console_options.read_only,
+            flash=flash.decode("utf-8", "replace") if flash else "",
+            tube_url=tube_url,
+            job_url=job_url,
+        )
+        return namespace
+
+    def flash(self, message: str) -> None:
+        """Show ``message`` once, on the next page (a signed cookie, so nobody can forge it)."""
+        self.set_secure_cookie(
+            FLASH_COOKIE, message, expires_days=None, path="/", httponly=True, samesite="Strict"
+        )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, Problem):
+            title, message = error.title, error.message
+        elif isinstance(error, tornado.web.HTTPError):
+            title = self._reason
+            message = _http_error_message(status_code, error)
+        else:
+            title = "Internal error"
+            message = "The console failed to handle this request; the details are in its log."
+        if status_code == 401 and self.console_options.basic_auth is not None:
+            self.set_header("WWW-Authenticate", 'Basic realm="beanstalkt web console"')
+        if status_code == 401 and self.console_options.token is not None:
+            self.render(
+                "login.html", title=title, message=message, next_url=self.request.uri or "/"
+            )
+            return
+        self.render("message.html", status=status_code, title=title, message=message)
+
+    def server(self, index: str) -> ServerMonitor:
+        """The server numbered ``index`` in the console's list, or a 404 page."""
+        servers = self.monitor.servers
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(servers):
+            raise Problem(404, "Unknown server", f"There is no server number {index!r}.")
+        return servers[int(index)]
+
+    def argument(self, name: str, default: Optional[str] = None) -> str:
+        """A form field, unstripped; a missing required one is a 400 page."""
+        value = self.get_body_argument(name, default, strip=False)
+        if value is None:
+            raise Problem(400, "Missing field", f"The form field {name!r} is required.")
+        return value
+
+
+def _http_error_message(status_code: int, error: tornado.web.HTTPError) -> str:
+    if status_code == 403 and "xsrf" in (error.log_message or "").lower():
+        return (
+            "This request was refused: it did not carry the console's XSRF token. "
+            "Reload the page and try again."
+        )
+    if status_code == 404:
+        return "There is no such page."
+    if status_code == 405:
+        return "This page does not accept that method (actions are POST forms)."
+    return "The request could not be handled."
+
+
+def check_access(handler: tornado.web.RequestHandler) -> None:
+    """Let the request through, or raise a 401 :class:`Problem`.
+
+    A valid token (``Authorization: Bearer``, ``?token=`` or the login form)
+    or basic-auth pair sets a signed session cookie, which is what the
+    browser shows afterwards, the WebSocket included.
+    """
+    options: ConsoleOptions = handler.settings["console_options"]
+    if not options.needs_auth:
+        return
+    if handler.get_secure_cookie(SESSION_COOKIE, max_age_days=1) == b"ok":
+        return
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    accepted = False
+    if options.token is not None:
+        offered = credentials if scheme.lower() == "bearer" else None
+        if offered is None and handler.request.method == "GET":
+            offered = handler.get_query_argument("token", None)
+        accepted = offered is not None and _same(offered, options.token)
+    elif options.basic_auth is not None and scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(credentials).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        expected_user, expected_password = options.basic_auth
+        # Both compared, always: the time taken does not tell which one was wrong.
+        user_ok = _same(user, expected_user)
+        accepted = _same(password, expected_password) and user_ok
+    if not accepted:
+        raise Problem(
+            401,
+            "Sign in",
+            "This console is protected: "
+            + ("enter its access token." if options.token else "sign in with its user name."),
+        )
+    set_session(handler)
+
+
+def _same(offered: str, expected: str) -> bool:
+    return hmac.compare_digest(offered.encode("utf-8"), expected.encode("utf-8"))
+
+
+def set_session(handler: tornado.web.RequestHandler) -> None:
+    """Remember this browser as signed in (until it closes, or for a day at most)."""
+    handler.set_secure_cookie(
+        SESSION_COOKIE, "ok", expires_days=None, path="/", httponly=True, samesite="Strict"
+    )
+
+
+class LoginHandler(BaseHandler):
+    """``GET/POST /login``: the token form (when the console uses a token)."""
+
+    requires_access = False
+
+    def get(self) -> None:
+        if self.console_options.token is None:
+            self.redirect("/")
+            return
+        self.render(
+            "login.html", title="Sign in", message="", next_url=self.get_query_argument("next", "/")
+        )
+
+    def post(self) -> None:
+        if self.console_options.token is None:
+            raise Problem(404, "No sign-in", "This console does not use an access token.")
+        if not _same(self.argument("token"), self.console_options.token):
+            raise Problem(401, "Wrong token", "That is not this console's access token.")
+        set_session(self)
+        next_url = self.get_body_argument("next", "/")
+        # Only a path on this site: never an open redirect.
+        if not next_url.startswith("/") or next_url.startswith("//"):
+            next_url = "/"
+        self.redirect(next_url, status=303)
+
+
+class OverviewHandler(BaseHandler):
+    """``GET /``: every server and tube, updated live by ``console.js``."""
+
+    def get(self) -> None:
+        self.render("overview.html", servers=[s.snapshot for s in self.monitor.servers])
+
+
+class OverviewJSONHandler(BaseHandler):
+    """``GET /api/overview``: the same data as the live feed's first message."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.write(json.dumps(self.monitor.hello()))
+
+
+class LiveSocket(tornado.websocket.WebSocketHandler):
+    """``/live``: a WebSocket sending every server's snapshot after each poll."""
+
+    def prepare(self) -> None:
+        check_access(self)
+
+    @property
+    def monitor(self) -> Monitor:
+        """The live view of every server."""
+        monitor: Monitor = self.settings["monitor"]
+        return monitor
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.send(self.monitor.hello())
+        self.monitor.subscribe(self.send)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one message; a closed socket just stops listening."""
+        try:
+            self.write_message(json.dumps(message))
+        except tornado.websocket.WebSocketClosedError:
+            self.monitor.unsubscribe(self.send)
+
+    def on_message(self, message: Any) -> None:
+        pass  # the feed is one-way
+
+    def on_close(self) -> None:
+        self.monitor.unsubscribe(self.send)
+
+
+async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
+    """Await a client command; map the server's refusals to message pages."""
+    try:
+        return await awaitable
+    except NotFound as error:
+        raise Problem(404, "Not found", not_found) from error
+    except JobTooBig as error:
+        raise Problem(
+            413, "Job too big", f"beanstalkd refused the body as too big ({error.status})."
+        ) from error
+    except Draining as error:
+        raise Problem(503, "Draining", "beanstalkd is draining: it accepts no new jobs.") from error
+    except BeanstalkConnectionError as error:
+        server.connection_lost(error)
+        raise Problem(
+            503, "Server down", f"Lost the connection to {server.address}: {error}"
+        ) from error
+    except BeanstalkException as error:
+        raise Problem(502, "Refused", f"beanstalkd answered {error}.") from error
+
+
+def connected(server: ServerMonitor) -> Any:
+    """The server's client and tube commands, or a 503 page."""
+    try:
+        return server.require()
+    except ServerDown as error:
+        raise Problem(503, "Server down", str(error)) from error
+
+
+def tube_name(raw: str) -> str:
+    """A tube name from a URL or a form, or a 400 page."""
+    try:
+        return check_tube(raw)
+    except BadInput as error:
+        raise Problem(400, "Invalid tube name", str(error)) from error
+
+
+def job_id_of(raw: str) -> int:
+    """A job id from a URL, or a 400 page."""
+    try:
+        return parse_job_id(raw)
+    except BadInput as error:
+        raise Problem(400, "Invalid job id", str(error)) from error
+
+
+def count(handler: BaseHandler, field: str, what: str, default: int, low: int = 0) -> int:
+    """A whole number from a form field, or a 400 page."""
+    raw = handler.get_body_argument(field, None, strip=True)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse_count(what, raw, low)
+    except BadInput as error:
+        raise Problem(400, "Invalid number", str(error)) from error
+
+
+async def job_view(server: ServerMonitor, job_id: int, body: Body) -> JobView:
+    """A job's stats (``None`` if it went away meanwhile) and its body, ready to show."""
+    client, _ = connected(server)
+    try:
+        stats: Optional[StatsJob] = await client.stats_job(job_id)
+    except NotFound:
+        stats = None
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
+    return JobView(job_id, stats, view_body(raw))
+
+
+class TubeHandler(BaseHandler):
+    """``GET /server/N/tube/NAME``: the tube's stats and its next ready, delayed, buried job."""
+
+    async def get(self, index: str, raw_tube: str) -> None:
+        server = self.server(index)
+        tube = tube_name(raw_tube)
+        client, ops = connected(server)
+        stats = await call(server, client.stats_tube(tube), f"There is no tube {tube!r}.")
+        jobs: list[tuple[str, Optional[JobView]]] = []
+        for state, peek in (
+            ("ready", ops.peek_ready),
+            ("delayed", ops.peek_delayed),
+            ("buried", ops.peek_buried),
+        ):
+            job = await call(server, _or_none(peek(tube)), "")
+            jobs.append((state, None if job is None else await job_view(server, job.id, job.body)))
+        self.render(
+            "tube.html",
+            server=server,
+            tube=tube,
+            stats=stats,
+            jobs=jobs,
+            max_job_size=server.max_job_size,
+            default_priority=DEFAULT_PRIORITY,
+            default_ttr=DEFAULT_TTR,
+        )
+
+
+async def _or_none(peeked: Awaitable[Job]) -> Optional[Job]:
+    try:
+        return await peeked
+    except NotFound:  # no job in that state: a normal answer
+        return None
+
+
+class JobHandler(BaseHandler):
+    """``GET /server/N/job/ID``: one job, whatever its tube and state."""
+
+    async def get(self, index: str, raw_id: str) -> None:
+        server = self.server(index)
+        job_id = job_id_of(raw_id)
+        client, _ = connected(server)
+        job = await call(server, client.peek(job_id), f"There is no job {job_id}.")
+        view = await job_view(server, job_id, job.body)
+        self.render("job.html", server=server, job=view)
+
+
+class ActionHandler(BaseHandler):
+    """Base of every POST action: refused in read-only mode, redirects back with a message."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.console_options.read_only:
+            raise Problem(
+                403, "Read-only", "This console is read-only: it changes nothing on the servers."
+            )
+
+    def done(self, message: str, url: str) -> None:
+        """Show ``message`` on the page at ``url`` (a 303 redirect)."""
+        self.flash(message)
+        self.redirect(url, status=303)
+
+
+class TubeActionHandler(ActionHandler):
+    """``POST /server/N/tube/NAME/{kick,pause,put}``."""
+
+    async def post(self, index: str, raw_tube: str, action: str) -> None:
+        server = self.server(index)
+        tube = tube_name(raw_tube)
+        client, ops = connected(server)
+        here = tube_url(server.index, tube)
+        if action == "kick":
+            bound = count(self, "bound", "The number of jobs to kick", 1, low=1)
+            kicked = await call(server, ops.kick(tube, bound), f"There is no tube {tube!r}.")
+            self.done(f"Kicked {kicked} job{'s' if kicked != 1 else ''} in {tube}.", here)
+        elif action == "pause":
+            seconds = count(self, "delay", "The pause", 60)
+            await call(server, client.pause_tube(tube, seconds), f"There is no tube {tube!r}.")
+            self.done(f"Paused {tube} for {seconds} s." if seconds else f"Unpaused {tube}.", here)
+        else:
+            body = self.argument("body").encode("utf-8")
+            limit = server.max_job_size
+            if limit is not None and len(body) > limit:
+                raise Problem(
+                    413,
+                    "Job too big",
+                    f"The body is {len(body):,} bytes; this server accepts at most {limit:,}.",
+                )
+            priority = count(self, "priority", "The priority", DEFAULT_PRIORITY)
+            delay = count(self, "delay", "The delay", 0)
+            ttr = count(self, "ttr", "The TTR", DEFAULT_TTR, low=1)
+            new_id = await call(server, ops.put(tube, body, priority, delay, ttr), "")
+            self.done(f"Put job {new_id} into {tube}.", here)
+
+
+class JobActionHandler(ActionHandler):
+    """``POST /server/N/job/ID/{kick,delete,move}``; the form's ``back`` names the tube page."""
+
+    async def post(self, index: str, raw_id: str, action: str) -> None:
+        server = self.server(index)
+        job_id = job_id_of(raw_id)
+        client, ops = connected(server)
+        back = self.get_body_argument("back", "", strip=False)
+        here = tube_url(server.index, tube_name(back)) if back else "/"
+        missing = f"There is no job {job_id} (or it is not in a state that allows this)."
+        if action == "kick":
+            await call(server, client.kick_job(job_id), missing)
+            self.done(f"Kicked job {job_id}.", here)
+        elif action == "delete":
+            await call(server, client.delete(job_id), missing)
+            self.done(f"Deleted job {job_id}.", here)
+        else:
+            target = tube_name(self.argument("tube").strip())
+            if back and target == back:
+                raise Problem(400, "Same tube", f"Job {job_id} is already in {target}.")
+            new_id = await call(server, ops.move_job(job_id, target), missing)
+            self.done(f"Moved job {job_id} to {target}; it is job {new_id} there.", here)
+
+
+class NotFoundHandler(BaseHandler):
+    """Every unknown path: a 404 message page."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise Problem(404, "Not found", "There is no such page.")
+
+
+def make_app(
+    monitor: Monitor,
+    options: Optional[ConsoleOptions] = None,
+    cookie_secret: Optional[str] = None,
+) -> tornado.web.Application:
+    """The console's Tornado application, showing the servers of ``monitor``."""
+    segment = r"([^/]+)"
+    return tornado.web.Application(
+        [
+            (r"/", OverviewHandler),
+            (r"/login", LoginHandler),
+            (r"/live", LiveSocket),
+            (r"/api/overview", OverviewJSONHandler),
+            (rf"/server/{segment}/tube/{segment}", TubeHandler),
+            (rf"/server/{segment}/tube/{segment}/(kick|pause|put)", TubeActionHandler),
+            (rf"/server/{segment}/job/{segment}", JobHandler),
+            (rf"/server/{segment}/job/{segment}/(kick|delete|move)", JobActionHandler),
+        ],
+        default_handler_class=NotFoundHandler,
+        template_path=os.path.join(HERE, "templates"),
+        static_path=os.path.join(HERE, "static"),
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
+        # A new secret per process: restarting the console signs everyone out.
+        cookie_secret=cookie_secret or secrets.token_hex(32),
+        autoescape="xhtml_escape",
+        debug=False,
+        serve_traceback=False,
+        websocket_ping_interval=20,
+        monitor=monitor,
+        console_options=options or ConsoleOptions(),
+    )
+
+
+__all__ = ["MAX_UINT32", "ConsoleOptions", "Problem", "job_url", "make_app", "tube_url"]
