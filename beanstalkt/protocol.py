@@ -378,6 +378,17 @@ class ReplyParser:
         """How many received bytes belong to a reply that is not complete yet."""
         return self._buffered
 
+    def take_buffered(self) -> bytes:
+        """Hand back the bytes of the partial reply held so far, and forget them.
+
+        For a caller that frames some replies itself (a batch put's run of
+        ``INSERTED`` lines) and must start from a reply boundary.
+        """
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.reset()
+        return data
+
     def reset(self) -> None:
         """Forget any partial reply (used when a new connection starts)."""
         self._chunks = []

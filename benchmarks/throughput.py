@@ -105,6 +105,38 @@ def pin(mode: str) -> None:
     os.sched_setaffinity(0, {cpus[0]})
 
 
+# The server of the measurement under way, and its CPU seconds at _start_clock().
+_SERVER_PID: Optional[int] = None
+_SERVER_CPU_AT_START = 0.0
+#: The server's CPU share (busy seconds / wall seconds) in the last timed window.
+LAST_SERVER_CPU: Optional[float] = None
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_clock() -> float:
+    """Start the timed window: wall clock, and the server's CPU time."""
+    global _SERVER_CPU_AT_START
+    if _SERVER_PID is not None:
+        _SERVER_CPU_AT_START = server_cpu_seconds(_SERVER_PID)
+    return time.perf_counter()
+
+
+def _stop_clock(start: float) -> float:
+    """End the timed window: its seconds; the server's share of a CPU in it goes to
+    :data:`LAST_SERVER_CPU` (1.0: beanstalkd was busy all along, the limit was the server)."""
+    global LAST_SERVER_CPU
+    elapsed = time.perf_counter() - start
+    if _SERVER_PID is not None:
+        LAST_SERVER_CPU = (server_cpu_seconds(_SERVER_PID) - _SERVER_CPU_AT_START) / elapsed
+    return elapsed
+
+
 def _server() -> BeanstalkdServer:
     """A fresh server (no binlog), pinned as ``--pin`` says; use it with ``with``."""
     server = BeanstalkdServer(host=HOST).start()
@@ -211,9 +243,9 @@ def raw_put_pipelined(address: Address, tube: str, n: int, body: bytes) -> float
     with _raw_socket(address) as sock:
         _raw_command(sock, b"use %b\r\n" % tube.encode())
         data = _put_command(body) * n
-        start = time.perf_counter()
+        start = _start_clock()
         replies = _pump(sock, data, n)
-        elapsed = time.perf_counter() - start
+        elapsed = _stop_clock(start)
     if replies.count(b"INSERTED") != n:
         raise RuntimeError("raw put: not every reply is INSERTED")
     return elapsed
@@ -224,13 +256,13 @@ def raw_put_lockstep(address: Address, tube: str, n: int, body: bytes) -> float:
     with _raw_socket(address) as sock:
         _raw_command(sock, b"use %b\r\n" % tube.encode())
         command = _put_command(body)
-        start = time.perf_counter()
+        start = _start_clock()
         for _ in range(n):
             sock.sendall(command)
             reply = sock.recv(4096)
             while not reply.endswith(b"\r\n"):
                 reply += sock.recv(4096)
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 def _raw_reserve_delete_pipelined(sock: socket.socket, n: int, reserve: bytes) -> None:
@@ -252,9 +284,9 @@ def raw_reserve_delete_pipelined(address: Address, tube: str, n: int, body: byte
     _prefill(address, tube, n, body)
     with _raw_socket(address) as sock:
         _raw_watch(sock, tube)
-        start = time.perf_counter()
+        start = _start_clock()
         _raw_reserve_delete_pipelined(sock, n, b"reserve-with-timeout 0\r\n")
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 def _read_reserved(sock: socket.socket) -> bytes:
@@ -278,7 +310,7 @@ def raw_reserve_delete_lockstep(address: Address, tube: str, n: int, body: bytes
     _prefill(address, tube, n, body)
     with _raw_socket(address) as sock:
         _raw_watch(sock, tube)
-        start = time.perf_counter()
+        start = _start_clock()
         for _ in range(n):
             sock.sendall(b"reserve-with-timeout 0\r\n")
             job_id = _read_reserved(sock)
@@ -286,7 +318,7 @@ def raw_reserve_delete_lockstep(address: Address, tube: str, n: int, body: bytes
             reply = sock.recv(4096)
             while not reply.endswith(b"\r\n"):
                 reply += sock.recv(4096)
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 def raw_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
@@ -300,12 +332,12 @@ def raw_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> flo
         def produce() -> None:
             _pump(producer, puts, n)
 
-        start = time.perf_counter()
+        start = _start_clock()
         thread = threading.Thread(target=produce, daemon=True)
         thread.start()
         _raw_reserve_delete_pipelined(worker, n, b"reserve\r\n")
         thread.join()
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 # --------------------------------------------------------------------------
@@ -315,20 +347,20 @@ def raw_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> flo
 def greenstalk_put(address: Address, tube: str, n: int, body: bytes) -> float:
     """greenstalk ``put`` in a loop."""
     with greenstalk.Client(address, encoding=None, use=tube) as client:
-        start = time.perf_counter()
+        start = _start_clock()
         for _ in range(n):
             client.put(body, priority=PRIORITY, ttr=TTR)
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 def greenstalk_reserve_delete(address: Address, tube: str, n: int, body: bytes) -> float:
     """greenstalk ``reserve(timeout=0)`` + ``delete`` in a loop."""
     _prefill(address, tube, n, body)
     with greenstalk.Client(address, encoding=None, watch=tube) as client:
-        start = time.perf_counter()
+        start = _start_clock()
         for _ in range(n):
             client.delete(client.reserve(timeout=0))
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 def greenstalk_mixed(address: Address, tube: str, n: int, body: bytes) -> float:
@@ -342,13 +374,13 @@ def greenstalk_mixed(address: Address, tube: str, n: int, body: bytes) -> float:
             for _ in range(n):
                 producer.put(body, priority=PRIORITY, ttr=TTR)
 
-        start = time.perf_counter()
+        start = _start_clock()
         thread = threading.Thread(target=produce, daemon=True)
         thread.start()
         for _ in range(n):
             worker.delete(worker.reserve(timeout=10))
         thread.join()
-        return time.perf_counter() - start
+        return _stop_clock(start)
 
 
 # --------------------------------------------------------------------------
@@ -373,11 +405,11 @@ def tornado_put_lockstep(address: Address, tube: str, n: int, body: bytes) -> fl
             stream.write(b"use %b\r\n" % tube.encode())
             await reply(stream, buffer)
             command = _put_command(body)
-            start = time.perf_counter()
+            start = _start_clock()
             for _ in range(n):
                 stream.write(command)
                 await reply(stream, buffer)
-            return time.perf_counter() - start
+            return _stop_clock(start)
         finally:
             stream.close()
 
@@ -404,10 +436,10 @@ def bt_put_sequential(address: Address, tube: str, n: int, body: bytes) -> float
 
     async def run() -> float:
         async with _bt_client(address, use=tube) as client:
-            start = time.perf_counter()
+            start = _start_clock()
             for _ in range(n):
                 await client.put(body)
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -417,9 +449,9 @@ def bt_put_pipelined(address: Address, tube: str, n: int, body: bytes) -> float:
 
     async def run() -> float:
         async with _bt_client(address, use=tube) as client:
-            start = time.perf_counter()
+            start = _start_clock()
             await asyncio.gather(*[client.put(body) for _ in range(n)])
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -430,9 +462,9 @@ def bt_put_many(address: Address, tube: str, n: int, body: bytes) -> float:
     async def run() -> float:
         async with _bt_client(address, use=tube) as client:
             bodies = [body] * n
-            start = time.perf_counter()
+            start = _start_clock()
             await client.put_many(bodies)
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -443,11 +475,11 @@ def bt_reserve_delete_sequential(address: Address, tube: str, n: int, body: byte
 
     async def run() -> float:
         async with _bt_client(address, watch=tube) as client:
-            start = time.perf_counter()
+            start = _start_clock()
             for _ in range(n):
                 job = await client.reserve(timeout=0)
                 await client.delete(job.id)
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -458,11 +490,11 @@ def bt_reserve_delete_pipelined(address: Address, tube: str, n: int, body: bytes
 
     async def run() -> float:
         async with _bt_client(address, watch=tube) as client:
-            start = time.perf_counter()
+            start = _start_clock()
             for count in _windows(n):
                 jobs = await asyncio.gather(*[client.reserve(timeout=0) for _ in range(count)])
                 await asyncio.gather(*[client.delete(job.id) for job in jobs])
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -486,9 +518,9 @@ def bt_mixed_sequential(address: Address, tube: str, n: int, body: bytes) -> flo
                     job = await worker.reserve()
                     await worker.delete(job.id)
 
-            start = time.perf_counter()
+            start = _start_clock()
             await asyncio.gather(produce(), work())
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -512,9 +544,9 @@ def bt_mixed_pipelined(address: Address, tube: str, n: int, body: bytes) -> floa
                         deletes.append(worker.delete(job.id))
                     await asyncio.gather(*deletes)
 
-            start = time.perf_counter()
+            start = _start_clock()
             await asyncio.gather(asyncio.gather(*[producer.put(body) for _ in range(n)]), work())
-            return time.perf_counter() - start
+            return _stop_clock(start)
 
     return _run_async(run)
 
@@ -532,6 +564,8 @@ class Benchmark:
     measure: Measure
     lockstep: bool  # one round trip per command: run with fewer jobs
     runs: dict[int, list[float]] = field(default_factory=dict)  # body size -> jobs/s
+    # body size -> the server's CPU share during each run
+    server_cpu: dict[int, list[float]] = field(default_factory=dict)
 
 
 def benchmarks() -> list[Benchmark]:
@@ -556,19 +590,20 @@ def benchmarks() -> list[Benchmark]:
     ]
     if greenstalk is None:
         rows = [row for row in rows if row.name != "greenstalk"]
-    if not hasattr(beanstalkt.Client, "put_many"):
-        rows = [row for row in rows if row.name != "beanstalkt-put_many"]
     return rows
 
 
 def job_count(options: argparse.Namespace, row: Benchmark, size: int) -> int:
     """Jobs for one measurement: lock-step rows run fewer; big bodies are capped in bytes."""
     n = options.lockstep_jobs if row.lockstep else options.jobs
+    if row.name == "beanstalkt-put_many":
+        n = options.batch_jobs
     return max(1, min(n, options.max_bytes // (size + 64)))
 
 
 def run_all(options: argparse.Namespace, rows: list[Benchmark], sizes: Sequence[int]) -> None:
     """Run every row for every size, ``repeat`` times, interleaved, each on a fresh server."""
+    global _SERVER_PID, LAST_SERVER_CPU
     for repetition in range(options.repeat):
         for size in sizes:
             body = b"x" * size
@@ -576,8 +611,13 @@ def run_all(options: argparse.Namespace, rows: list[Benchmark], sizes: Sequence[
                 n = job_count(options, row, size)
                 tube = f"bench-{row.group.replace('+', '-')}-{repetition}"
                 with _server() as server:
+                    _SERVER_PID = server.process.pid if server.process is not None else None
+                    LAST_SERVER_CPU = None
                     elapsed = row.measure((server.host, server.port), tube, n, body)
+                    _SERVER_PID = None
                 row.runs.setdefault(size, []).append(n / elapsed)
+                if LAST_SERVER_CPU is not None:
+                    row.server_cpu.setdefault(size, []).append(LAST_SERVER_CPU)
                 if options.verbose:
                     print(
                         f"  rep {repetition + 1} {size:>6} B {row.group:<15} {row.name:<22}"
@@ -604,6 +644,11 @@ def results(rows: list[Benchmark], sizes: Sequence[int]) -> list[dict[str, Any]]
                     "runs": row.runs[size],
                     "vs_ceiling": median / ceiling if ceiling else None,
                     "vs_greenstalk": median / peer if peer else None,
+                    "server_cpu": (
+                        statistics.median(row.server_cpu[size])
+                        if row.server_cpu.get(size)
+                        else None
+                    ),
                 }
             )
     return table
@@ -616,14 +661,15 @@ def _ratio(value: Optional[float]) -> str:
 def format_table(table: list[dict[str, Any]]) -> str:
     """The human-readable table (Markdown, so it can go straight into a README)."""
     lines = [
-        "| body | group | client | jobs/s | vs ceiling | vs greenstalk |",
-        "|---:|---|---|---:|---:|---:|",
+        "| body | group | client | jobs/s | vs ceiling | vs greenstalk | server CPU |",
+        "|---:|---|---|---:|---:|---:|---:|",
     ]
     for entry in table:
+        cpu = entry.get("server_cpu")
         lines.append(
             f"| {entry['body_size']} B | {entry['group']} | {entry['name']} "
             f"| {entry['jobs_per_s']:,.0f} | {_ratio(entry['vs_ceiling'])} "
-            f"| {_ratio(entry['vs_greenstalk'])} |"
+            f"| {_ratio(entry['vs_greenstalk'])} | {'-' if cpu is None else f'{cpu:.0%}'} |"
         )
     return "\n".join(lines)
 
@@ -740,6 +786,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=64 * 2**20,
         help="cap on jobs x body size per measurement (default 64 MiB)",
     )
+    parser.add_argument(
+        "--batch-jobs", type=int, default=100_000, help="jobs in the put_many batch row"
+    )
     parser.add_argument("--body-sizes", default="100,16384", help="comma-separated body sizes")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (medians are shown)")
     parser.add_argument(
@@ -766,6 +815,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if options.quick:
         options.jobs = min(options.jobs, 200)
+        options.batch_jobs = min(options.batch_jobs, 200)
         options.lockstep_jobs = min(options.lockstep_jobs or 50, 50)
         options.repeat = 1
         options.memory_jobs = min(options.memory_jobs, 1000)

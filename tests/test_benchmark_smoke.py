@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -186,6 +187,10 @@ def test_table_output_is_a_markdown_table_with_the_machine_line() -> None:
     lines = done.stdout.splitlines()
     assert "Python" in lines[0] and "Tornado" in lines[0] and "beanstalkd" in lines[0]
     assert lines[1].startswith("jobs=") and "repeat=1" in lines[1]
-    header = lines.index("| body | group | client | jobs/s | vs ceiling | vs greenstalk |")
+    header = lines.index(
+        "| body | group | client | jobs/s | vs ceiling | vs greenstalk | server CPU |"
+    )
     rows = [line for line in lines[header + 2 :] if line.startswith("|")]
     assert [row.split("|")[3].strip() for row in rows] == expected_rows()["put"]
+    # The server's CPU share in each timed window: a percentage for every row.
+    assert all(re.fullmatch(r"\d+%", row.split("|")[7].strip()) for row in rows), rows

@@ -447,3 +447,32 @@ def test_allowed_silence_depends_on_the_command_at_the_head() -> None:
     put(pipeline)
     pipeline.data_to_send()
     assert pipeline.allowed_silence(2.0) == 2.0
+
+
+def test_a_batch_put_is_framed_the_same_however_its_replies_are_split() -> None:
+    replies = (
+        b"INSERTED 1\r\nINSERTED 2\r\nJOB_TOO_BIG\r\nINSERTED 30\r\nBURIED 31\r\n"
+        b"INSERTED 32\r\nINSERTED 4\r\n"
+    )
+    data = b"".join(encode_put(b"%d" % n, 0, 0, 60) for n in range(6))
+    for split in range(len(replies) + 1):
+        pipeline = make_pipeline()
+        batch, after = Token("batch"), Token("after")
+        pipeline.send(batch, COMMANDS["put"], data, b"put (batch of 6)", batch=6)
+        pipeline.send(after, COMMANDS["put"], encode_put(b"z", 0, 0, 60))
+        pipeline.data_to_send()
+        events = pipeline.receive_data(replies[:split]) + pipeline.receive_data(replies[split:])
+        assert [token for token, _ok, _value in events] == [batch, after]
+        results = events[0][2]
+        assert [type(result).__name__ for result in results] == [
+            "int",
+            "int",
+            "JobTooBig",
+            "int",
+            "Buried",
+            "int",
+        ]
+        assert [results[i] for i in (0, 1, 3, 5)] == [1, 2, 30, 32]
+        assert results[4].job_id == 31
+        assert events[1][1:] == (True, 4)
+        assert pipeline.pending_bytes == 0
