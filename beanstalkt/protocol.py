@@ -308,8 +308,12 @@ class Reply(NamedTuple):
 _new_reply = tuple.__new__
 
 
-class ProtocolError(Exception):
+class ProtocolError(errors.UnexpectedResponse):
     """The byte stream is not a sequence of beanstalkd replies; it cannot be resynchronised.
+
+    The client never lets it out: it drops the connection, and what was owed
+    fails with :class:`~beanstalkt.errors.UnexpectedResponse` (its base). It
+    is raised as is only by the sans-I/O parts, to whoever drives them.
 
     ``replies`` holds the good replies framed before the bad bytes in the same
     :meth:`ReplyParser.feed` call: their commands did run on the server, so
@@ -317,7 +321,7 @@ class ProtocolError(Exception):
     """
 
     def __init__(self, message: str, replies: Optional[list[Reply]] = None) -> None:
-        super().__init__(message)
+        super().__init__(message=message)
         self.replies: list[Reply] = replies if replies is not None else []
         #: Set by :meth:`beanstalkt.pipeline.Pipeline.receive_data`: the callers'
         #: results from those replies.
