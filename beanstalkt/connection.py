@@ -32,6 +32,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import errors
+from ._tornado import current_asyncio_loop, start_read
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, Event, Pipeline, Reservation
 from .protocol import CommandSpec, ProtocolError, describe_command
 
@@ -417,9 +418,7 @@ class Connection:
             if stream is None or self._read_future is not None:
                 return
             try:
-                read: asyncio.Future[int] = stream.read_into(  # type: ignore[assignment]
-                    self._buffer, partial=True
-                )
+                read = start_read(stream, self._buffer)
             except StreamClosedError as exc:
                 self._lost(stream, exc)
                 return
@@ -721,9 +720,7 @@ def _current_loop() -> asyncio.AbstractEventLoop:
         return running
     # Called before the loop runs (the original callback style:
     # client.connect(cb); IOLoop.current().start()): use Tornado's current loop.
-    from tornado.ioloop import IOLoop
-
-    return IOLoop.current().asyncio_loop  # type: ignore[attr-defined,no-any-return]
+    return current_asyncio_loop()
 
 
 def reason_text(exc: BaseException) -> str:
