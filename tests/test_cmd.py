@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -23,6 +24,8 @@ import sys
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from unittest import mock
 
 import pytest
 
@@ -78,20 +81,46 @@ def cli(
     *args: str,
     stdin: bytes = b"",
     env: Optional[dict[str, str]] = None,
+    in_subprocess: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m beanstalkt.cmd ARGS`` against ``server``; text stdout and stderr."""
-    finished = subprocess.run(
-        [sys.executable, "-m", "beanstalkt.cmd", *args],
-        input=stdin,  # bytes: bodies from stdin are raw bytes
-        capture_output=True,
-        env=env if env is not None else environment(server),
-        timeout=30,
-    )
+    """Run ``python -m beanstalkt.cmd ARGS`` against ``server``; text stdout and stderr.
+
+    In this process by default, through ``beanstalkt.cmd.main`` with its own
+    environment, stdin, stdout and stderr (a subprocess per call made this
+    file most of the suite's run time); ``in_subprocess=True`` runs the real
+    command, as a few end-to-end tests do.
+    """
+    environment_ = env if env is not None else environment(server)
+    if in_subprocess:
+        finished = subprocess.run(
+            [sys.executable, "-m", "beanstalkt.cmd", *args],
+            input=stdin,  # bytes: bodies from stdin are raw bytes
+            capture_output=True,
+            env=environment_,
+            timeout=30,
+        )
+        returncode, out, err = finished.returncode, finished.stdout, finished.stderr
+    else:
+        stdout, stderr = io.BytesIO(), io.BytesIO()
+        streams = {
+            "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
+            "stdout": io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
+            "stderr": io.TextIOWrapper(stderr, encoding="utf-8", write_through=True),
+        }
+        with (
+            mock.patch.dict(os.environ, environment_, clear=True),
+            mock.patch.multiple(sys, **streams),
+            mock.patch.object(cmd, "_program_name", lambda: "python -m beanstalkt.cmd"),
+        ):
+            returncode = cmd.main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        out, err = stdout.getvalue(), stderr.getvalue()
     result = subprocess.CompletedProcess(
-        finished.args,
-        finished.returncode,
-        finished.stdout.decode("utf-8"),
-        finished.stderr.decode("utf-8"),
+        [sys.executable, "-m", "beanstalkt.cmd", *args],
+        returncode,
+        out.decode("utf-8"),
+        err.decode("utf-8"),
     )
     assert "Traceback" not in result.stderr
     return result
@@ -224,7 +253,8 @@ def test_put_body_from_stdin_multiline_and_binary(beanstalkd: BeanstalkdServer) 
     text = "first line\r\nsecond line\n\nnon-ASCII: héllo ✓\n"
     binary = bytes(range(256)) + b"\r\n"
     assert ok(beanstalkd, "put", "-", stdin=text.encode("utf-8")) == "1\n"
-    assert ok(beanstalkd, "put", "-", "-u", "bin", stdin=binary) == "2\n"
+    # End to end, as a user's shell runs it: raw bytes through a real pipe.
+    assert ok(beanstalkd, "put", "-", "-u", "bin", stdin=binary, in_subprocess=True) == "2\n"
     assert ok(beanstalkd, "put", "-", stdin=b"") == "3\n"
     # Bodies arrive byte for byte.
     assert library(beanstalkd, lambda client: client.peek(1)).body == text.encode("utf-8")
@@ -696,7 +726,8 @@ def test_help_of_the_program_and_the_seed_examples() -> None:
         '"body_encoding": "base64"',
     ):
         assert line in program
-    assert cli(None, "--version").stdout == f"python -m beanstalkt.cmd {beanstalkt.__version__}\n"
+    version = cli(None, "--version", in_subprocess=True).stdout  # the real program name
+    assert version == f"python -m beanstalkt.cmd {beanstalkt.__version__}\n"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
