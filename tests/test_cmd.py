@@ -24,7 +24,6 @@ import sys
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
-
 from unittest import mock
 
 import pytest
