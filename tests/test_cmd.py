@@ -1,9 +1,11 @@
-"""The command line client, run as users run it: ``python -m beanstalkt.cmd`` in a subprocess.
+"""The command line client, as users run it: ``python -m beanstalkt.cmd ARGS``.
 
-Every test talks to a real beanstalkd (the ``beanstalkd`` fixture). The
-subprocesses find it through ``BEANSTALKD_HOST``/``BEANSTALKD_PORT``, so the
-command lines read exactly like the README's. What the server holds afterwards
-is checked with the library itself.
+Every test talks to a real beanstalkd (the ``beanstalkd`` fixture), found
+through ``BEANSTALKD_HOST``/``BEANSTALKD_PORT``, so the command lines read
+exactly like the README's. Most run ``cmd.main`` in this process with their
+own environment and standard streams; the README session, signals, pipes and
+a few others run the real command in a subprocess. What the server holds
+afterwards is checked with the library itself.
 """
 
 from __future__ import annotations
