@@ -21,6 +21,7 @@ import contextlib
 import enum
 import functools
 import logging
+import os
 import socket
 import ssl as ssl_module
 import time
@@ -730,6 +731,11 @@ def reason_text(exc: BaseException) -> str:
         return reason_text(exc.real_error)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timed out"
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl_module.SSLError):
+        # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
+        return os.strerror(exc.errno)
     text = str(exc)
     return text or type(exc).__name__
 
