@@ -26,26 +26,62 @@ acknowledgement and every TTR touch wait behind a pending reserve (and make
 shutdown wait for it).
 
 So a worker with ``concurrency=N`` opens N connections, one per *slot*. A slot
-is either waiting for a job (a ``reserve-with-timeout`` is pending on its
-connection) or running one (nothing else is pending on its connection, so its
-touches and its final delete/release/bury go out and come back at once). A
-slot reserves only when it is free, so a busy worker never holds jobs it cannot
-start. The acknowledgement of a finished job is pipelined with the slot's next
-reserve. Stopping closes the connections of the waiting slots at once: a
-pending reserve never delays shutdown, and should the server have just handed
-such a connection a job, closing it puts that job straight back to ready.
+is either waiting for a job (a reserve is pending on its connection) or
+running one (nothing else is pending on its connection, so its touches and
+its final delete/release/bury go out and come back at once). A slot reserves
+only when it is free, so a busy worker never holds jobs it cannot start.
+Stopping closes the connections of the waiting slots at once: a pending
+reserve never delays shutdown, and should the server have just handed such a
+connection a job, closing it puts that job straight back to ready.
+
+The cost per job
+----------------
+Per job a slot sends the acknowledgement of the previous job and the next
+``reserve`` back to back without waiting for the first reply (the server
+answers in order, so the reservation's arrival settles the acknowledgement),
+and an ``async`` handler runs inside the slot's own task: no task, timer or
+callback is created per job. Nothing else is asked of the server per job:
+
+* the tube is known when the worker has one tube (with several, each job's
+  ``stats-job`` is read before its handler runs, to learn its tube);
+* the job's TTR matters only to a job that runs long enough to need a touch:
+  a sweep every 0.2 s finds the jobs running for longer than that, reads
+  their ``stats-job`` (TTR, priority, counters) once, and touches them from
+  then on every ``ttr * touch_fraction`` seconds after their reservation;
+* the priority and the attempt number are read (``stats-job``) only when the
+  job is not simply deleted: to release or bury it with its own priority, and
+  on failure. A handler that wants them calls ``await job.load_stats()``, or
+  the worker is made with ``prefetch_stats=True``.
 
 Outcomes
 --------
 * The handler returns: the job is deleted (counted ``done`` once the server
   confirms).
 * It raises (or returns) :class:`Release`, :class:`Bury` or :class:`Delete`:
-  that is done, with the given delay and priority.
-* It raises anything else: the job is released with an exponential backoff
-  delay, ``min(backoff_max, backoff_base * backoff_factor ** (attempt - 1))``
-  seconds, where ``attempt`` is the job's own ``releases`` count (from
-  ``stats-job``) plus one. The attempt that reaches ``max_attempts`` buries
-  the job instead, with a log line naming the job, its tube and the error.
+  that is done, with the given delay and priority. A :class:`Release` is not
+  a failure: it does not use up ``max_attempts``.
+* It raises anything else, a *failure*: the job is released with an
+  exponential backoff delay, ``min(backoff_max, backoff_base *
+  backoff_factor ** (attempt - 1))`` seconds. The attempt that reaches
+  ``max_attempts`` buries the job instead, with a log line naming the job, its
+  tube and the error.
+
+How attempts are counted
+------------------------
+The count must survive worker restarts, so it lives in the server, in the
+job's own ``stats-job`` counters; but beanstalkd's ``releases`` counts every
+release, and a release that is not a failure (:class:`Release`, the hand-back
+of unfinished jobs at shutdown) must not count. So a failure *marks* the job:
+the worker buries it, takes it back with ``reserve-job`` and releases it with
+its backoff delay, three commands in one write (``buries``, ``reserves`` and
+``releases`` each grow by one). ``job.attempt`` is ``1 + buries``. Every
+burial therefore counts as a failure: a job kicked after being buried for good
+fails for the last time at its next failure, and a job a handler buried
+(:class:`Bury`) and somebody kicked has used up one attempt. Nothing else
+bumps ``buries``: a release does not, nor does a closed connection handing a
+job back, nor a ``kick``. (beanstalkd 1.12, checked by the tests.) Should the
+connection die between the bury and the ``reserve-job``, the job stays buried,
+visible to :func:`buried_tubes`, rather than lost.
 
 A job no handler can be given, because its body is damaged on the server or
 is not text in the worker's ``encoding`` (:class:`~beanstalkt.BadJob`), is
@@ -83,6 +119,7 @@ from .errors import (
     BeanstalkConnectionError,
     BeanstalkException,
     Buried,
+    ConnectionLost,
     DeadlineSoon,
     NotFound,
     TimedOut,
@@ -103,6 +140,10 @@ _DEADLINE_SOON_PAUSE = 0.2
 _ERROR_PAUSE = 1.0
 # After the grace period, how long unfinished jobs may take to be released.
 _RELEASE_TIMEOUT = 5.0
+# How often running jobs are looked at for TTR touches. The smallest TTR is one
+# second, due for a touch after 0.5 s with the default touch_fraction: a job is
+# found by the sweep at most this long after it started, well before that.
+_TTR_SWEEP_INTERVAL = 0.2
 
 
 # ----------------------------------------------------------------------
@@ -113,17 +154,69 @@ class ReservedJob(Job):
     """A job reserved by a :class:`Worker`, as its handler receives it.
 
     Still a :class:`~beanstalkt.Job` (``job.id``, ``job.body``, equal to
-    ``{'id': ..., 'body': ...}``), plus what the worker learned from
-    ``stats-job`` when it reserved the job.
+    ``{'id': ..., 'body': ...}``), plus its ``tube`` (always known) and what
+    the job's ``stats-job`` says: :attr:`stats`, :attr:`priority`, :attr:`ttr`
+    and :attr:`attempt`. Those are read from the server only when needed (see
+    the module's documentation): in a handler, ``await job.load_stats()``
+    first, unless the worker has ``prefetch_stats=True``; reading them before
+    raises ``RuntimeError``.
     """
 
-    __slots__ = ("stats", "tube")
+    __slots__ = ("_epoch", "_slot", "_stats", "tube")
 
-    def __init__(self, id: int, body: Body, tube: str, stats: StatsJob) -> None:
+    def __init__(self, id: int, body: Body, tube: str, stats: Optional[StatsJob] = None) -> None:
         super().__init__(id, body)
+        #: The tube the job was reserved from.
         self.tube = tube
-        #: The ``stats-job`` reply read right after the reservation.
-        self.stats = stats
+        self._stats = stats
+        # The slot that reserved it, and the slot's epoch then (None: made by hand).
+        self._slot: Optional[_Slot] = None
+        self._epoch = 0
+
+    @property
+    def stats(self) -> StatsJob:
+        """The job's ``stats-job`` reply, as last loaded (see :meth:`load_stats`)."""
+        stats = self._stats
+        if stats is None:
+            raise RuntimeError(
+                f"the stats of job {self.id} are not loaded: `await job.load_stats()` first "
+                "(or make the worker with prefetch_stats=True)"
+            )
+        return stats
+
+    @property
+    def stats_loaded(self) -> bool:
+        """Whether :attr:`stats` (and so priority, ttr, attempt) can be read now."""
+        return self._stats is not None
+
+    async def load_stats(self, refresh: bool = False) -> StatsJob:
+        """Read the job's ``stats-job`` (once; again with ``refresh=True``) and return it.
+
+        Asked on the connection that reserved the job. Fails with
+        :class:`~beanstalkt.ConnectionLost` when that reservation is gone with
+        its connection, and with :class:`~beanstalkt.NotFound` when the job no
+        longer exists.
+        """
+        if self._stats is not None and not refresh:
+            return self._stats
+        slot = self._slot
+        if slot is None:
+            raise RuntimeError(f"job {self.id} was not reserved by a worker: no stats to load")
+        if slot.epoch != self._epoch or slot.client.closed():
+            raise ConnectionLost(
+                command=f"stats-job {self.id}",
+                message=f"job {self.id}: its reservation was lost with the connection",
+            )
+        stats = await slot.client.stats_job(self.id)
+        if slot.epoch != self._epoch:
+            # Answered by a new connection: after a restart without binlog
+            # this id may name another job.
+            raise ConnectionLost(
+                command=f"stats-job {self.id}",
+                message=f"job {self.id}: its reservation was lost with the connection",
+            )
+        self._stats = stats
+        return stats
 
     @property
     def priority(self) -> int:
@@ -137,15 +230,32 @@ class ReservedJob(Job):
 
     @property
     def attempt(self) -> int:
-        """Which attempt this is: 1 the first time, then 1 + the job's ``releases``."""
-        return self.stats.get("releases", 0) + 1
+        """Which attempt this is: 1, then 1 + the failures so far (the job's ``buries``).
+
+        Releases that are not failures do not count; see the module's
+        documentation, "How attempts are counted".
+        """
+        return self.stats.get("buries", 0) + 1
 
     def json(self) -> Any:
         """The body decoded as JSON."""
         return json.loads(self.body)
 
     def __repr__(self) -> str:
-        return f"ReservedJob(id={self.id!r}, tube={self.tube!r}, attempt={self.attempt})"
+        attempt = f", attempt={self.attempt}" if self._stats is not None else ""
+        return f"ReservedJob(id={self.id!r}, tube={self.tube!r}{attempt})"
+
+
+def _reserved_job(job: Job, tube: str, slot: _Slot, stats: Optional[StatsJob]) -> ReservedJob:
+    """The :class:`ReservedJob` a handler gets for ``job``, reserved by ``slot``.
+
+    The one place a reserved :class:`~beanstalkt.Job` becomes a ReservedJob
+    (what else the reservation carries is copied over here).
+    """
+    reserved = ReservedJob(job.id, job.body, tube, stats)
+    reserved._slot = slot
+    reserved._epoch = slot.epoch
+    return reserved
 
 
 class JobAction(Exception):
@@ -155,8 +265,8 @@ class JobAction(Exception):
 class Release(JobAction):
     """Put the job back to ready, after ``delay`` seconds, without counting a failure.
 
-    ``priority`` defaults to the job's own. Note that the server counts it in
-    the job's ``releases``, which is what the attempt number is read from.
+    ``priority`` defaults to the job's own. The job's ``releases`` grows, but
+    the attempt number does not (it counts failures only).
     """
 
     def __init__(self, delay: int = 0, priority: Optional[int] = None) -> None:
@@ -168,7 +278,10 @@ class Release(JobAction):
 
 
 class Bury(JobAction):
-    """Bury the job at once, whatever attempt this is (``reason`` is logged)."""
+    """Bury the job at once, whatever attempt this is (``reason`` is logged).
+
+    Should somebody kick it, the burial counts as one failed attempt.
+    """
 
     def __init__(self, reason: str = "", priority: Optional[int] = None) -> None:
         super().__init__(reason or "buried by its handler")
@@ -230,24 +343,22 @@ class TubeCounters:
 # The worker.
 
 
-class _Running:
-    """A job a slot is running: what its touches and its shutdown need."""
-
-    __slots__ = ("abandoned", "epoch", "handler_future", "job", "touch_timer")
-
-    def __init__(self, job: ReservedJob, epoch: int) -> None:
-        self.job = job
-        self.epoch = epoch
-        self.handler_future: Optional[asyncio.Future[Any]] = None
-        self.touch_timer: Optional[asyncio.TimerHandle] = None
-        # Set by stop() when the grace period is over: hand the job back.
-        self.abandoned = False
-
-
 class _Slot:
-    """One connection and the job it runs, if any."""
+    """One connection, and the job it runs if any (reused from job to job)."""
 
-    __slots__ = ("client", "epoch", "index", "reserving", "running")
+    __slots__ = (
+        "abandoned",
+        "client",
+        "epoch",
+        "handler_future",
+        "in_handler",
+        "index",
+        "job",
+        "keep_alive",
+        "reserved_at",
+        "reserving",
+        "task",
+    )
 
     def __init__(self, index: int, client: Client) -> None:
         self.index = index
@@ -256,7 +367,17 @@ class _Slot:
         self.epoch = 0
         # True while the slot waits for a job (stop() may close its connection).
         self.reserving = False
-        self.running: Optional[_Running] = None
+        self.task: Optional[asyncio.Task[None]] = None
+        # The job being run, when (loop time) it was reserved, and its touches.
+        self.job: Optional[ReservedJob] = None
+        self.reserved_at = 0.0
+        self.keep_alive: Optional[asyncio.Task[None]] = None
+        # True while an async handler runs inside self.task (stop() may cancel it).
+        self.in_handler = False
+        # A plain-function handler's future (stop() cancels that instead).
+        self.handler_future: Optional[asyncio.Future[Any]] = None
+        # Set by stop() when the grace period is over: hand the job back.
+        self.abandoned = False
 
     def reconnected(self) -> None:
         self.epoch += 1
@@ -279,18 +400,24 @@ class Worker:
     :param encoding: passed to the default clients (``str`` bodies).
     :param concurrency: jobs run at once, and connections opened.
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
-        time buries the job (1: bury at the first failure).
+        time buries the job (1: bury at the first failure). Only failures
+        count, not :class:`Release`; see "How attempts are counted" above.
     :param backoff_base: seconds of delay after the first failure.
     :param backoff_factor: each further failure multiplies the delay by this.
     :param backoff_max: the delay never exceeds this many seconds.
     :param grace_period: on :meth:`stop`, seconds running jobs may take to
         finish before they are cancelled and released for another worker.
-    :param reserve_timeout: seconds each ``reserve-with-timeout`` waits.
+    :param reserve_timeout: seconds each ``reserve-with-timeout`` waits for a
+        job before the slot asks again. Values under one second (0 included)
+        count as one second: an idle worker never polls.
     :param touch_fraction: a running job is touched every ``ttr *
         touch_fraction`` seconds, so it never reaches its TTR.
     :param executor: the thread-based executor plain-function handlers run in
         (default: a thread pool of ``concurrency`` threads, owned by the worker).
     :param stats_interval: log the counters every this many seconds (``None``: never).
+    :param prefetch_stats: read every job's ``stats-job`` before its handler
+        runs, so that :attr:`ReservedJob.attempt`, ``priority``, ``ttr`` and
+        ``stats`` can be read at once (one more round trip per job).
     """
 
     def __init__(
@@ -311,6 +438,7 @@ class Worker:
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
         stats_interval: Optional[float] = None,
+        prefetch_stats: bool = False,
     ) -> None:
         if not handlers:
             raise ValueError("handlers must name at least one tube")
@@ -322,8 +450,11 @@ class Worker:
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
-        if grace_period < 0 or reserve_timeout < 0:
-            raise ValueError("grace_period and reserve_timeout must not be negative")
+        if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
+            raise ValueError(
+                "grace_period and reserve_timeout must be finite and not negative "
+                f"(reserve_timeout at most {MAX_UINT32})"
+            )
         if not 0 < touch_fraction < 1:
             raise ValueError("touch_fraction must be between 0 and 1")
         self.handlers: dict[str, Handler] = dict(handlers)
@@ -336,6 +467,12 @@ class Worker:
         self.reserve_timeout = reserve_timeout
         self.touch_fraction = touch_fraction
         self.stats_interval = stats_interval
+        self.prefetch_stats = prefetch_stats
+        # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
+        # answers at once, and a slot asking again at once spins.
+        self._reserve_seconds = max(1, math.ceil(reserve_timeout))
+        # With one tube every job's tube is known without asking the server.
+        self._only_tube = next(iter(self.handlers)) if len(self.handlers) == 1 else None
         if client_factory is None:
             address: dict[str, Any] = {}
             if host is not None:
@@ -353,6 +490,7 @@ class Worker:
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_task: Optional[asyncio.Task[None]] = None
+        self._ttr_task: Optional[asyncio.Task[None]] = None
         self._started = False
         self._stopping = False
         self._stop_requested: Optional[asyncio.Event] = None
@@ -400,7 +538,10 @@ class Worker:
                 max_workers=self.concurrency, thread_name_prefix="beanstalkt-worker"
             )
             self._own_executor = True
-        self._tasks = [asyncio.ensure_future(self._run_slot(slot)) for slot in self._slots]
+        for slot in self._slots:
+            slot.task = asyncio.ensure_future(self._run_slot(slot))
+        self._tasks = [slot.task for slot in self._slots if slot.task is not None]
+        self._ttr_task = asyncio.ensure_future(self._sweep_for_touches())
         if self.stats_interval:
             self._stats_task = asyncio.ensure_future(self._log_counters_periodically())
         logger.info(
@@ -490,16 +631,19 @@ class Worker:
 
     async def _run_slot(self, slot: _Slot) -> None:
         """Reserve, run, acknowledge, until the worker stops."""
-        ack: Optional[asyncio.Future[None]] = None
+        client = slot.client
+        ack: Optional[asyncio.Future[Any]] = None
         try:
             while not self._stopping:
                 try:
-                    # The next reserve goes out with the previous acknowledgement.
-                    reservation = slot.client.reserve(timeout=self.reserve_timeout)
+                    # Written right behind the previous acknowledgement: the
+                    # server answers both in order, so once the job (or
+                    # TIMED_OUT) is here, the acknowledgement is settled.
+                    reservation = client.reserve(timeout=self._reserve_seconds)
+                    job = await self._await_job(slot, reservation)
                     if ack is not None:
                         await _settled(ack)
                         ack = None
-                    job = await self._await_job(slot, reservation)
                     if job is not None:
                         ack = await self._run_job(slot, job)
                 except asyncio.CancelledError:
@@ -511,7 +655,7 @@ class Worker:
                 await _settled(ack)
         finally:
             # Closing hands back, server-side, anything reserved but not started.
-            slot.client.close()
+            client.close()
 
     async def _await_job(self, slot: _Slot, reservation: asyncio.Future[Job]) -> Optional[Job]:
         if self._stopping:
@@ -539,7 +683,7 @@ class Worker:
                 # (NotConnected) would answer at once, hence the pause.
                 logger.debug("worker slot %d: %s", slot.index, exc)
                 if slot.client.closed():
-                    await self._pause(min(_ERROR_PAUSE, self.reserve_timeout or _ERROR_PAUSE))
+                    await self._pause(_ERROR_PAUSE)
             return None
         finally:
             slot.reserving = False
@@ -559,111 +703,145 @@ class Worker:
             logger.warning("job %d: could not bury it (%s): %s", error.job_id, exc, error)
             return
         tube = stats["tube"]
-        counters = self._counters.get(tube)
-        if counters is None:
-            counters = self._counters[tube] = TubeCounters()
-        counters.buried += 1
+        self._counters_of(tube).buried += 1
         logger.error("job %d (tube %s) buried without running it: %s", error.job_id, tube, error)
 
-    async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[None]]:
-        """Run one reserved job; return the future of its acknowledgement, if one was sent."""
-        client = slot.client
-        epoch = slot.epoch
-        try:
-            stats = await client.stats_job(job.id)
-        except (BeanstalkConnectionError, NotFound) as exc:
-            logger.warning("job %d: reservation lost before it started (%s)", job.id, exc)
-            return None
-        tube = stats["tube"]
+    def _counters_of(self, tube: str) -> TubeCounters:
         counters = self._counters.get(tube)
         if counters is None:
             counters = self._counters[tube] = TubeCounters()
-        reserved = ReservedJob(job.id, job.body, tube, stats)
+        return counters
+
+    async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[Any]]:
+        """Run one reserved job; return its acknowledgement, if one was sent."""
+        loop = asyncio.get_running_loop()
+        reserved_at = loop.time()
+        tube = self._only_tube
+        stats: Optional[StatsJob] = None
+        if tube is None or self.prefetch_stats:
+            epoch = slot.epoch
+            try:
+                stats = await slot.client.stats_job(job.id)
+            except (BeanstalkConnectionError, NotFound) as exc:
+                logger.warning("job %d: reservation lost before it started (%s)", job.id, exc)
+                return None
+            if slot.epoch != epoch:
+                logger.warning("job %d: reservation lost before it started", job.id)
+                return None
+            tube = stats["tube"]
+        reserved = _reserved_job(job, tube, slot, stats)
+        counters = self._counters_of(tube)
         if self._stopping:
             # Stopped between reservation and start: hand it back untouched.
-            return self._acknowledge(slot, reserved, epoch, counters, "released", reserved.priority)
+            return await self._release(slot, reserved, counters, None, 0, "released")
         handler = self.handlers.get(tube)
         if handler is None:
             # Cannot happen with the watch list set up by start(); the delay
             # keeps a misconfigured client from spinning on the same job.
             logger.error("job %d: no handler for tube %r; releasing it", job.id, tube)
-            return self._acknowledge(
-                slot, reserved, epoch, counters, "released", reserved.priority, 1
-            )
+            return await self._release(slot, reserved, counters, None, 1, "released")
 
-        running = _Running(reserved, epoch)
-        slot.running = running
+        slot.job = reserved
+        slot.reserved_at = reserved_at
+        slot.abandoned = False
         counters.in_progress += 1
-        self._schedule_touch(slot, running)
         try:
-            action, error = await self._call_handler(handler, reserved, running, tube)
+            if self._coroutine_handlers[tube]:
+                action, error = await self._call_coroutine_handler(slot, handler, reserved)
+            else:
+                action, error = await self._call_thread_handler(slot, handler, reserved)
         finally:
             counters.in_progress -= 1
-            slot.running = None
-            if running.touch_timer is not None:
-                running.touch_timer.cancel()
-        return self._decide(slot, reserved, epoch, counters, action, error)
+            slot.job = None
+            if slot.keep_alive is not None:
+                slot.keep_alive.cancel()
+                slot.keep_alive = None
+        if action is None and error is None:
+            return self._delete(slot, reserved, counters)
+        return await self._decide(slot, reserved, counters, action, error)
 
-    async def _call_handler(
-        self, handler: Handler, job: ReservedJob, running: _Running, tube: str
+    async def _call_coroutine_handler(
+        self, slot: _Slot, handler: Handler, job: ReservedJob
     ) -> tuple[Optional[JobAction], Optional[BaseException]]:
-        """Run the handler; return (the action it asked for, the error it raised)."""
-        loop = asyncio.get_running_loop()
-        if self._coroutine_handlers.get(tube, False):
-            future: asyncio.Future[Any] = loop.create_task(handler(job))
-        else:
-            future = loop.run_in_executor(self._executor, self._run_in_thread, handler, job)
-        running.handler_future = future
+        """Run an async handler inside the slot's task: no task or callback of its own.
+
+        stop() cancels the slot's task to give up on it (``slot.abandoned`` tells
+        that cancellation from any other).
+        """
+        slot.in_handler = True
         try:
-            # Shielded, so that a cancelled handler (stop() gave up on it) and
-            # a cancelled slot (the worker's own task) can be told apart.
-            result = await asyncio.shield(future)
+            result = await handler(job)
+        except JobAction as action:
+            return action, None
+        except asyncio.CancelledError:
+            if not slot.abandoned:
+                raise  # the slot itself is being cancelled
+            _uncancel(slot.task)
+            return Release(), None  # handed back, with its own priority: not a failure
+        except Exception as exc:
+            return None, exc
+        finally:
+            slot.in_handler = False
+        if slot.abandoned:  # it finished in the same instant the grace period ended
+            return None, None
+        return (result if isinstance(result, JobAction) else None), None
+
+    async def _call_thread_handler(
+        self, slot: _Slot, handler: Handler, job: ReservedJob
+    ) -> tuple[Optional[JobAction], Optional[BaseException]]:
+        """Run a plain-function handler in the executor; stop() may cancel its future."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._run_in_thread, handler, job)
+        slot.handler_future = future
+        try:
+            result = await future
             if inspect.isawaitable(result):  # a plain function that returned a coroutine
+                slot.handler_future = None
+                slot.in_handler = True
                 result = await result
         except JobAction as action:
             return action, None
         except asyncio.CancelledError:
-            if not future.cancelled():
-                future.cancel()  # the slot itself is being cancelled: take the handler along
+            if not slot.abandoned:
+                future.cancel()
                 raise
-            if running.abandoned:
-                return Release(priority=job.priority), None
-            return None, RuntimeError("the handler was cancelled")
+            if slot.in_handler:  # the task was cancelled, not the thread's future
+                _uncancel(slot.task)
+            return Release(), None
         except Exception as exc:
             return None, exc
-        if running.abandoned:  # it finished in the same instant the grace period ended
+        finally:
+            slot.handler_future = None
+            slot.in_handler = False
+        if slot.abandoned:
             return None, None
         return (result if isinstance(result, JobAction) else None), None
 
-    def _decide(
+    async def _decide(
         self,
         slot: _Slot,
         job: ReservedJob,
-        epoch: int,
         counters: TubeCounters,
         action: Optional[JobAction],
         error: Optional[BaseException],
-    ) -> Optional[asyncio.Future[None]]:
-        """Turn a handler's outcome into delete, release or bury."""
+    ) -> Optional[asyncio.Future[Any]]:
+        """Turn a handler's outcome other than "returned" into delete, release or bury."""
         if error is None:
-            if action is None or isinstance(action, Delete):
-                if isinstance(action, Delete):
-                    logger.info(
-                        "job %d (tube %s) deleted by its handler: %s", job.id, job.tube, action
-                    )
-                return self._acknowledge(slot, job, epoch, counters, "done")
             if isinstance(action, Release):
-                priority = job.priority if action.priority is None else action.priority
-                return self._acknowledge(
-                    slot, job, epoch, counters, "released", priority, action.delay
+                return await self._release(
+                    slot, job, counters, action.priority, action.delay, "released"
                 )
             if isinstance(action, Bury):
                 logger.warning(
                     "job %d (tube %s) buried by its handler: %s", job.id, job.tube, action
                 )
-                priority = job.priority if action.priority is None else action.priority
-                return self._acknowledge(slot, job, epoch, counters, "buried", priority)
+                return await self._bury(slot, job, counters, action.priority)
+            logger.info("job %d (tube %s) deleted by its handler: %s", job.id, job.tube, action)
+            return self._delete(slot, job, counters)
         counters.failed += 1
+        if not await self._stats_for(slot, job, "retried"):
+            counters.lost += 1
+            return None
         attempt = job.attempt
         if attempt >= self.max_attempts:
             logger.error(
@@ -675,7 +853,7 @@ class Worker:
                 _describe(error),
                 exc_info=error,
             )
-            return self._acknowledge(slot, job, epoch, counters, "buried", job.priority)
+            return await self._bury(slot, job, counters, None)
         delay = self.backoff_delay(attempt)
         logger.warning(
             "job %d (tube %s) failed on attempt %d of %d; retrying in %ds: %s",
@@ -686,7 +864,7 @@ class Worker:
             delay,
             _describe(error),
         )
-        return self._acknowledge(slot, job, epoch, counters, "retried", job.priority, delay)
+        return self._retry(slot, job, counters, delay)
 
     def _run_in_thread(self, handler: Handler, job: ReservedJob) -> Any:
         with self._threads_lock:
@@ -705,55 +883,134 @@ class Worker:
             delay = self.backoff_max
         return min(MAX_UINT32, math.ceil(min(self.backoff_max, delay)))
 
-    def _acknowledge(
-        self,
-        slot: _Slot,
-        job: ReservedJob,
-        epoch: int,
-        counters: TubeCounters,
-        outcome: str,
-        priority: int = 0,
-        delay: int = 0,
-    ) -> Optional[asyncio.Future[None]]:
-        """Send the delete/release/bury for ``outcome``; count it once the server agrees."""
-        client = slot.client
-        if slot.epoch != epoch or client.closed():
-            # The reservation died with its connection. Never acknowledge on a
-            # new connection: without a binlog, ids start again at 1 after a
-            # restart, and this id may name somebody else's job.
-            counters.lost += 1
+    # ------------------------------------------------------------------
+    # Acknowledgements. Each checks that the reservation still lives on the
+    # slot's connection: a reservation dies with its connection, and without
+    # a binlog ids start again at 1 after a restart, so the same id on a new
+    # connection may name somebody else's job.
+
+    def _still_reserved(self, slot: _Slot, job: ReservedJob, outcome: str) -> bool:
+        if slot.epoch == job._epoch and not slot.client.closed():
+            return True
+        logger.warning(
+            "job %d (tube %s): reservation lost with the connection; not %s, "
+            "it will be handed out again",
+            job.id,
+            job.tube,
+            outcome,
+        )
+        return False
+
+    async def _stats_for(self, slot: _Slot, job: ReservedJob, outcome: str) -> bool:
+        """Make sure ``job.stats`` is loaded; False when the reservation is gone."""
+        if job.stats_loaded:
+            return True
+        if not self._still_reserved(slot, job, outcome):
+            return False
+        try:
+            await job.load_stats()
+        except (BeanstalkConnectionError, NotFound) as exc:
             logger.warning(
-                "job %d (tube %s): reservation lost with the connection; not %s, "
-                "it will be handed out again",
+                "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
                 job.id,
                 job.tube,
                 outcome,
+                exc,
             )
+            return False
+        return True
+
+    def _delete(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        if not self._still_reserved(slot, job, "done"):
+            counters.lost += 1
             return None
-        if outcome == "done":
-            future = client.delete(job.id)
-        elif outcome == "buried":
-            future = client.bury(job.id, priority)
-        else:
-            future = client.release(job.id, priority, delay)
-        future.add_done_callback(functools.partial(_count, counters, outcome, job))
+        return _counted(slot.client.delete(job.id), counters, "done", job)
+
+    async def _release(
+        self,
+        slot: _Slot,
+        job: ReservedJob,
+        counters: TubeCounters,
+        priority: Optional[int],
+        delay: int,
+        outcome: str,
+    ) -> Optional[asyncio.Future[Any]]:
+        if priority is None:
+            if not await self._stats_for(slot, job, outcome):
+                counters.lost += 1
+                return None
+            priority = job.priority
+        if not self._still_reserved(slot, job, outcome):
+            counters.lost += 1
+            return None
+        return _counted(slot.client.release(job.id, priority, delay), counters, outcome, job)
+
+    async def _bury(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters, priority: Optional[int]
+    ) -> Optional[asyncio.Future[Any]]:
+        if priority is None:
+            if not await self._stats_for(slot, job, "buried"):
+                counters.lost += 1
+                return None
+            priority = job.priority
+        if not self._still_reserved(slot, job, "buried"):
+            counters.lost += 1
+            return None
+        return _counted(slot.client.bury(job.id, priority), counters, "buried", job)
+
+    def _retry(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters, delay: int
+    ) -> Optional[asyncio.Future[Any]]:
+        """Release a failed job with ``delay``, marked as a failure (see the module doc)."""
+        if not self._still_reserved(slot, job, "retried"):
+            counters.lost += 1
+            return None
+        client = slot.client
+        priority = job.priority
+        # One write: nothing else of this connection's can come in between.
+        buried = client.bury(job.id, priority)
+        taken_back = client.reserve_job(job.id)
+        released = client.release(job.id, priority, delay)
+        future = asyncio.ensure_future(_retried(job, buried, taken_back, released))
+        future.add_done_callback(functools.partial(_count_retry, counters, job))
         return future
 
     # ------------------------------------------------------------------
     # TTR.
 
-    def _schedule_touch(self, slot: _Slot, running: _Running) -> None:
-        interval = running.job.ttr * self.touch_fraction
+    async def _sweep_for_touches(self) -> None:
+        """Find the jobs running long enough to need touches; start touching them."""
         loop = asyncio.get_running_loop()
-        running.touch_timer = loop.call_later(interval, self._touch, slot, running)
+        while True:
+            await asyncio.sleep(_TTR_SWEEP_INTERVAL)
+            found_before = loop.time() - _TTR_SWEEP_INTERVAL / 2
+            for slot in self._slots:
+                job = slot.job
+                if job is not None and slot.keep_alive is None and slot.reserved_at < found_before:
+                    slot.keep_alive = asyncio.ensure_future(
+                        self._keep_alive(slot, job, slot.reserved_at)
+                    )
 
-    def _touch(self, slot: _Slot, running: _Running) -> None:
-        running.touch_timer = None
-        if slot.running is not running or slot.epoch != running.epoch or slot.client.closed():
+    async def _keep_alive(self, slot: _Slot, job: ReservedJob, reserved_at: float) -> None:
+        """Touch ``job`` every ``ttr * touch_fraction`` s (cancelled when it finishes)."""
+        try:
+            await job.load_stats()
+        except (BeanstalkConnectionError, NotFound) as exc:
+            logger.debug("job %d (tube %s): no stats, no touches: %s", job.id, job.tube, exc)
             return
-        future = slot.client.touch(running.job.id)
-        future.add_done_callback(functools.partial(_touched, running.job))
-        self._schedule_touch(slot, running)
+        loop = asyncio.get_running_loop()
+        interval = job.ttr * self.touch_fraction
+        due = reserved_at + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            client = slot.client
+            if slot.job is not job or slot.epoch != job._epoch or client.closed():
+                return
+            touch = client.touch(job.id)
+            touch.add_done_callback(functools.partial(_touched, job))
+            due = loop.time() + interval
 
     # ------------------------------------------------------------------
     # Shutdown.
@@ -788,7 +1045,7 @@ class Worker:
         if tasks:
             _done, remaining = await asyncio.wait(tasks, timeout=grace)
             if remaining:
-                running = sum(1 for slot in self._slots if slot.running is not None)
+                running = sum(1 for slot in self._slots if slot.job is not None)
                 logger.warning("grace period over: releasing %d unfinished job(s)", running)
                 self._abandon_running_jobs()
                 _done, remaining = await asyncio.wait(remaining, timeout=_RELEASE_TIMEOUT)
@@ -798,8 +1055,11 @@ class Worker:
                     await asyncio.wait(remaining)
         for slot in self._slots:
             slot.client.close()
-        if self._stats_task is not None:
-            self._stats_task.cancel()
+            if slot.keep_alive is not None:
+                slot.keep_alive.cancel()
+        for periodic in (self._stats_task, self._ttr_task):
+            if periodic is not None:
+                periodic.cancel()
         if self._own_executor and self._executor is not None:
             # Threads of abandoned handlers keep running: do not wait for them.
             self._executor.shutdown(wait=False)
@@ -813,11 +1073,13 @@ class Worker:
 
     def _abandon_running_jobs(self) -> None:
         for slot in self._slots:
-            running = slot.running
-            if running is not None and not running.abandoned:
-                running.abandoned = True
-                if running.handler_future is not None:
-                    running.handler_future.cancel()
+            if slot.job is None or slot.abandoned:
+                continue
+            slot.abandoned = True
+            if slot.handler_future is not None:
+                slot.handler_future.cancel()
+            elif slot.in_handler and slot.task is not None:
+                slot.task.cancel()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when a stop begins."""
@@ -847,7 +1109,7 @@ def _is_coroutine_function(handler: Callable[..., Any]) -> bool:
 
 
 def _count(
-    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[None]
+    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[Any]
 ) -> None:
     """Done-callback of an acknowledgement: count it, or count the job lost."""
     if future.cancelled():
@@ -889,10 +1151,70 @@ def _touched(job: ReservedJob, future: asyncio.Future[None]) -> None:
         logger.debug("job %d (tube %s): touch failed: %s", job.id, job.tube, error)
 
 
-async def _settled(future: asyncio.Future[None]) -> None:
-    """Wait for an acknowledgement whose outcome its done-callback has already counted."""
-    with contextlib.suppress(BeanstalkException):
-        await future
+def _counted(
+    future: asyncio.Future[Any], counters: TubeCounters, outcome: str, job: ReservedJob
+) -> asyncio.Future[Any]:
+    """``future``, counted as ``outcome`` of ``job`` once the server has answered."""
+    future.add_done_callback(functools.partial(_count, counters, outcome, job))
+    return future
+
+
+async def _settled(ack: asyncio.Future[Any]) -> None:
+    """Wait for an acknowledgement (usually answered already; its callback counts it)."""
+    if not ack.done():
+        await asyncio.wait((ack,))
+
+
+async def _retried(
+    job: ReservedJob,
+    buried: asyncio.Future[None],
+    taken_back: asyncio.Future[Job],
+    released: asyncio.Future[None],
+) -> str:
+    """The outcome of a retry's bury, reserve-job and release: ``retried`` or ``buried``.
+
+    Raises what made the bury fail (the reservation was lost: nothing happened).
+    """
+    await asyncio.wait((buried, taken_back, released))
+    bury_error = _error_of(buried)
+    take_error = _error_of(taken_back)
+    release_error = _error_of(released)
+    if bury_error is not None:
+        raise bury_error
+    if take_error is None and release_error is None:
+        return "retried"
+    if take_error is None and isinstance(release_error, BeanstalkConnectionError):
+        # Reserved again on a connection now gone: the server made it ready.
+        raise release_error
+    logger.error(
+        "job %d (tube %s): buried to mark a failure, but not released (%s); it stays buried",
+        job.id,
+        job.tube,
+        take_error or release_error,
+    )
+    return "buried"
+
+
+def _count_retry(counters: TubeCounters, job: ReservedJob, future: asyncio.Future[str]) -> None:
+    """Count the outcome of :func:`_retried`."""
+    if future.cancelled() or future.exception() is not None:
+        _count(counters, "retried", job, future)
+        return
+    outcome = future.result()
+    setattr(counters, outcome, getattr(counters, outcome) + 1)
+
+
+def _error_of(future: asyncio.Future[Any]) -> Optional[BaseException]:
+    if future.cancelled():
+        return ConnectionLost(message="cancelled")
+    return future.exception()
+
+
+def _uncancel(task: Optional[asyncio.Task[None]]) -> None:
+    """Forget a cancellation the slot's task has handled (Python 3.11+ counts them)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -1008,7 +1330,14 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--reserve-timeout",
         type=float,
         default=1.0,
-        help="seconds each reserve-with-timeout waits (default: 1)",
+        help="seconds each reserve-with-timeout waits for a job; under 1 (0 included) "
+        "counts as 1, so an idle worker never polls (default: 1)",
+    )
+    parser.add_argument(
+        "--prefetch-stats",
+        action="store_true",
+        help="read each job's stats-job before its handler runs (job.attempt, priority, "
+        "ttr readable at once; one more round trip per job)",
     )
     parser.add_argument("--encoding", default=None, help="decode bodies to str, e.g. utf-8")
     parser.add_argument(
@@ -1056,6 +1385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             grace_period=arguments.grace_period,
             reserve_timeout=arguments.reserve_timeout,
             stats_interval=arguments.stats_interval,
+            prefetch_stats=arguments.prefetch_stats,
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))
