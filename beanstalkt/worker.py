@@ -144,6 +144,8 @@ _RELEASE_TIMEOUT = 5.0
 # second, due for a touch after 0.5 s with the default touch_fraction: a job is
 # found by the sweep at most this long after it started, well before that.
 _TTR_SWEEP_INTERVAL = 0.2
+# How often an idle slot sharing a connection with running jobs looks for new ones.
+_IDLE_POLL_INTERVAL = 0.1
 
 
 # ----------------------------------------------------------------------
@@ -343,28 +345,67 @@ class TubeCounters:
 # The worker.
 
 
+class _Lane:
+    """One connection, shared by up to ``slots_per_connection`` slots.
+
+    Its jobs' acknowledgements and touches must never wait behind a reserve
+    that waits for a job, so such a reserve is sent only when the connection
+    has nothing else to do (no job reserved on it, no other reserve pending);
+    otherwise slots ask with ``reserve-with-timeout 0``, answered at once.
+    """
+
+    __slots__ = ("blocking", "changed", "client", "epoch", "polling", "reserving", "running")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        # Bumped at each reconnect: a reservation made in an older epoch is gone.
+        self.epoch = 0
+        # Jobs reserved on this connection and not acknowledged yet.
+        self.running = 0
+        # Reserves sent and not answered yet; True while one of them may wait.
+        self.reserving = 0
+        self.blocking = False
+        # True while one of the lane's idle slots polls for new jobs.
+        self.polling = False
+        # Set (and replaced) when idle slots of this lane should look again.
+        self.changed: Optional[asyncio.Event] = None
+
+    def reconnected(self) -> None:
+        self.epoch += 1
+        self.notify()
+
+    def notify(self) -> None:
+        changed = self.changed
+        if changed is not None:
+            self.changed = None
+            changed.set()
+
+    async def wait_for_change(self, timeout: Optional[float]) -> None:
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+
 class _Slot:
-    """One connection, and the job it runs if any (reused from job to job)."""
+    """A place for one running job (reused from job to job) on one lane's connection."""
 
     __slots__ = (
         "abandoned",
-        "client",
-        "epoch",
         "handler_future",
         "in_handler",
         "index",
         "job",
         "keep_alive",
+        "lane",
         "reserved_at",
         "reserving",
         "task",
     )
 
-    def __init__(self, index: int, client: Client) -> None:
+    def __init__(self, index: int, lane: _Lane) -> None:
         self.index = index
-        self.client = client
-        # Bumped at each reconnect: a reservation made in an older epoch is gone.
-        self.epoch = 0
+        self.lane = lane
         # True while the slot waits for a job (stop() may close its connection).
         self.reserving = False
         self.task: Optional[asyncio.Task[None]] = None
@@ -379,8 +420,13 @@ class _Slot:
         # Set by stop() when the grace period is over: hand the job back.
         self.abandoned = False
 
-    def reconnected(self) -> None:
-        self.epoch += 1
+    @property
+    def client(self) -> Client:
+        return self.lane.client
+
+    @property
+    def epoch(self) -> int:
+        return self.lane.epoch
 
 
 class Worker:
@@ -418,6 +464,12 @@ class Worker:
     :param prefetch_stats: read every job's ``stats-job`` before its handler
         runs, so that :attr:`ReservedJob.attempt`, ``priority``, ``ttr`` and
         ``stats`` can be read at once (one more round trip per job).
+    :param slots_per_connection: slots sharing one connection (the worker
+        opens ``ceil(concurrency / slots_per_connection)``). Shared, their
+        commands travel together, several to a write; 1 gives every slot a
+        connection of its own, which picks up a new job the moment it is put
+        even while the other slots of the worker are busy (a shared connection
+        with busy slots looks for new jobs every 0.1 s instead).
     """
 
     def __init__(
@@ -439,6 +491,7 @@ class Worker:
         executor: Optional[concurrent.futures.Executor] = None,
         stats_interval: Optional[float] = None,
         prefetch_stats: bool = False,
+        slots_per_connection: int = 8,
     ) -> None:
         if not handlers:
             raise ValueError("handlers must name at least one tube")
@@ -447,6 +500,7 @@ class Worker:
             if not callable(handler):
                 raise TypeError(f"the handler of tube {tube!r} is not callable")
         check_integer("concurrency", concurrency, 1, 10_000)
+        check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
@@ -468,6 +522,7 @@ class Worker:
         self.touch_fraction = touch_fraction
         self.stats_interval = stats_interval
         self.prefetch_stats = prefetch_stats
+        self.slots_per_connection = slots_per_connection
         # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
         # answers at once, and a slot asking again at once spins.
         self._reserve_seconds = max(1, math.ceil(reserve_timeout))
@@ -487,6 +542,7 @@ class Worker:
             tube: _is_coroutine_function(handler) for tube, handler in self.handlers.items()
         }
         self._counters: dict[str, TubeCounters] = {tube: TubeCounters() for tube in self.handlers}
+        self._lanes: list[_Lane] = []
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_task: Optional[asyncio.Task[None]] = None
@@ -521,12 +577,17 @@ class Worker:
         if self._stopping:  # stopped before it started
             stopped.set()
             return
-        self._slots = [_Slot(index, self._client_factory()) for index in range(self.concurrency)]
+        lanes = math.ceil(self.concurrency / self.slots_per_connection)
+        self._lanes = [_Lane(self._client_factory()) for _ in range(lanes)]
+        # Spread evenly: 10 slots at 8 per connection make 5 + 5, not 8 + 2.
+        self._slots = [
+            _Slot(index, self._lanes[index % lanes]) for index in range(self.concurrency)
+        ]
         try:
-            await asyncio.gather(*[self._prepare(slot) for slot in self._slots])
+            await asyncio.gather(*[self._prepare(lane) for lane in self._lanes])
         except BaseException:
-            for slot in self._slots:
-                slot.client.close()
+            for lane in self._lanes:
+                lane.client.close()
             if self._stopping:  # stop() during start(): that is why it failed
                 return
             stopped.set()
@@ -620,9 +681,9 @@ class Worker:
     # ------------------------------------------------------------------
     # Slots.
 
-    async def _prepare(self, slot: _Slot) -> None:
-        client = slot.client
-        client.set_reconnect_callback(slot.reconnected)
+    async def _prepare(self, lane: _Lane) -> None:
+        client = lane.client
+        client.set_reconnect_callback(lane.reconnected)
         await client.connect()
         # Watch first, so ignoring never hits the last watched tube.
         await asyncio.gather(*[client.watch(tube) for tube in self.handlers])
@@ -631,31 +692,75 @@ class Worker:
 
     async def _run_slot(self, slot: _Slot) -> None:
         """Reserve, run, acknowledge, until the worker stops."""
-        client = slot.client
+        lane = slot.lane
         ack: Optional[asyncio.Future[Any]] = None
-        try:
-            while not self._stopping:
+        # True once a reserve found no job: only then is waiting for one worth it.
+        empty = False
+        while not self._stopping:
+            try:
+                if lane.blocking:
+                    # A sibling waits for the next job on this connection: so do we.
+                    await lane.wait_for_change(None)
+                    continue
+                # Wait on the server only when the tube was found empty and nothing
+                # else of this connection's could get stuck behind the reserve.
+                may_wait = empty and lane.running == 0 and lane.reserving == 0
+                lane.reserving += 1
+                lane.blocking = may_wait
+                # Written right behind the previous acknowledgement: the server
+                # answers both in order, so once the job (or TIMED_OUT) is here,
+                # the acknowledgement is settled too.
+                reservation = lane.client.reserve(timeout=self._reserve_seconds if may_wait else 0)
+                job = None
                 try:
-                    # Written right behind the previous acknowledgement: the
-                    # server answers both in order, so once the job (or
-                    # TIMED_OUT) is here, the acknowledgement is settled.
-                    reservation = client.reserve(timeout=self._reserve_seconds)
                     job = await self._await_job(slot, reservation)
-                    if ack is not None:
-                        await _settled(ack)
-                        ack = None
                     if job is not None:
+                        # Counted in the same step as the reserve's end: no
+                        # sibling may see the lane empty in between.
+                        lane.running += 1
+                finally:
+                    lane.reserving -= 1
+                    if may_wait:
+                        lane.blocking = False
+                    if may_wait or job is not None:
+                        # Idle siblings look again: the tube may hold more.
+                        lane.notify()
+                if ack is not None:
+                    await _settled(ack)
+                    ack = None
+                if job is not None:
+                    empty = False
+                    try:
                         ack = await self._run_job(slot, job)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("worker slot %d: unexpected error; going on", slot.index)
-                    await self._pause(_ERROR_PAUSE)
-            if ack is not None:
-                await _settled(ack)
+                    finally:
+                        lane.running -= 1
+                        lane.notify()
+                else:
+                    empty = True
+                    if (lane.running or lane.reserving) and not self._stopping:
+                        await self._idle(lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker slot %d: unexpected error; going on", slot.index)
+                await self._pause(_ERROR_PAUSE)
+        if ack is not None:
+            await _settled(ack)
+
+    async def _idle(self, lane: _Lane) -> None:
+        """Nothing to reserve, and jobs of the lane still running: wait for news.
+
+        One idle slot per lane polls every ``_IDLE_POLL_INTERVAL`` seconds;
+        the others wait until the lane changes (a job comes or finishes).
+        """
+        if lane.polling:
+            await lane.wait_for_change(None)
+            return
+        lane.polling = True
+        try:
+            await lane.wait_for_change(_IDLE_POLL_INTERVAL)
         finally:
-            # Closing hands back, server-side, anything reserved but not started.
-            client.close()
+            lane.polling = False
 
     async def _await_job(self, slot: _Slot, reservation: asyncio.Future[Job]) -> Optional[Job]:
         if self._stopping:
@@ -669,7 +774,11 @@ class Worker:
         except BadJob as exc:
             # Reserved, but its body is damaged or not text: no handler can run
             # it, and released it would come back to every worker. Bury it.
-            await self._bury_bad_job(slot, exc)
+            slot.lane.running += 1
+            try:
+                await self._bury_bad_job(slot, exc)
+            finally:
+                slot.lane.running -= 1
             return None
         except DeadlineSoon:
             # Only a job this slot does not run can be near its deadline (one a
@@ -1037,10 +1146,12 @@ class Worker:
         stop_requested, stopped = self._events()
         self._stopping = True
         stop_requested.set()
-        # Cut pending reserves short: nothing of value is pending on these connections.
-        for slot in self._slots:
-            if slot.reserving:
-                slot.client.close()
+        # Cut reserves that wait for a job short: nothing else is pending on
+        # those connections. (The other reserves are answered at once.)
+        for lane in self._lanes:
+            if lane.blocking:
+                lane.client.close()
+            lane.notify()
         tasks = set(self._tasks)
         if tasks:
             _done, remaining = await asyncio.wait(tasks, timeout=grace)
@@ -1053,8 +1164,9 @@ class Worker:
                     task.cancel()
                 if remaining:
                     await asyncio.wait(remaining)
+        for lane in self._lanes:
+            lane.client.close()
         for slot in self._slots:
-            slot.client.close()
             if slot.keep_alive is not None:
                 slot.keep_alive.cancel()
         for periodic in (self._stats_task, self._ttr_task):
@@ -1334,6 +1446,12 @@ def _argument_parser() -> argparse.ArgumentParser:
         "counts as 1, so an idle worker never polls (default: 1)",
     )
     parser.add_argument(
+        "--slots-per-connection",
+        type=int,
+        default=8,
+        help="slots sharing one connection; 1 gives each its own (default: 8)",
+    )
+    parser.add_argument(
         "--prefetch-stats",
         action="store_true",
         help="read each job's stats-job before its handler runs (job.attempt, priority, "
@@ -1386,6 +1504,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             reserve_timeout=arguments.reserve_timeout,
             stats_interval=arguments.stats_interval,
             prefetch_stats=arguments.prefetch_stats,
+            slots_per_connection=arguments.slots_per_connection,
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))

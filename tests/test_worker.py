@@ -443,12 +443,24 @@ async def test_stop_releases_jobs_unfinished_after_the_grace_period(
         assert sorted(cancelled) == ids
 
 
-async def test_stop_is_not_delayed_by_a_pending_reserve(beanstalkd: BeanstalkdServer) -> None:
+@pytest.mark.parametrize("per_connection, waiting", [(1, 4), (2, 2), (8, 1)])
+async def test_stop_is_not_delayed_by_a_pending_reserve(
+    beanstalkd: BeanstalkdServer, per_connection: int, waiting: int
+) -> None:
     # A reserve that would wait two minutes: stop() must cut it short.
-    worker = make_worker(beanstalkd, {"idle": noop_handler}, concurrency=4, reserve_timeout=120)
+    worker = make_worker(
+        beanstalkd,
+        {"idle": noop_handler},
+        concurrency=4,
+        reserve_timeout=120,
+        slots_per_connection=per_connection,
+    )
     await worker.start()
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
-        await eventually(lambda: _waiting(client, "idle", 4), "four reserves waiting on the server")
+        # One reserve waits on each idle connection (the other slots wait for it).
+        await eventually(
+            lambda: _waiting(client, "idle", waiting), "reserves waiting on the server"
+        )
         await asyncio.wait_for(worker.stop(), HANG)
 
         async def only_this_client_left() -> bool:

@@ -90,21 +90,85 @@ async def _waiting(client: beanstalkt.Client, count: int) -> bool:
     return (await client.stats())["current-waiting"] == count
 
 
+@pytest.mark.parametrize("per_connection, connections", [(1, 4), (8, 1)])
 async def test_idle_worker_with_reserve_timeout_zero_does_not_spin(
-    beanstalkd: BeanstalkdServer,
+    beanstalkd: BeanstalkdServer, per_connection: int, connections: int
 ) -> None:
-    worker = make_worker(beanstalkd, {"idle": _noop}, concurrency=4, reserve_timeout=0)
+    worker = make_worker(
+        beanstalkd,
+        {"idle": _noop},
+        concurrency=4,
+        reserve_timeout=0,
+        slots_per_connection=per_connection,
+    )
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client, worker:
-        await eventually(lambda: _waiting(client, 4), "four reserves waiting")
+        await eventually(lambda: _waiting(client, connections), "the reserves waiting")
         before = await _reserves(client)
         await asyncio.sleep(IDLE_SECONDS)
         after = await _reserves(client)
-        # Each slot asks at most once a second (it spun at ~10,000/s per slot).
-        assert after - before <= 4 * (IDLE_SECONDS + 1)
+        # Each connection asks at most once a second (it spun at ~10,000/s per slot).
+        assert after - before <= connections * (IDLE_SECONDS + 1)
         # And it still works the moment a job comes.
         await client.use("idle")
         await client.put(b"x")
         await eventually(lambda: worker.counters()["idle"]["done"] == 1, "the job done")
+
+
+async def test_shared_connection_with_a_busy_slot_polls_gently_and_picks_up_new_jobs(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    gate = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handle(job: ReservedJob) -> None:
+        if job.body == b"long":
+            await gate.wait()
+        handled.append(bytes(job.body))  # type: ignore[arg-type]
+
+    worker = make_worker(beanstalkd, {"mix": handle}, concurrency=4, slots_per_connection=4)
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="mix") as client, worker:
+        await client.put(b"long")
+        await eventually(lambda: worker.counters()["mix"]["in_progress"] == 1, "the long job")
+        # The tube is empty and one job runs: the connection must not wait on the
+        # server (the long job's touches would queue behind), so one slot polls.
+        before = await _reserves(client)
+        await asyncio.sleep(IDLE_SECONDS)
+        after = await _reserves(client)
+        assert after - before <= IDLE_SECONDS / 0.1 + 4
+        assert (await client.stats())["current-waiting"] == 0
+        # New jobs are picked up while the long one still runs.
+        for n in range(3):
+            await client.put(b"short %d" % n)
+        await eventually(lambda: len(handled) == 3, "three short jobs handled")
+        assert worker.counters()["mix"]["in_progress"] == 1
+        gate.set()
+        await eventually(lambda: worker.counters()["mix"]["done"] == 4, "all done")
+    assert handled[-1] == b"long"
+
+
+async def test_long_job_on_a_shared_connection_is_touched_while_its_siblings_idle(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async def handle(job: ReservedJob) -> None:
+        await asyncio.sleep(2.5)
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="touchy") as client:
+        job_id = await client.put(b"x", ttr=1)
+        worker = make_worker(beanstalkd, {"touchy": handle}, concurrency=3)
+        waiting_while_it_ran = []
+        async with worker:
+            await eventually(lambda: worker.counters()["touchy"]["in_progress"] == 1, "running")
+            await asyncio.sleep(0.5)  # the idle siblings settle
+            # No reserve waits on the server in front of the job's touches.
+            waiting_while_it_ran.append((await client.stats())["current-waiting"])
+            await eventually(lambda: worker.counters()["touchy"]["done"] == 1, "the job done")
+        stats = await client.stats()
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(job_id)
+    assert (stats["job-timeouts"], stats["cmd-delete"]) == (0, 1)
+    assert waiting_while_it_ran == [0]
+    assert stats["cmd-touch"] >= 2  # every 0.5 s; the TTR never ran out
+    assert worker.counters()["touchy"]["lost"] == 0
 
 
 async def test_command_line_with_reserve_timeout_zero_does_not_spin(
@@ -124,6 +188,8 @@ async def test_command_line_with_reserve_timeout_zero_does_not_spin(
             "4",
             "--reserve-timeout",
             "0",
+            "--slots-per-connection",
+            "1",
         ],
         cwd=REPOSITORY,
         stdout=subprocess.PIPE,
