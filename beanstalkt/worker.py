@@ -16,31 +16,39 @@ or from the shell::
 
     python -m beanstalkt.worker myapp.jobs:send_email --tube emails --concurrency 8
 
-Design: one connection per slot
--------------------------------
-beanstalkd answers the commands of one connection strictly in order, and a
-reserve holds its connection until a job comes or the timeout expires;
+Design: slots sharing connections
+---------------------------------
+A worker with ``concurrency=N`` has N *slots*; a slot runs one job at a time
+and reserves only when it is free, so a busy worker never holds jobs it cannot
+start. ``slots_per_connection`` slots (default 8) share one connection:
 ``release``, ``bury`` and ``touch`` are only accepted from the connection that
-reserved the job. A single shared connection would therefore make every
-acknowledgement and every TTR touch wait behind a pending reserve (and make
-shutdown wait for it).
+reserved the job, so each job is acknowledged and touched on its slot's
+connection, and the commands of the slots of one connection travel together,
+many to a write, their replies many to a read.
 
-So a worker with ``concurrency=N`` opens N connections, one per *slot*. A slot
-is either waiting for a job (a reserve is pending on its connection) or
-running one (nothing else is pending on its connection, so its touches and
-its final delete/release/bury go out and come back at once). A slot reserves
-only when it is free, so a busy worker never holds jobs it cannot start.
-Stopping closes the connections of the waiting slots at once: a pending
-reserve never delays shutdown, and should the server have just handed such a
-connection a job, closing it puts that job straight back to ready.
+beanstalkd answers the commands of one connection strictly in order, and a
+reserve that waits for a job holds its connection until one comes: a job's
+touches and acknowledgement must never queue behind one. So a free slot asks
+with ``reserve-with-timeout 0``, answered at once, job or ``TIMED_OUT``. Only
+once a tube was found empty, and only on a connection with nothing else to do
+(no job reserved on it, no other reserve pending), does one slot wait on the
+server for the next job (``reserve_timeout`` seconds at a time, at least one:
+an idle worker never spins); its siblings wait for it. On a connection whose
+other slots are busy, one idle slot looks for new jobs every 0.1 s, so a new
+job waits at most that long when every connection has a busy slot
+(``slots_per_connection=1`` keeps one connection, and one waiting reserve, per
+slot). Stopping closes the connections whose reserve waits for a job at once:
+nothing else is pending there, a pending reserve never delays shutdown, and
+should the server have just handed such a connection a job, closing it puts
+that job straight back to ready.
 
 The cost per job
 ----------------
-Per job a slot sends the acknowledgement of the previous job and the next
-``reserve`` back to back without waiting for the first reply (the server
-answers in order, so the reservation's arrival settles the acknowledgement),
-and an ``async`` handler runs inside the slot's own task: no task, timer or
-callback is created per job. Nothing else is asked of the server per job:
+Per job a slot sends the acknowledgement of the previous job and its next
+reserve back to back without waiting for the first reply (the server answers
+in order, so the reservation's arrival settles the acknowledgement), and an
+``async`` handler runs inside the slot's own task: no task or timer is created
+per job. Nothing else is asked of the server per job:
 
 * the tube is known when the worker has one tube (with several, each job's
   ``stats-job`` is read before its handler runs, to learn its tube);
@@ -52,6 +60,9 @@ callback is created per job. Nothing else is asked of the server per job:
   job is not simply deleted: to release or bury it with its own priority, and
   on failure. A handler that wants them calls ``await job.load_stats()``, or
   the worker is made with ``prefetch_stats=True``.
+
+An ``async`` handler runs in its slot's task, so a context variable it sets
+stays set for the next jobs of that slot: set what you use in every job.
 
 Outcomes
 --------
@@ -399,15 +410,12 @@ class _Slot:
         "keep_alive",
         "lane",
         "reserved_at",
-        "reserving",
         "task",
     )
 
     def __init__(self, index: int, lane: _Lane) -> None:
         self.index = index
         self.lane = lane
-        # True while the slot waits for a job (stop() may close its connection).
-        self.reserving = False
         self.task: Optional[asyncio.Task[None]] = None
         # The job being run, when (loop time) it was reserved, and its touches.
         self.job: Optional[ReservedJob] = None
@@ -440,11 +448,11 @@ class Worker:
     :param host: beanstalkd host (or ``unix:/path``), when no ``client_factory``
         (default: the :class:`~beanstalkt.Client` default, ``localhost``).
     :param port: beanstalkd port, when no ``client_factory`` (default: 11300).
-    :param client_factory: called with no argument, once per slot, to make
-        the (unconnected) :class:`~beanstalkt.Client` of that slot; each must be
-        a new client. The worker sets its watch list and its reconnect callback.
+    :param client_factory: called with no argument, once per connection, to
+        make its (unconnected) :class:`~beanstalkt.Client`; each must be a new
+        client. The worker sets its watch list and its reconnect callback.
     :param encoding: passed to the default clients (``str`` bodies).
-    :param concurrency: jobs run at once, and connections opened.
+    :param concurrency: jobs run at once (slots).
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
         time buries the job (1: bury at the first failure). Only failures
         count, not :class:`Release`; see "How attempts are counted" above.
@@ -705,12 +713,12 @@ class Worker:
                 # Wait on the server only when the tube was found empty and nothing
                 # else of this connection's could get stuck behind the reserve.
                 may_wait = empty and lane.running == 0 and lane.reserving == 0
-                lane.reserving += 1
-                lane.blocking = may_wait
                 # Written right behind the previous acknowledgement: the server
                 # answers both in order, so once the job (or TIMED_OUT) is here,
                 # the acknowledgement is settled too.
                 reservation = lane.client.reserve(timeout=self._reserve_seconds if may_wait else 0)
+                lane.reserving += 1
+                lane.blocking = may_wait
                 job = None
                 try:
                     job = await self._await_job(slot, reservation)
@@ -766,7 +774,6 @@ class Worker:
         if self._stopping:
             reservation.add_done_callback(_retrieve)
             return None
-        slot.reserving = True
         try:
             job = await reservation
         except TimedOut:
@@ -794,8 +801,6 @@ class Worker:
                 if slot.client.closed():
                     await self._pause(_ERROR_PAUSE)
             return None
-        finally:
-            slot.reserving = False
         if slot.client.closed():
             # Lost with the connection before we could start it: the server has
             # already put it back.
@@ -1405,7 +1410,7 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=int,
         default=1,
-        help="jobs run at once; one connection each (default: 1)",
+        help="jobs run at once (default: 1)",
     )
     parser.add_argument(
         "--max-attempts",
