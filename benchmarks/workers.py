@@ -9,7 +9,11 @@ smoke run). Rows:
   a no-op ``async`` handler (N = 1, 8, 50, 200): the worker's own cost per job;
 * ``worker-sleep10ms-cN``: the same with a handler that does ``await
   asyncio.sleep(0.01)`` (N = 50, 200), an I/O-bound job. Its *ideal* is
-  ``N / 0.01`` jobs/s; the row also shows the share of that ideal reached.
+  ``N / 0.01`` jobs/s; the row also shows the share of that ideal reached;
+* ``asyncio-sleep10ms-cN``: N asyncio tasks doing nothing but ``await
+  asyncio.sleep(0.01)`` in a loop, no server, no worker: what the event loop
+  itself reaches of that ideal on this machine (timers wake late), the real
+  ceiling of the row above.
 
 Every measurement gets a fresh beanstalkd (no binlog) on a loopback port,
 filled with the jobs beforehand (untimed); the time runs from the worker's
@@ -82,21 +86,23 @@ class Row:
     """One benchmark row and its measurements."""
 
     name: str
-    kind: str  # "greenstalk", "noop" or "sleep"
+    kind: str  # "greenstalk", "noop", "sleep" or "sleep-reference"
     concurrency: int
     runs: list[Measurement] = field(default_factory=list)
 
     @property
     def ideal(self) -> Optional[float]:
         """Jobs/s of a worker with no overhead at all (I/O-bound rows only)."""
-        return self.concurrency / SLEEP if self.kind == "sleep" else None
+        return self.concurrency / SLEEP if self.kind.startswith("sleep") else None
 
 
 def default_rows() -> list[Row]:
     """The rows of a full run, in display order."""
     rows = [Row("greenstalk", "greenstalk", 1)] if greenstalk is not None else []
     rows += [Row(f"worker-noop-c{n}", "noop", n) for n in (1, 8, 50, 200)]
-    rows += [Row(f"worker-sleep10ms-c{n}", "sleep", n) for n in (50, 200)]
+    for n in (50, 200):
+        rows.append(Row(f"worker-sleep10ms-c{n}", "sleep", n))
+        rows.append(Row(f"asyncio-sleep10ms-c{n}", "sleep-reference", n))
     return rows
 
 
@@ -209,8 +215,31 @@ def worker_run(
         profiler.dump_stats(profile)
 
 
+def sleep_loops(n: int, concurrency: int) -> float:
+    """``concurrency`` tasks sleeping ``SLEEP`` s in a loop until ``n`` sleeps are done."""
+
+    async def run() -> float:
+        done = 0
+
+        async def loop() -> None:
+            nonlocal done
+            while done < n:
+                await asyncio.sleep(SLEEP)
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*[loop() for _ in range(concurrency)])
+        return time.perf_counter() - start
+
+    return asyncio.run(run())
+
+
 def measure(row: Row, n: int, body: bytes, profile: Optional[str] = None) -> Measurement:
     """Run ``row`` once on a fresh, prefilled server."""
+    if row.kind == "sleep-reference":
+        client_before = time.process_time()
+        seconds = sleep_loops(n, row.concurrency)
+        return Measurement(n / seconds, 0.0, (time.process_time() - client_before) / seconds)
     with BeanstalkdServer(host=HOST) as server:
         address = (server.host, server.port)
         assert server.process is not None
@@ -240,7 +269,7 @@ def measure(row: Row, n: int, body: bytes, profile: Optional[str] = None) -> Mea
 
 def jobs_for(row: Row, jobs: int) -> int:
     """Jobs for one measurement of ``row``: sleep rows are capped to about 2 s of ideal work."""
-    if row.kind == "sleep":
+    if row.kind.startswith("sleep"):
         return max(row.concurrency, min(jobs, int(row.concurrency / SLEEP * 2)))
     return jobs
 
@@ -256,7 +285,8 @@ def worker_rows(
 
     Each result: ``name``, ``concurrency``, ``jobs`` (per measurement),
     ``jobs_per_s`` (median), ``runs`` (every jobs/s), ``server_cpu`` and
-    ``client_cpu`` (medians, fractions of one core), ``vs_greenstalk`` (ratio
+    ``client_cpu`` (medians, fractions of one core; ``server_cpu`` is ``None``
+    for the rows without a server), ``vs_greenstalk`` (ratio
     of medians, ``None`` without greenstalk), ``ideal`` and ``vs_ideal``
     (I/O-bound rows only).
     """
@@ -284,7 +314,9 @@ def worker_rows(
                 "jobs": jobs_for(row, jobs),
                 "jobs_per_s": median,
                 "runs": [m.jobs_per_s for m in row.runs],
-                "server_cpu": statistics.median(m.server_cpu for m in row.runs),
+                "server_cpu": None
+                if row.kind == "sleep-reference"
+                else statistics.median(m.server_cpu for m in row.runs),
                 "client_cpu": statistics.median(m.client_cpu for m in row.runs),
                 "vs_greenstalk": median / peer_median if peer_median else None,
                 "ideal": ideal,
@@ -298,6 +330,10 @@ def _ratio(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _share(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def format_table(results: list[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     lines = [
@@ -308,7 +344,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {result['name']} | {result['jobs']:,} | {result['jobs_per_s']:,.0f} "
             f"| {_ratio(result['vs_greenstalk'])} | {_ratio(result['vs_ideal'])} "
-            f"| {result['server_cpu']:.0%} | {result['client_cpu']:.0%} |"
+            f"| {_share(result['server_cpu'])} | {_share(result['client_cpu'])} |"
         )
     return "\n".join(lines)
 
@@ -354,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
         rows = [row for row in rows if row.name in wanted]
     if options.profile:
         (row,) = [r for r in default_rows() if r.name == options.profile] or [None]
-        if row is None or row.kind == "greenstalk":
+        if row is None or not row.name.startswith("worker-"):
             raise SystemExit(f"--profile needs a worker row, not {options.profile!r}")
         path = "/tmp/beanstalkt-worker.prof"
         result = measure(row, jobs_for(row, options.jobs), b"x" * options.body_size, path)

@@ -22,7 +22,9 @@ ROWS = [
     "worker-noop-c50",
     "worker-noop-c200",
     "worker-sleep10ms-c50",
+    "asyncio-sleep10ms-c50",
     "worker-sleep10ms-c200",
+    "asyncio-sleep10ms-c200",
 ]
 
 
@@ -49,7 +51,7 @@ def test_quick_run_reports_every_row_as_json() -> None:
             assert math.isclose(row["vs_ideal"], row["jobs_per_s"] / row["ideal"])
         else:
             assert row["ideal"] is None and row["vs_ideal"] is None
-    assert [row["concurrency"] for row in results] == [1, 1, 8, 50, 200, 50, 200]
+    assert [row["concurrency"] for row in results] == [1, 1, 8, 50, 200, 50, 50, 200, 200]
 
 
 def test_quick_run_prints_a_table_of_the_chosen_rows() -> None:
