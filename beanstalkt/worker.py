@@ -721,11 +721,22 @@ class Worker:
                 lane.blocking = may_wait
                 job = None
                 try:
-                    job = await self._await_job(slot, reservation)
-                    if job is not None:
-                        # Counted in the same step as the reserve's end: no
-                        # sibling may see the lane empty in between.
-                        lane.running += 1
+                    if self._stopping:
+                        reservation.add_done_callback(_retrieve)
+                    else:
+                        try:
+                            job = await reservation
+                        except BeanstalkException as exc:
+                            await self._no_job(slot, exc)
+                        else:
+                            if lane.client.closed():
+                                # Lost with the connection before it could start:
+                                # the server has already put it back.
+                                job = None
+                            else:
+                                # Counted in the same step as the reserve's end: no
+                                # sibling may see the lane empty in between.
+                                lane.running += 1
                 finally:
                     lane.reserving -= 1
                     if may_wait:
@@ -770,42 +781,33 @@ class Worker:
         finally:
             lane.polling = False
 
-    async def _await_job(self, slot: _Slot, reservation: asyncio.Future[Job]) -> Optional[Job]:
-        if self._stopping:
-            reservation.add_done_callback(_retrieve)
-            return None
-        try:
-            job = await reservation
-        except TimedOut:
-            return None
-        except BadJob as exc:
+    async def _no_job(self, slot: _Slot, error: BeanstalkException) -> None:
+        """A reserve answered without a job to run; raises what it cannot handle."""
+        if isinstance(error, TimedOut):
+            return
+        if isinstance(error, BadJob):
             # Reserved, but its body is damaged or not text: no handler can run
             # it, and released it would come back to every worker. Bury it.
             slot.lane.running += 1
             try:
-                await self._bury_bad_job(slot, exc)
+                await self._bury_bad_job(slot, error)
             finally:
                 slot.lane.running -= 1
-            return None
-        except DeadlineSoon:
-            # Only a job this slot does not run can be near its deadline (one a
-            # client_factory handed over reserved): the server frees it shortly.
+        elif isinstance(error, DeadlineSoon):
+            # A job reserved on this connection is in its last second before
+            # its TTR (one a client_factory handed over reserved, or one whose
+            # touch is due): the server frees it, or we touch it, shortly.
             logger.debug("worker slot %d: DEADLINE_SOON; reserving again shortly", slot.index)
             await self._pause(_DEADLINE_SOON_PAUSE)
-            return None
-        except BeanstalkConnectionError as exc:
+        elif isinstance(error, BeanstalkConnectionError):
             if not self._stopping:
                 # The next reserve waits for the reconnection; a closed client
                 # (NotConnected) would answer at once, hence the pause.
-                logger.debug("worker slot %d: %s", slot.index, exc)
+                logger.debug("worker slot %d: %s", slot.index, error)
                 if slot.client.closed():
                     await self._pause(_ERROR_PAUSE)
-            return None
-        if slot.client.closed():
-            # Lost with the connection before we could start it: the server has
-            # already put it back.
-            return None
-        return job
+        else:
+            raise error
 
     async def _bury_bad_job(self, slot: _Slot, error: BadJob) -> None:
         """Bury a reserved job whose body cannot be handed to a handler."""
@@ -859,9 +861,31 @@ class Worker:
         slot.reserved_at = reserved_at
         slot.abandoned = False
         counters.in_progress += 1
+        action: Optional[JobAction]
+        error: Optional[BaseException]
         try:
             if self._coroutine_handlers[tube]:
-                action, error = await self._call_coroutine_handler(slot, handler, reserved)
+                # Inline (not a method of its own): one coroutine less per job.
+                slot.in_handler = True
+                try:
+                    result = await handler(reserved)
+                except JobAction as raised:
+                    action, error = raised, None
+                except asyncio.CancelledError:
+                    if not slot.abandoned:
+                        raise  # the slot itself is being cancelled
+                    # stop() gave up on it (see _abandon_running_jobs).
+                    _uncancel(slot.task)
+                    action, error = Release(), None  # back, with its own priority
+                except Exception as exc:
+                    action, error = None, exc
+                else:
+                    # A handler finishing in the instant its grace period ended
+                    # is done all the same.
+                    action = result if isinstance(result, JobAction) else None
+                    error = None
+                finally:
+                    slot.in_handler = False
             else:
                 action, error = await self._call_thread_handler(slot, handler, reserved)
         finally:
@@ -873,32 +897,6 @@ class Worker:
         if action is None and error is None:
             return self._delete(slot, reserved, counters)
         return await self._decide(slot, reserved, counters, action, error)
-
-    async def _call_coroutine_handler(
-        self, slot: _Slot, handler: Handler, job: ReservedJob
-    ) -> tuple[Optional[JobAction], Optional[BaseException]]:
-        """Run an async handler inside the slot's task: no task or callback of its own.
-
-        stop() cancels the slot's task to give up on it (``slot.abandoned`` tells
-        that cancellation from any other).
-        """
-        slot.in_handler = True
-        try:
-            result = await handler(job)
-        except JobAction as action:
-            return action, None
-        except asyncio.CancelledError:
-            if not slot.abandoned:
-                raise  # the slot itself is being cancelled
-            _uncancel(slot.task)
-            return Release(), None  # handed back, with its own priority: not a failure
-        except Exception as exc:
-            return None, exc
-        finally:
-            slot.in_handler = False
-        if slot.abandoned:  # it finished in the same instant the grace period ended
-            return None, None
-        return (result if isinstance(result, JobAction) else None), None
 
     async def _call_thread_handler(
         self, slot: _Slot, handler: Handler, job: ReservedJob
