@@ -16,36 +16,83 @@ or from the shell::
 
     python -m beanstalkt.worker myapp.jobs:send_email --tube emails --concurrency 8
 
-Design: one connection per slot
--------------------------------
-beanstalkd answers the commands of one connection strictly in order, and a
-reserve holds its connection until a job comes or the timeout expires;
+Design: slots sharing connections
+---------------------------------
+A worker with ``concurrency=N`` has N *slots*; a slot runs one job at a time
+and reserves only when it is free, so a busy worker never holds jobs it cannot
+start. ``slots_per_connection`` slots (default 8) share one connection:
 ``release``, ``bury`` and ``touch`` are only accepted from the connection that
-reserved the job. A single shared connection would therefore make every
-acknowledgement and every TTR touch wait behind a pending reserve (and make
-shutdown wait for it).
+reserved the job, so each job is acknowledged and touched on its slot's
+connection, and the commands of the slots of one connection travel together,
+many to a write, their replies many to a read.
 
-So a worker with ``concurrency=N`` opens N connections, one per *slot*. A slot
-is either waiting for a job (a ``reserve-with-timeout`` is pending on its
-connection) or running one (nothing else is pending on its connection, so its
-touches and its final delete/release/bury go out and come back at once). A
-slot reserves only when it is free, so a busy worker never holds jobs it cannot
-start. The acknowledgement of a finished job is pipelined with the slot's next
-reserve. Stopping closes the connections of the waiting slots at once: a
-pending reserve never delays shutdown, and should the server have just handed
-such a connection a job, closing it puts that job straight back to ready.
+beanstalkd answers the commands of one connection strictly in order, and a
+reserve that waits for a job holds its connection until one comes: a job's
+touches and acknowledgement must never queue behind one. So a free slot asks
+with ``reserve-with-timeout 0``, answered at once, job or ``TIMED_OUT``. Only
+once a tube was found empty, and only on a connection with nothing else to do
+(no job reserved on it, no other reserve pending), does one slot wait on the
+server for the next job (``reserve_timeout`` seconds at a time, at least one:
+an idle worker never spins); its siblings wait for it. On a connection whose
+other slots are busy, one idle slot looks for new jobs every 0.1 s, so a new
+job waits at most that long when every connection has a busy slot
+(``slots_per_connection=1`` keeps one connection, and one waiting reserve, per
+slot). Stopping closes the connections whose reserve waits for a job at once:
+nothing else is pending there, a pending reserve never delays shutdown, and
+should the server have just handed such a connection a job, closing it puts
+that job straight back to ready.
+
+The cost per job
+----------------
+Per job a slot sends the acknowledgement of the previous job and its next
+reserve back to back without waiting for the first reply (the server answers
+in order, so the reservation's arrival settles the acknowledgement), and an
+``async`` handler runs inside the slot's own task: no task or timer is created
+per job. Nothing else is asked of the server per job:
+
+* the tube is known when the worker has one tube (with several, each job's
+  ``stats-job`` is read before its handler runs, to learn its tube);
+* the job's TTR matters only to a job that runs long enough to need a touch:
+  a sweep every 0.2 s finds the jobs running for longer than that, reads
+  their ``stats-job`` (TTR, priority, counters) once, and touches them from
+  then on every ``ttr * touch_fraction`` seconds after their reservation;
+* the priority and the attempt number are read (``stats-job``) only when the
+  job is not simply deleted: to release or bury it with its own priority, and
+  on failure. A handler that wants them calls ``await job.load_stats()``, or
+  the worker is made with ``prefetch_stats=True``.
+
+An ``async`` handler runs in its slot's task, so a context variable it sets
+stays set for the next jobs of that slot: set what you use in every job.
 
 Outcomes
 --------
 * The handler returns: the job is deleted (counted ``done`` once the server
   confirms).
 * It raises (or returns) :class:`Release`, :class:`Bury` or :class:`Delete`:
-  that is done, with the given delay and priority.
-* It raises anything else: the job is released with an exponential backoff
-  delay, ``min(backoff_max, backoff_base * backoff_factor ** (attempt - 1))``
-  seconds, where ``attempt`` is the job's own ``releases`` count (from
-  ``stats-job``) plus one. The attempt that reaches ``max_attempts`` buries
-  the job instead, with a log line naming the job, its tube and the error.
+  that is done, with the given delay and priority. A :class:`Release` is not
+  a failure: it does not use up ``max_attempts``.
+* It raises anything else, a *failure*: the job is released with an
+  exponential backoff delay, ``min(backoff_max, backoff_base *
+  backoff_factor ** (attempt - 1))`` seconds. The attempt that reaches
+  ``max_attempts`` buries the job instead, with a log line naming the job, its
+  tube and the error.
+
+How attempts are counted
+------------------------
+The count must survive worker restarts, so it lives in the server, in the
+job's own ``stats-job`` counters; but beanstalkd's ``releases`` counts every
+release, and a release that is not a failure (:class:`Release`, the hand-back
+of unfinished jobs at shutdown) must not count. So a failure *marks* the job:
+the worker buries it, takes it back with ``reserve-job`` and releases it with
+its backoff delay, three commands in one write (``buries``, ``reserves`` and
+``releases`` each grow by one). ``job.attempt`` is ``1 + buries``. Every
+burial therefore counts as a failure: a job kicked after being buried for good
+fails for the last time at its next failure, and a job a handler buried
+(:class:`Bury`) and somebody kicked has used up one attempt. Nothing else
+bumps ``buries``: a release does not, nor does a closed connection handing a
+job back, nor a ``kick``. (beanstalkd 1.12, checked by the tests.) Should the
+connection die between the bury and the ``reserve-job``, the job stays buried,
+visible to :func:`buried_tubes`, rather than lost.
 
 A job no handler can be given, because its body is damaged on the server or
 is not text in the worker's ``encoding`` (:class:`~beanstalkt.BadJob`), is
@@ -83,6 +130,7 @@ from .errors import (
     BeanstalkConnectionError,
     BeanstalkException,
     Buried,
+    ConnectionLost,
     DeadlineSoon,
     NotFound,
     TimedOut,
@@ -103,6 +151,12 @@ _DEADLINE_SOON_PAUSE = 0.2
 _ERROR_PAUSE = 1.0
 # After the grace period, how long unfinished jobs may take to be released.
 _RELEASE_TIMEOUT = 5.0
+# How often running jobs are looked at for TTR touches. The smallest TTR is one
+# second, due for a touch after 0.5 s with the default touch_fraction: a job is
+# found by the sweep at most this long after it started, well before that.
+_TTR_SWEEP_INTERVAL = 0.2
+# How often an idle slot sharing a connection with running jobs looks for new ones.
+_IDLE_POLL_INTERVAL = 0.1
 
 
 # ----------------------------------------------------------------------
@@ -113,17 +167,69 @@ class ReservedJob(Job):
     """A job reserved by a :class:`Worker`, as its handler receives it.
 
     Still a :class:`~beanstalkt.Job` (``job.id``, ``job.body``, equal to
-    ``{'id': ..., 'body': ...}``), plus what the worker learned from
-    ``stats-job`` when it reserved the job.
+    ``{'id': ..., 'body': ...}``), plus its ``tube`` (always known) and what
+    the job's ``stats-job`` says: :attr:`stats`, :attr:`priority`, :attr:`ttr`
+    and :attr:`attempt`. Those are read from the server only when needed (see
+    the module's documentation): in a handler, ``await job.load_stats()``
+    first, unless the worker has ``prefetch_stats=True``; reading them before
+    raises ``RuntimeError``.
     """
 
-    __slots__ = ("stats", "tube")
+    __slots__ = ("_epoch", "_slot", "_stats", "tube")
 
-    def __init__(self, id: int, body: Body, tube: str, stats: StatsJob) -> None:
+    def __init__(self, id: int, body: Body, tube: str, stats: Optional[StatsJob] = None) -> None:
         super().__init__(id, body)
+        #: The tube the job was reserved from.
         self.tube = tube
-        #: The ``stats-job`` reply read right after the reservation.
-        self.stats = stats
+        self._stats = stats
+        # The slot that reserved it, and the slot's epoch then (None: made by hand).
+        self._slot: Optional[_Slot] = None
+        self._epoch = 0
+
+    @property
+    def stats(self) -> StatsJob:
+        """The job's ``stats-job`` reply, as last loaded (see :meth:`load_stats`)."""
+        stats = self._stats
+        if stats is None:
+            raise RuntimeError(
+                f"the stats of job {self.id} are not loaded: `await job.load_stats()` first "
+                "(or make the worker with prefetch_stats=True)"
+            )
+        return stats
+
+    @property
+    def stats_loaded(self) -> bool:
+        """Whether :attr:`stats` (and so priority, ttr, attempt) can be read now."""
+        return self._stats is not None
+
+    async def load_stats(self, refresh: bool = False) -> StatsJob:
+        """Read the job's ``stats-job`` (once; again with ``refresh=True``) and return it.
+
+        Asked on the connection that reserved the job. Fails with
+        :class:`~beanstalkt.ConnectionLost` when that reservation is gone with
+        its connection, and with :class:`~beanstalkt.NotFound` when the job no
+        longer exists.
+        """
+        if self._stats is not None and not refresh:
+            return self._stats
+        slot = self._slot
+        if slot is None:
+            raise RuntimeError(f"job {self.id} was not reserved by a worker: no stats to load")
+        if slot.epoch != self._epoch or slot.client.closed():
+            raise ConnectionLost(
+                command=f"stats-job {self.id}",
+                message=f"job {self.id}: its reservation was lost with the connection",
+            )
+        stats = await slot.client.stats_job(self.id)
+        if slot.epoch != self._epoch:
+            # Answered by a new connection: after a restart without binlog
+            # this id may name another job.
+            raise ConnectionLost(
+                command=f"stats-job {self.id}",
+                message=f"job {self.id}: its reservation was lost with the connection",
+            )
+        self._stats = stats
+        return stats
 
     @property
     def priority(self) -> int:
@@ -137,15 +243,32 @@ class ReservedJob(Job):
 
     @property
     def attempt(self) -> int:
-        """Which attempt this is: 1 the first time, then 1 + the job's ``releases``."""
-        return self.stats.get("releases", 0) + 1
+        """Which attempt this is: 1, then 1 + the failures so far (the job's ``buries``).
+
+        Releases that are not failures do not count; see the module's
+        documentation, "How attempts are counted".
+        """
+        return self.stats.get("buries", 0) + 1
 
     def json(self) -> Any:
         """The body decoded as JSON."""
         return json.loads(self.body)
 
     def __repr__(self) -> str:
-        return f"ReservedJob(id={self.id!r}, tube={self.tube!r}, attempt={self.attempt})"
+        attempt = f", attempt={self.attempt}" if self._stats is not None else ""
+        return f"ReservedJob(id={self.id!r}, tube={self.tube!r}{attempt})"
+
+
+def _reserved_job(job: Job, tube: str, slot: _Slot, stats: Optional[StatsJob]) -> ReservedJob:
+    """The :class:`ReservedJob` a handler gets for ``job``, reserved by ``slot``.
+
+    The one place a reserved :class:`~beanstalkt.Job` becomes a ReservedJob
+    (what else the reservation carries is copied over here).
+    """
+    reserved = ReservedJob(job.id, job.body, tube, stats)
+    reserved._slot = slot
+    reserved._epoch = slot.epoch
+    return reserved
 
 
 class JobAction(Exception):
@@ -155,8 +278,8 @@ class JobAction(Exception):
 class Release(JobAction):
     """Put the job back to ready, after ``delay`` seconds, without counting a failure.
 
-    ``priority`` defaults to the job's own. Note that the server counts it in
-    the job's ``releases``, which is what the attempt number is read from.
+    ``priority`` defaults to the job's own. The job's ``releases`` grows, but
+    the attempt number does not (it counts failures only).
     """
 
     def __init__(self, delay: int = 0, priority: Optional[int] = None) -> None:
@@ -168,7 +291,10 @@ class Release(JobAction):
 
 
 class Bury(JobAction):
-    """Bury the job at once, whatever attempt this is (``reason`` is logged)."""
+    """Bury the job at once, whatever attempt this is (``reason`` is logged).
+
+    Should somebody kick it, the burial counts as one failed attempt.
+    """
 
     def __init__(self, reason: str = "", priority: Optional[int] = None) -> None:
         super().__init__(reason or "buried by its handler")
@@ -230,36 +356,88 @@ class TubeCounters:
 # The worker.
 
 
-class _Running:
-    """A job a slot is running: what its touches and its shutdown need."""
+class _Lane:
+    """One connection, shared by up to ``slots_per_connection`` slots.
 
-    __slots__ = ("abandoned", "epoch", "handler_future", "job", "touch_timer")
+    Its jobs' acknowledgements and touches must never wait behind a reserve
+    that waits for a job, so such a reserve is sent only when the connection
+    has nothing else to do (no job reserved on it, no other reserve pending);
+    otherwise slots ask with ``reserve-with-timeout 0``, answered at once.
+    """
 
-    def __init__(self, job: ReservedJob, epoch: int) -> None:
-        self.job = job
-        self.epoch = epoch
-        self.handler_future: Optional[asyncio.Future[Any]] = None
-        self.touch_timer: Optional[asyncio.TimerHandle] = None
-        # Set by stop() when the grace period is over: hand the job back.
-        self.abandoned = False
+    __slots__ = ("blocking", "changed", "client", "epoch", "polling", "reserving", "running")
 
-
-class _Slot:
-    """One connection and the job it runs, if any."""
-
-    __slots__ = ("client", "epoch", "index", "reserving", "running")
-
-    def __init__(self, index: int, client: Client) -> None:
-        self.index = index
+    def __init__(self, client: Client) -> None:
         self.client = client
         # Bumped at each reconnect: a reservation made in an older epoch is gone.
         self.epoch = 0
-        # True while the slot waits for a job (stop() may close its connection).
-        self.reserving = False
-        self.running: Optional[_Running] = None
+        # Jobs reserved on this connection and not acknowledged yet.
+        self.running = 0
+        # Reserves sent and not answered yet; True while one of them may wait.
+        self.reserving = 0
+        self.blocking = False
+        # True while one of the lane's idle slots polls for new jobs.
+        self.polling = False
+        # Set (and replaced) when idle slots of this lane should look again.
+        self.changed: Optional[asyncio.Event] = None
 
     def reconnected(self) -> None:
         self.epoch += 1
+        self.notify()
+
+    def notify(self) -> None:
+        changed = self.changed
+        if changed is not None:
+            self.changed = None
+            changed.set()
+
+    async def wait_for_change(self, timeout: Optional[float]) -> None:
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+
+class _Slot:
+    """A place for one running job (reused from job to job) on one lane's connection."""
+
+    __slots__ = (
+        "abandoned",
+        "handler_future",
+        "in_handler",
+        "index",
+        "job",
+        "keep_alive",
+        "lane",
+        "reserved_at",
+        "task",
+        "uncounted_delete",
+    )
+
+    def __init__(self, index: int, lane: _Lane) -> None:
+        self.index = index
+        self.lane = lane
+        # The delete in flight that no callback counts: the slot counts it itself.
+        self.uncounted_delete: Optional[tuple[TubeCounters, ReservedJob]] = None
+        self.task: Optional[asyncio.Task[None]] = None
+        # The job being run, when (loop time) it was reserved, and its touches.
+        self.job: Optional[ReservedJob] = None
+        self.reserved_at = 0.0
+        self.keep_alive: Optional[asyncio.Task[None]] = None
+        # True while an async handler runs inside self.task (stop() may cancel it).
+        self.in_handler = False
+        # A plain-function handler's future (stop() cancels that instead).
+        self.handler_future: Optional[asyncio.Future[Any]] = None
+        # Set by stop() when the grace period is over: hand the job back.
+        self.abandoned = False
+
+    @property
+    def client(self) -> Client:
+        return self.lane.client
+
+    @property
+    def epoch(self) -> int:
+        return self.lane.epoch
 
 
 class Worker:
@@ -273,24 +451,36 @@ class Worker:
     :param host: beanstalkd host (or ``unix:/path``), when no ``client_factory``
         (default: the :class:`~beanstalkt.Client` default, ``localhost``).
     :param port: beanstalkd port, when no ``client_factory`` (default: 11300).
-    :param client_factory: called with no argument, once per slot, to make
-        the (unconnected) :class:`~beanstalkt.Client` of that slot; each must be
-        a new client. The worker sets its watch list and its reconnect callback.
+    :param client_factory: called with no argument, once per connection, to
+        make its (unconnected) :class:`~beanstalkt.Client`; each must be a new
+        client. The worker sets its watch list and its reconnect callback.
     :param encoding: passed to the default clients (``str`` bodies).
-    :param concurrency: jobs run at once, and connections opened.
+    :param concurrency: jobs run at once (slots).
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
-        time buries the job (1: bury at the first failure).
+        time buries the job (1: bury at the first failure). Only failures
+        count, not :class:`Release`; see "How attempts are counted" above.
     :param backoff_base: seconds of delay after the first failure.
     :param backoff_factor: each further failure multiplies the delay by this.
     :param backoff_max: the delay never exceeds this many seconds.
     :param grace_period: on :meth:`stop`, seconds running jobs may take to
         finish before they are cancelled and released for another worker.
-    :param reserve_timeout: seconds each ``reserve-with-timeout`` waits.
+    :param reserve_timeout: seconds each ``reserve-with-timeout`` waits for a
+        job before the slot asks again. Values under one second (0 included)
+        count as one second: an idle worker never polls.
     :param touch_fraction: a running job is touched every ``ttr *
         touch_fraction`` seconds, so it never reaches its TTR.
     :param executor: the thread-based executor plain-function handlers run in
         (default: a thread pool of ``concurrency`` threads, owned by the worker).
     :param stats_interval: log the counters every this many seconds (``None``: never).
+    :param prefetch_stats: read every job's ``stats-job`` before its handler
+        runs, so that :attr:`ReservedJob.attempt`, ``priority``, ``ttr`` and
+        ``stats`` can be read at once (one more round trip per job).
+    :param slots_per_connection: slots sharing one connection (the worker
+        opens ``ceil(concurrency / slots_per_connection)``). Shared, their
+        commands travel together, several to a write; 1 gives every slot a
+        connection of its own, which picks up a new job the moment it is put
+        even while the other slots of the worker are busy (a shared connection
+        with busy slots looks for new jobs every 0.1 s instead).
     """
 
     def __init__(
@@ -311,6 +501,8 @@ class Worker:
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
         stats_interval: Optional[float] = None,
+        prefetch_stats: bool = False,
+        slots_per_connection: int = 8,
     ) -> None:
         if not handlers:
             raise ValueError("handlers must name at least one tube")
@@ -319,11 +511,15 @@ class Worker:
             if not callable(handler):
                 raise TypeError(f"the handler of tube {tube!r} is not callable")
         check_integer("concurrency", concurrency, 1, 10_000)
+        check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
-        if grace_period < 0 or reserve_timeout < 0:
-            raise ValueError("grace_period and reserve_timeout must not be negative")
+        if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
+            raise ValueError(
+                "grace_period and reserve_timeout must be finite and not negative "
+                f"(reserve_timeout at most {MAX_UINT32})"
+            )
         if not 0 < touch_fraction < 1:
             raise ValueError("touch_fraction must be between 0 and 1")
         self.handlers: dict[str, Handler] = dict(handlers)
@@ -336,6 +532,13 @@ class Worker:
         self.reserve_timeout = reserve_timeout
         self.touch_fraction = touch_fraction
         self.stats_interval = stats_interval
+        self.prefetch_stats = prefetch_stats
+        self.slots_per_connection = slots_per_connection
+        # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
+        # answers at once, and a slot asking again at once spins.
+        self._reserve_seconds = max(1, math.ceil(reserve_timeout))
+        # With one tube every job's tube is known without asking the server.
+        self._only_tube = next(iter(self.handlers)) if len(self.handlers) == 1 else None
         if client_factory is None:
             address: dict[str, Any] = {}
             if host is not None:
@@ -350,9 +553,11 @@ class Worker:
             tube: _is_coroutine_function(handler) for tube, handler in self.handlers.items()
         }
         self._counters: dict[str, TubeCounters] = {tube: TubeCounters() for tube in self.handlers}
+        self._lanes: list[_Lane] = []
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_task: Optional[asyncio.Task[None]] = None
+        self._ttr_task: Optional[asyncio.Task[None]] = None
         self._started = False
         self._stopping = False
         self._stop_requested: Optional[asyncio.Event] = None
@@ -383,12 +588,17 @@ class Worker:
         if self._stopping:  # stopped before it started
             stopped.set()
             return
-        self._slots = [_Slot(index, self._client_factory()) for index in range(self.concurrency)]
+        lanes = math.ceil(self.concurrency / self.slots_per_connection)
+        self._lanes = [_Lane(self._client_factory()) for _ in range(lanes)]
+        # Spread evenly: 10 slots at 8 per connection make 5 + 5, not 8 + 2.
+        self._slots = [
+            _Slot(index, self._lanes[index % lanes]) for index in range(self.concurrency)
+        ]
         try:
-            await asyncio.gather(*[self._prepare(slot) for slot in self._slots])
+            await asyncio.gather(*[self._prepare(lane) for lane in self._lanes])
         except BaseException:
-            for slot in self._slots:
-                slot.client.close()
+            for lane in self._lanes:
+                lane.client.close()
             if self._stopping:  # stop() during start(): that is why it failed
                 return
             stopped.set()
@@ -400,7 +610,10 @@ class Worker:
                 max_workers=self.concurrency, thread_name_prefix="beanstalkt-worker"
             )
             self._own_executor = True
-        self._tasks = [asyncio.ensure_future(self._run_slot(slot)) for slot in self._slots]
+        for slot in self._slots:
+            slot.task = asyncio.ensure_future(self._run_slot(slot))
+        self._tasks = [slot.task for slot in self._slots if slot.task is not None]
+        self._ttr_task = asyncio.ensure_future(self._sweep_for_touches())
         if self.stats_interval:
             self._stats_task = asyncio.ensure_future(self._log_counters_periodically())
         logger.info(
@@ -479,9 +692,9 @@ class Worker:
     # ------------------------------------------------------------------
     # Slots.
 
-    async def _prepare(self, slot: _Slot) -> None:
-        client = slot.client
-        client.set_reconnect_callback(slot.reconnected)
+    async def _prepare(self, lane: _Lane) -> None:
+        client = lane.client
+        client.set_reconnect_callback(lane.reconnected)
         await client.connect()
         # Watch first, so ignoring never hits the last watched tube.
         await asyncio.gather(*[client.watch(tube) for tube in self.handlers])
@@ -490,64 +703,122 @@ class Worker:
 
     async def _run_slot(self, slot: _Slot) -> None:
         """Reserve, run, acknowledge, until the worker stops."""
-        ack: Optional[asyncio.Future[None]] = None
-        try:
-            while not self._stopping:
-                try:
-                    # The next reserve goes out with the previous acknowledgement.
-                    reservation = slot.client.reserve(timeout=self.reserve_timeout)
+        lane = slot.lane
+        ack: Optional[asyncio.Future[Any]] = None
+        # True once a reserve found no job: only then is waiting for one worth it.
+        empty = False
+        while not self._stopping:
+            try:
+                if lane.blocking:
+                    # A sibling waits for the next job on this connection: so do
+                    # we (our delete, sent before its reserve, is answered first).
                     if ack is not None:
-                        await _settled(ack)
+                        await _settle(slot, ack)
                         ack = None
-                    job = await self._await_job(slot, reservation)
-                    if job is not None:
+                    await lane.wait_for_change(None)
+                    continue
+                # Wait on the server only when the tube was found empty and nothing
+                # else of this connection's could get stuck behind the reserve.
+                may_wait = empty and lane.running == 0 and lane.reserving == 0
+                if may_wait and ack is not None:
+                    # This reserve may be answered long after the delete: count
+                    # that as soon as its own reply comes.
+                    _count_when_answered(slot, ack)
+                # Written right behind the previous acknowledgement: the server
+                # answers both in order, so once the job (or TIMED_OUT) is here,
+                # the acknowledgement is settled too.
+                reservation = lane.client.reserve(timeout=self._reserve_seconds if may_wait else 0)
+                lane.reserving += 1
+                lane.blocking = may_wait
+                job = None
+                try:
+                    if self._stopping:
+                        reservation.add_done_callback(_retrieve)
+                    else:
+                        try:
+                            job = await reservation
+                        except BeanstalkException as exc:
+                            await self._no_job(slot, exc)
+                        else:
+                            if lane.client.closed():
+                                # Lost with the connection before it could start:
+                                # the server has already put it back.
+                                job = None
+                            else:
+                                # Counted in the same step as the reserve's end: no
+                                # sibling may see the lane empty in between.
+                                lane.running += 1
+                finally:
+                    lane.reserving -= 1
+                    if may_wait:
+                        lane.blocking = False
+                    if may_wait or job is not None:
+                        # Idle siblings look again: the tube may hold more.
+                        lane.notify()
+                if ack is not None:
+                    await _settle(slot, ack)
+                    ack = None
+                if job is not None:
+                    empty = False
+                    try:
                         ack = await self._run_job(slot, job)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("worker slot %d: unexpected error; going on", slot.index)
-                    await self._pause(_ERROR_PAUSE)
-            if ack is not None:
-                await _settled(ack)
-        finally:
-            # Closing hands back, server-side, anything reserved but not started.
-            slot.client.close()
+                    finally:
+                        lane.running -= 1
+                        lane.notify()
+                else:
+                    empty = True
+                    if (lane.running or lane.reserving) and not self._stopping:
+                        await self._idle(lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker slot %d: unexpected error; going on", slot.index)
+                await self._pause(_ERROR_PAUSE)
+        if ack is not None:
+            await _settle(slot, ack)
 
-    async def _await_job(self, slot: _Slot, reservation: asyncio.Future[Job]) -> Optional[Job]:
-        if self._stopping:
-            reservation.add_done_callback(_retrieve)
-            return None
-        slot.reserving = True
+    async def _idle(self, lane: _Lane) -> None:
+        """Nothing to reserve, and jobs of the lane still running: wait for news.
+
+        One idle slot per lane polls every ``_IDLE_POLL_INTERVAL`` seconds;
+        the others wait until the lane changes (a job comes or finishes).
+        """
+        if lane.polling:
+            await lane.wait_for_change(None)
+            return
+        lane.polling = True
         try:
-            job = await reservation
-        except TimedOut:
-            return None
-        except BadJob as exc:
+            await lane.wait_for_change(_IDLE_POLL_INTERVAL)
+        finally:
+            lane.polling = False
+
+    async def _no_job(self, slot: _Slot, error: BeanstalkException) -> None:
+        """A reserve answered without a job to run; raises what it cannot handle."""
+        if isinstance(error, TimedOut):
+            return
+        if isinstance(error, BadJob):
             # Reserved, but its body is damaged or not text: no handler can run
             # it, and released it would come back to every worker. Bury it.
-            await self._bury_bad_job(slot, exc)
-            return None
-        except DeadlineSoon:
-            # Only a job this slot does not run can be near its deadline (one a
-            # client_factory handed over reserved): the server frees it shortly.
+            slot.lane.running += 1
+            try:
+                await self._bury_bad_job(slot, error)
+            finally:
+                slot.lane.running -= 1
+        elif isinstance(error, DeadlineSoon):
+            # A job reserved on this connection is in its last second before
+            # its TTR (one a client_factory handed over reserved, or one whose
+            # touch is due): the server frees it, or we touch it, shortly.
             logger.debug("worker slot %d: DEADLINE_SOON; reserving again shortly", slot.index)
             await self._pause(_DEADLINE_SOON_PAUSE)
-            return None
-        except BeanstalkConnectionError as exc:
+        elif isinstance(error, BeanstalkConnectionError):
             if not self._stopping:
                 # The next reserve waits for the reconnection; a closed client
                 # (NotConnected) would answer at once, hence the pause.
-                logger.debug("worker slot %d: %s", slot.index, exc)
+                logger.debug("worker slot %d: %s", slot.index, error)
                 if slot.client.closed():
-                    await self._pause(min(_ERROR_PAUSE, self.reserve_timeout or _ERROR_PAUSE))
-            return None
-        finally:
-            slot.reserving = False
-        if slot.client.closed():
-            # Lost with the connection before we could start it: the server has
-            # already put it back.
-            return None
-        return job
+                    await self._pause(_ERROR_PAUSE)
+        else:
+            raise error
 
     async def _bury_bad_job(self, slot: _Slot, error: BadJob) -> None:
         """Bury a reserved job whose body cannot be handed to a handler."""
@@ -559,111 +830,141 @@ class Worker:
             logger.warning("job %d: could not bury it (%s): %s", error.job_id, exc, error)
             return
         tube = stats["tube"]
-        counters = self._counters.get(tube)
-        if counters is None:
-            counters = self._counters[tube] = TubeCounters()
-        counters.buried += 1
+        self._counters_of(tube).buried += 1
         logger.error("job %d (tube %s) buried without running it: %s", error.job_id, tube, error)
 
-    async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[None]]:
-        """Run one reserved job; return the future of its acknowledgement, if one was sent."""
-        client = slot.client
-        epoch = slot.epoch
-        try:
-            stats = await client.stats_job(job.id)
-        except (BeanstalkConnectionError, NotFound) as exc:
-            logger.warning("job %d: reservation lost before it started (%s)", job.id, exc)
-            return None
-        tube = stats["tube"]
+    def _counters_of(self, tube: str) -> TubeCounters:
         counters = self._counters.get(tube)
         if counters is None:
             counters = self._counters[tube] = TubeCounters()
-        reserved = ReservedJob(job.id, job.body, tube, stats)
+        return counters
+
+    async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[Any]]:
+        """Run one reserved job; return its acknowledgement, if one was sent."""
+        loop = asyncio.get_running_loop()
+        reserved_at = loop.time()
+        tube = self._only_tube
+        stats: Optional[StatsJob] = None
+        if tube is None or self.prefetch_stats:
+            epoch = slot.epoch
+            try:
+                stats = await slot.client.stats_job(job.id)
+            except (BeanstalkConnectionError, NotFound) as exc:
+                logger.warning("job %d: reservation lost before it started (%s)", job.id, exc)
+                return None
+            if slot.epoch != epoch:
+                logger.warning("job %d: reservation lost before it started", job.id)
+                return None
+            tube = stats["tube"]
+        reserved = _reserved_job(job, tube, slot, stats)
+        counters = self._counters_of(tube)
         if self._stopping:
             # Stopped between reservation and start: hand it back untouched.
-            return self._acknowledge(slot, reserved, epoch, counters, "released", reserved.priority)
+            return await self._release(slot, reserved, counters, None, 0, "released")
         handler = self.handlers.get(tube)
         if handler is None:
             # Cannot happen with the watch list set up by start(); the delay
             # keeps a misconfigured client from spinning on the same job.
             logger.error("job %d: no handler for tube %r; releasing it", job.id, tube)
-            return self._acknowledge(
-                slot, reserved, epoch, counters, "released", reserved.priority, 1
-            )
+            return await self._release(slot, reserved, counters, None, 1, "released")
 
-        running = _Running(reserved, epoch)
-        slot.running = running
+        slot.job = reserved
+        slot.reserved_at = reserved_at
+        slot.abandoned = False
         counters.in_progress += 1
-        self._schedule_touch(slot, running)
+        action: Optional[JobAction]
+        error: Optional[BaseException]
         try:
-            action, error = await self._call_handler(handler, reserved, running, tube)
+            if self._coroutine_handlers[tube]:
+                # Inline (not a method of its own): one coroutine less per job.
+                slot.in_handler = True
+                try:
+                    result = await handler(reserved)
+                except JobAction as raised:
+                    action, error = raised, None
+                except asyncio.CancelledError:
+                    if not slot.abandoned:
+                        raise  # the slot itself is being cancelled
+                    # stop() gave up on it (see _abandon_running_jobs).
+                    _uncancel(slot.task)
+                    action, error = Release(), None  # back, with its own priority
+                except Exception as exc:
+                    action, error = None, exc
+                else:
+                    # A handler finishing in the instant its grace period ended
+                    # is done all the same.
+                    action = result if isinstance(result, JobAction) else None
+                    error = None
+                finally:
+                    slot.in_handler = False
+            else:
+                action, error = await self._call_thread_handler(slot, handler, reserved)
         finally:
             counters.in_progress -= 1
-            slot.running = None
-            if running.touch_timer is not None:
-                running.touch_timer.cancel()
-        return self._decide(slot, reserved, epoch, counters, action, error)
+            slot.job = None
+            if slot.keep_alive is not None:
+                slot.keep_alive.cancel()
+                slot.keep_alive = None
+        if action is None and error is None:
+            return self._delete(slot, reserved, counters)
+        return await self._decide(slot, reserved, counters, action, error)
 
-    async def _call_handler(
-        self, handler: Handler, job: ReservedJob, running: _Running, tube: str
+    async def _call_thread_handler(
+        self, slot: _Slot, handler: Handler, job: ReservedJob
     ) -> tuple[Optional[JobAction], Optional[BaseException]]:
-        """Run the handler; return (the action it asked for, the error it raised)."""
+        """Run a plain-function handler in the executor; stop() may cancel its future."""
         loop = asyncio.get_running_loop()
-        if self._coroutine_handlers.get(tube, False):
-            future: asyncio.Future[Any] = loop.create_task(handler(job))
-        else:
-            future = loop.run_in_executor(self._executor, self._run_in_thread, handler, job)
-        running.handler_future = future
+        future = loop.run_in_executor(self._executor, self._run_in_thread, handler, job)
+        slot.handler_future = future
         try:
-            # Shielded, so that a cancelled handler (stop() gave up on it) and
-            # a cancelled slot (the worker's own task) can be told apart.
-            result = await asyncio.shield(future)
+            result = await future
             if inspect.isawaitable(result):  # a plain function that returned a coroutine
+                slot.handler_future = None
+                slot.in_handler = True
                 result = await result
         except JobAction as action:
             return action, None
         except asyncio.CancelledError:
-            if not future.cancelled():
-                future.cancel()  # the slot itself is being cancelled: take the handler along
+            if not slot.abandoned:
+                future.cancel()
                 raise
-            if running.abandoned:
-                return Release(priority=job.priority), None
-            return None, RuntimeError("the handler was cancelled")
+            if slot.in_handler:  # the task was cancelled, not the thread's future
+                _uncancel(slot.task)
+            return Release(), None
         except Exception as exc:
             return None, exc
-        if running.abandoned:  # it finished in the same instant the grace period ended
+        finally:
+            slot.handler_future = None
+            slot.in_handler = False
+        if slot.abandoned:
             return None, None
         return (result if isinstance(result, JobAction) else None), None
 
-    def _decide(
+    async def _decide(
         self,
         slot: _Slot,
         job: ReservedJob,
-        epoch: int,
         counters: TubeCounters,
         action: Optional[JobAction],
         error: Optional[BaseException],
-    ) -> Optional[asyncio.Future[None]]:
-        """Turn a handler's outcome into delete, release or bury."""
+    ) -> Optional[asyncio.Future[Any]]:
+        """Turn a handler's outcome other than "returned" into delete, release or bury."""
         if error is None:
-            if action is None or isinstance(action, Delete):
-                if isinstance(action, Delete):
-                    logger.info(
-                        "job %d (tube %s) deleted by its handler: %s", job.id, job.tube, action
-                    )
-                return self._acknowledge(slot, job, epoch, counters, "done")
             if isinstance(action, Release):
-                priority = job.priority if action.priority is None else action.priority
-                return self._acknowledge(
-                    slot, job, epoch, counters, "released", priority, action.delay
+                return await self._release(
+                    slot, job, counters, action.priority, action.delay, "released"
                 )
             if isinstance(action, Bury):
                 logger.warning(
                     "job %d (tube %s) buried by its handler: %s", job.id, job.tube, action
                 )
-                priority = job.priority if action.priority is None else action.priority
-                return self._acknowledge(slot, job, epoch, counters, "buried", priority)
+                return await self._bury(slot, job, counters, action.priority)
+            logger.info("job %d (tube %s) deleted by its handler: %s", job.id, job.tube, action)
+            return self._delete(slot, job, counters)
         counters.failed += 1
+        if not await self._stats_for(slot, job, "retried"):
+            counters.lost += 1
+            return None
         attempt = job.attempt
         if attempt >= self.max_attempts:
             logger.error(
@@ -675,7 +976,7 @@ class Worker:
                 _describe(error),
                 exc_info=error,
             )
-            return self._acknowledge(slot, job, epoch, counters, "buried", job.priority)
+            return await self._bury(slot, job, counters, None)
         delay = self.backoff_delay(attempt)
         logger.warning(
             "job %d (tube %s) failed on attempt %d of %d; retrying in %ds: %s",
@@ -686,7 +987,7 @@ class Worker:
             delay,
             _describe(error),
         )
-        return self._acknowledge(slot, job, epoch, counters, "retried", job.priority, delay)
+        return self._retry(slot, job, counters, delay)
 
     def _run_in_thread(self, handler: Handler, job: ReservedJob) -> Any:
         with self._threads_lock:
@@ -705,55 +1006,136 @@ class Worker:
             delay = self.backoff_max
         return min(MAX_UINT32, math.ceil(min(self.backoff_max, delay)))
 
-    def _acknowledge(
-        self,
-        slot: _Slot,
-        job: ReservedJob,
-        epoch: int,
-        counters: TubeCounters,
-        outcome: str,
-        priority: int = 0,
-        delay: int = 0,
-    ) -> Optional[asyncio.Future[None]]:
-        """Send the delete/release/bury for ``outcome``; count it once the server agrees."""
-        client = slot.client
-        if slot.epoch != epoch or client.closed():
-            # The reservation died with its connection. Never acknowledge on a
-            # new connection: without a binlog, ids start again at 1 after a
-            # restart, and this id may name somebody else's job.
-            counters.lost += 1
+    # ------------------------------------------------------------------
+    # Acknowledgements. Each checks that the reservation still lives on the
+    # slot's connection: a reservation dies with its connection, and without
+    # a binlog ids start again at 1 after a restart, so the same id on a new
+    # connection may name somebody else's job.
+
+    def _still_reserved(self, slot: _Slot, job: ReservedJob, outcome: str) -> bool:
+        if slot.epoch == job._epoch and not slot.client.closed():
+            return True
+        logger.warning(
+            "job %d (tube %s): reservation lost with the connection; not %s, "
+            "it will be handed out again",
+            job.id,
+            job.tube,
+            outcome,
+        )
+        return False
+
+    async def _stats_for(self, slot: _Slot, job: ReservedJob, outcome: str) -> bool:
+        """Make sure ``job.stats`` is loaded; False when the reservation is gone."""
+        if job.stats_loaded:
+            return True
+        if not self._still_reserved(slot, job, outcome):
+            return False
+        try:
+            await job.load_stats()
+        except (BeanstalkConnectionError, NotFound) as exc:
             logger.warning(
-                "job %d (tube %s): reservation lost with the connection; not %s, "
-                "it will be handed out again",
+                "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
                 job.id,
                 job.tube,
                 outcome,
+                exc,
             )
+            return False
+        return True
+
+    def _delete(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        if not self._still_reserved(slot, job, "done"):
+            counters.lost += 1
             return None
-        if outcome == "done":
-            future = client.delete(job.id)
-        elif outcome == "buried":
-            future = client.bury(job.id, priority)
-        else:
-            future = client.release(job.id, priority, delay)
-        future.add_done_callback(functools.partial(_count, counters, outcome, job))
+        # Counted by the slot once the server has answered (see _settle).
+        slot.uncounted_delete = (counters, job)
+        return slot.client.delete(job.id)
+
+    async def _release(
+        self,
+        slot: _Slot,
+        job: ReservedJob,
+        counters: TubeCounters,
+        priority: Optional[int],
+        delay: int,
+        outcome: str,
+    ) -> Optional[asyncio.Future[Any]]:
+        if priority is None:
+            if not await self._stats_for(slot, job, outcome):
+                counters.lost += 1
+                return None
+            priority = job.priority
+        if not self._still_reserved(slot, job, outcome):
+            counters.lost += 1
+            return None
+        return _counted(slot.client.release(job.id, priority, delay), counters, outcome, job)
+
+    async def _bury(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters, priority: Optional[int]
+    ) -> Optional[asyncio.Future[Any]]:
+        if priority is None:
+            if not await self._stats_for(slot, job, "buried"):
+                counters.lost += 1
+                return None
+            priority = job.priority
+        if not self._still_reserved(slot, job, "buried"):
+            counters.lost += 1
+            return None
+        return _counted(slot.client.bury(job.id, priority), counters, "buried", job)
+
+    def _retry(
+        self, slot: _Slot, job: ReservedJob, counters: TubeCounters, delay: int
+    ) -> Optional[asyncio.Future[Any]]:
+        """Release a failed job with ``delay``, marked as a failure (see the module doc)."""
+        if not self._still_reserved(slot, job, "retried"):
+            counters.lost += 1
+            return None
+        client = slot.client
+        priority = job.priority
+        # One write: nothing else of this connection's can come in between.
+        buried = client.bury(job.id, priority)
+        taken_back = client.reserve_job(job.id)
+        released = client.release(job.id, priority, delay)
+        future = asyncio.ensure_future(_retried(job, buried, taken_back, released))
+        future.add_done_callback(functools.partial(_count_retry, counters, job))
         return future
 
     # ------------------------------------------------------------------
     # TTR.
 
-    def _schedule_touch(self, slot: _Slot, running: _Running) -> None:
-        interval = running.job.ttr * self.touch_fraction
+    async def _sweep_for_touches(self) -> None:
+        """Find the jobs running long enough to need touches; start touching them."""
         loop = asyncio.get_running_loop()
-        running.touch_timer = loop.call_later(interval, self._touch, slot, running)
+        while True:
+            await asyncio.sleep(_TTR_SWEEP_INTERVAL)
+            found_before = loop.time() - _TTR_SWEEP_INTERVAL / 2
+            for slot in self._slots:
+                job = slot.job
+                if job is not None and slot.keep_alive is None and slot.reserved_at < found_before:
+                    slot.keep_alive = asyncio.ensure_future(
+                        self._keep_alive(slot, job, slot.reserved_at)
+                    )
 
-    def _touch(self, slot: _Slot, running: _Running) -> None:
-        running.touch_timer = None
-        if slot.running is not running or slot.epoch != running.epoch or slot.client.closed():
+    async def _keep_alive(self, slot: _Slot, job: ReservedJob, reserved_at: float) -> None:
+        """Touch ``job`` every ``ttr * touch_fraction`` s (cancelled when it finishes)."""
+        try:
+            await job.load_stats()
+        except (BeanstalkConnectionError, NotFound) as exc:
+            logger.debug("job %d (tube %s): no stats, no touches: %s", job.id, job.tube, exc)
             return
-        future = slot.client.touch(running.job.id)
-        future.add_done_callback(functools.partial(_touched, running.job))
-        self._schedule_touch(slot, running)
+        loop = asyncio.get_running_loop()
+        interval = job.ttr * self.touch_fraction
+        due = reserved_at + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            client = slot.client
+            if slot.job is not job or slot.epoch != job._epoch or client.closed():
+                return
+            touch = client.touch(job.id)
+            touch.add_done_callback(functools.partial(_touched, job))
+            due = loop.time() + interval
 
     # ------------------------------------------------------------------
     # Shutdown.
@@ -780,15 +1162,17 @@ class Worker:
         stop_requested, stopped = self._events()
         self._stopping = True
         stop_requested.set()
-        # Cut pending reserves short: nothing of value is pending on these connections.
-        for slot in self._slots:
-            if slot.reserving:
-                slot.client.close()
+        # Cut reserves that wait for a job short: nothing else is pending on
+        # those connections. (The other reserves are answered at once.)
+        for lane in self._lanes:
+            if lane.blocking:
+                lane.client.close()
+            lane.notify()
         tasks = set(self._tasks)
         if tasks:
             _done, remaining = await asyncio.wait(tasks, timeout=grace)
             if remaining:
-                running = sum(1 for slot in self._slots if slot.running is not None)
+                running = sum(1 for slot in self._slots if slot.job is not None)
                 logger.warning("grace period over: releasing %d unfinished job(s)", running)
                 self._abandon_running_jobs()
                 _done, remaining = await asyncio.wait(remaining, timeout=_RELEASE_TIMEOUT)
@@ -796,10 +1180,14 @@ class Worker:
                     task.cancel()
                 if remaining:
                     await asyncio.wait(remaining)
+        for lane in self._lanes:
+            lane.client.close()
         for slot in self._slots:
-            slot.client.close()
-        if self._stats_task is not None:
-            self._stats_task.cancel()
+            if slot.keep_alive is not None:
+                slot.keep_alive.cancel()
+        for periodic in (self._stats_task, self._ttr_task):
+            if periodic is not None:
+                periodic.cancel()
         if self._own_executor and self._executor is not None:
             # Threads of abandoned handlers keep running: do not wait for them.
             self._executor.shutdown(wait=False)
@@ -813,11 +1201,13 @@ class Worker:
 
     def _abandon_running_jobs(self) -> None:
         for slot in self._slots:
-            running = slot.running
-            if running is not None and not running.abandoned:
-                running.abandoned = True
-                if running.handler_future is not None:
-                    running.handler_future.cancel()
+            if slot.job is None or slot.abandoned:
+                continue
+            slot.abandoned = True
+            if slot.handler_future is not None:
+                slot.handler_future.cancel()
+            elif slot.in_handler and slot.task is not None:
+                slot.task.cancel()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when a stop begins."""
@@ -847,7 +1237,7 @@ def _is_coroutine_function(handler: Callable[..., Any]) -> bool:
 
 
 def _count(
-    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[None]
+    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[Any]
 ) -> None:
     """Done-callback of an acknowledgement: count it, or count the job lost."""
     if future.cancelled():
@@ -889,10 +1279,86 @@ def _touched(job: ReservedJob, future: asyncio.Future[None]) -> None:
         logger.debug("job %d (tube %s): touch failed: %s", job.id, job.tube, error)
 
 
-async def _settled(future: asyncio.Future[None]) -> None:
-    """Wait for an acknowledgement whose outcome its done-callback has already counted."""
-    with contextlib.suppress(BeanstalkException):
-        await future
+def _counted(
+    future: asyncio.Future[Any], counters: TubeCounters, outcome: str, job: ReservedJob
+) -> asyncio.Future[Any]:
+    """``future``, counted as ``outcome`` of ``job`` once the server has answered."""
+    future.add_done_callback(functools.partial(_count, counters, outcome, job))
+    return future
+
+
+async def _settle(slot: _Slot, ack: asyncio.Future[Any]) -> None:
+    """Wait for an acknowledgement (usually answered already), and count a delete.
+
+    A callback counts the other acknowledgements; the delete of every job
+    finished is counted here, without a callback (one loop turn less per job).
+    """
+    if not ack.done():
+        await asyncio.wait((ack,))
+    uncounted = slot.uncounted_delete
+    if uncounted is not None:
+        slot.uncounted_delete = None
+        _count(uncounted[0], "done", uncounted[1], ack)
+
+
+def _count_when_answered(slot: _Slot, ack: asyncio.Future[Any]) -> None:
+    """Have a callback count the slot's delete in flight, if it is one."""
+    uncounted = slot.uncounted_delete
+    if uncounted is not None:
+        slot.uncounted_delete = None
+        ack.add_done_callback(functools.partial(_count, uncounted[0], "done", uncounted[1]))
+
+
+async def _retried(
+    job: ReservedJob,
+    buried: asyncio.Future[None],
+    taken_back: asyncio.Future[Job],
+    released: asyncio.Future[None],
+) -> str:
+    """The outcome of a retry's bury, reserve-job and release: ``retried`` or ``buried``.
+
+    Raises what made the bury fail (the reservation was lost: nothing happened).
+    """
+    await asyncio.wait((buried, taken_back, released))
+    bury_error = _error_of(buried)
+    take_error = _error_of(taken_back)
+    release_error = _error_of(released)
+    if bury_error is not None:
+        raise bury_error
+    if take_error is None and release_error is None:
+        return "retried"
+    if take_error is None and isinstance(release_error, BeanstalkConnectionError):
+        # Reserved again on a connection now gone: the server made it ready.
+        raise release_error
+    logger.error(
+        "job %d (tube %s): buried to mark a failure, but not released (%s); it stays buried",
+        job.id,
+        job.tube,
+        take_error or release_error,
+    )
+    return "buried"
+
+
+def _count_retry(counters: TubeCounters, job: ReservedJob, future: asyncio.Future[str]) -> None:
+    """Count the outcome of :func:`_retried`."""
+    if future.cancelled() or future.exception() is not None:
+        _count(counters, "retried", job, future)
+        return
+    outcome = future.result()
+    setattr(counters, outcome, getattr(counters, outcome) + 1)
+
+
+def _error_of(future: asyncio.Future[Any]) -> Optional[BaseException]:
+    if future.cancelled():
+        return ConnectionLost(message="cancelled")
+    return future.exception()
+
+
+def _uncancel(task: Optional[asyncio.Task[None]]) -> None:
+    """Forget a cancellation the slot's task has handled (Python 3.11+ counts them)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -971,7 +1437,7 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=int,
         default=1,
-        help="jobs run at once; one connection each (default: 1)",
+        help="jobs run at once (default: 1)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -1008,7 +1474,20 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--reserve-timeout",
         type=float,
         default=1.0,
-        help="seconds each reserve-with-timeout waits (default: 1)",
+        help="seconds each reserve-with-timeout waits for a job; under 1 (0 included) "
+        "counts as 1, so an idle worker never polls (default: 1)",
+    )
+    parser.add_argument(
+        "--slots-per-connection",
+        type=int,
+        default=8,
+        help="slots sharing one connection; 1 gives each its own (default: 8)",
+    )
+    parser.add_argument(
+        "--prefetch-stats",
+        action="store_true",
+        help="read each job's stats-job before its handler runs (job.attempt, priority, "
+        "ttr readable at once; one more round trip per job)",
     )
     parser.add_argument("--encoding", default=None, help="decode bodies to str, e.g. utf-8")
     parser.add_argument(
@@ -1056,6 +1535,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             grace_period=arguments.grace_period,
             reserve_timeout=arguments.reserve_timeout,
             stats_interval=arguments.stats_interval,
+            prefetch_stats=arguments.prefetch_stats,
+            slots_per_connection=arguments.slots_per_connection,
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))

@@ -91,7 +91,8 @@ async def test_successful_jobs_are_deleted(beanstalkd: BeanstalkdServer) -> None
 
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="emails") as client:
         ids = [await client.put_json({"n": n}) for n in range(20)]
-        async with make_worker(beanstalkd, {"emails": handle}, concurrency=4) as worker:
+        worker = make_worker(beanstalkd, {"emails": handle}, concurrency=4, prefetch_stats=True)
+        async with worker:
             await eventually(lambda: worker.counters()["emails"]["done"] == 20, "20 jobs done")
         assert sorted(job_id for job_id, _, _, _ in seen) == ids
         assert sorted(body["n"] for _, body, _, _ in seen) == list(range(20))
@@ -159,6 +160,7 @@ async def test_failure_then_success_is_retried_with_backoff(beanstalkd: Beanstal
     attempts: list[int] = []
 
     async def flaky(job: ReservedJob) -> None:
+        await job.load_stats()
         attempts.append(job.attempt)
         if job.attempt == 1:
             raise ConnectionRefusedError("smtp down")
@@ -168,7 +170,9 @@ async def test_failure_then_success_is_retried_with_backoff(beanstalkd: Beanstal
         async with make_worker(beanstalkd, {"flaky": flaky}, backoff_base=1) as worker:
             await eventually(lambda: worker.counters()["flaky"]["retried"] == 1, "a retry")
             stats = await client.stats_job(job_id)
+            # A failure is marked with a bury before its release (attempt = 1 + buries).
             assert (stats["state"], stats["delay"], stats["releases"]) == ("delayed", 1, 1)
+            assert stats["buries"] == 1
             await eventually(lambda: worker.counters()["flaky"]["done"] == 1, "the job done")
         assert await tube_is_empty(client, "flaky")
     assert attempts == [1, 2]
@@ -182,6 +186,7 @@ async def test_always_failing_job_is_buried_after_max_attempts(
     attempts: list[int] = []
 
     async def broken(job: ReservedJob) -> None:
+        await job.load_stats()
         attempts.append(job.attempt)
         raise ValueError(f"cannot parse {job.body!r}")
 
@@ -212,7 +217,8 @@ async def test_always_failing_job_is_buried_after_max_attempts(
 
     # Backoff: base 1 s after the first failure, times 2 after the second.
     assert {("delayed", 1), ("delayed", 2)} <= observed
-    assert (stats["releases"], stats["buries"], stats["reserves"]) == (2, 1, 3)
+    # Two retries, each bury + reserve-job + release; then the final burial.
+    assert (stats["releases"], stats["buries"], stats["reserves"]) == (2, 3, 5)
     assert stats["pri"] == 77  # the priority survives releases and the burial
     assert attempts == [1, 2, 3]
     counters = worker.counters()["reports"]
@@ -236,6 +242,7 @@ async def test_handler_can_release_bury_or_delete_explicitly(beanstalkd: Beansta
     async def decide(job: ReservedJob) -> Any:
         what = job.body
         if what == b"release":
+            await job.load_stats()
             if job.attempt == 1:
                 raise Release(delay=60, priority=5)
             return None
@@ -269,24 +276,31 @@ async def test_handler_can_release_bury_or_delete_explicitly(beanstalkd: Beansta
 # TTR.
 
 
-async def test_long_job_is_touched_and_not_run_twice(beanstalkd: BeanstalkdServer) -> None:
+@pytest.mark.parametrize("ttr", [1, 2])
+async def test_long_job_is_touched_and_not_run_twice(
+    beanstalkd: BeanstalkdServer, ttr: int
+) -> None:
     runs: list[int] = []
     seen_by_handler: list[beanstalkt.StatsJob] = []
+    ttr_seen: list[int] = []
 
     async def long_job(job: ReservedJob) -> None:
         runs.append(job.id)
-        assert job.ttr == 2
-        await asyncio.sleep(3.5)
+        assert not job.stats_loaded  # nothing read from the server for a job just started
+        await asyncio.sleep(ttr * 1.75)
+        # The worker read the stats itself, to learn the TTR of a job running this long.
+        ttr_seen.append(job.ttr)
         async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as observer:
             seen_by_handler.append(await observer.stats_job(job.id))
 
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="long") as client:
-        job_id = await client.put(b"render", ttr=2)
+        job_id = await client.put(b"render", ttr=ttr)
         # Two slots: a second one would get the job if its TTR ran out.
         async with make_worker(beanstalkd, {"long": long_job}, concurrency=2) as worker:
             await eventually(lambda: worker.counters()["long"]["done"] == 1, "the job done")
         assert (await client.stats_tube("long"))["cmd-delete"] == 1
     assert runs == [job_id]
+    assert ttr_seen == [ttr]
     (stats,) = seen_by_handler
     assert (stats["state"], stats["timeouts"], stats["reserves"]) == ("reserved", 0, 1)
     assert stats["time-left"] >= 0
@@ -429,12 +443,24 @@ async def test_stop_releases_jobs_unfinished_after_the_grace_period(
         assert sorted(cancelled) == ids
 
 
-async def test_stop_is_not_delayed_by_a_pending_reserve(beanstalkd: BeanstalkdServer) -> None:
+@pytest.mark.parametrize("per_connection, waiting", [(1, 4), (2, 2), (8, 1)])
+async def test_stop_is_not_delayed_by_a_pending_reserve(
+    beanstalkd: BeanstalkdServer, per_connection: int, waiting: int
+) -> None:
     # A reserve that would wait two minutes: stop() must cut it short.
-    worker = make_worker(beanstalkd, {"idle": noop_handler}, concurrency=4, reserve_timeout=120)
+    worker = make_worker(
+        beanstalkd,
+        {"idle": noop_handler},
+        concurrency=4,
+        reserve_timeout=120,
+        slots_per_connection=per_connection,
+    )
     await worker.start()
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
-        await eventually(lambda: _waiting(client, "idle", 4), "four reserves waiting on the server")
+        # One reserve waits on each idle connection (the other slots wait for it).
+        await eventually(
+            lambda: _waiting(client, "idle", waiting), "reserves waiting on the server"
+        )
         await asyncio.wait_for(worker.stop(), HANG)
 
         async def only_this_client_left() -> bool:
