@@ -11,9 +11,10 @@ on failure, as in the original beanstalkt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
@@ -212,6 +213,25 @@ class Client:
         It runs once the session (the watch list) has been re-sent.
         """
         self._connection.reconnect_callback = callback
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the commands issued in this block together, in one write.
+
+        ::
+
+            with client.batch():
+                client.delete(job)
+                next_job = client.reserve(timeout=0)
+
+        Without it, a command issued while nothing is owed is written at once
+        (a lock-step caller never waits for its own write) and the next one a
+        loop turn later: two writes. In the block, every command is held until
+        the end of the loop turn. Awaiting inside the block is harmless: the
+        commands then go out at that point.
+        """
+        self._connection.defer_writes()
+        yield
 
     async def __aenter__(self) -> Client:
         await self.connect()

@@ -233,6 +233,17 @@ class Connection:
             self._wait(future)
         return future
 
+    def defer_writes(self) -> None:
+        """Write what is issued from now on in this loop turn together, at its end.
+
+        Turns off, for this turn only, the immediate write of a command issued
+        while nothing is owed: a caller about to issue several commands (a
+        worker's delete and its next reserve) gets them into one write.
+        """
+        if self.state is State.OPEN and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
     def _submit_elsewhere(
         self, spec: CommandSpec, line: Optional[bytes], running: Optional[asyncio.AbstractEventLoop]
     ) -> asyncio.Future[Any]:

@@ -133,6 +133,7 @@ from .errors import (
     ConnectionLost,
     DeadlineSoon,
     NotFound,
+    ReservationLost,
     TimedOut,
 )
 from .models import Body, Job, StatsJob
@@ -266,6 +267,9 @@ def _reserved_job(job: Job, tube: str, slot: _Slot, stats: Optional[StatsJob]) -
     (what else the reservation carries is copied over here).
     """
     reserved = ReservedJob(job.id, job.body, tube, stats)
+    # Acknowledged as a Job: the client refuses (ReservationLost) to act on
+    # it once the connection that reserved it is gone.
+    reserved.reservation = job.reservation
     reserved._slot = slot
     reserved._epoch = slot.epoch
     return reserved
@@ -1051,7 +1055,9 @@ class Worker:
             return None
         # Counted by the slot once the server has answered (see _settle).
         slot.uncounted_delete = (counters, job)
-        return slot.client.delete(job.id)
+        # In one write with the slot's next reserve, issued in this same turn.
+        with slot.client.batch():
+            return slot.client.delete(job)
 
     async def _release(
         self,
@@ -1070,7 +1076,7 @@ class Worker:
         if not self._still_reserved(slot, job, outcome):
             counters.lost += 1
             return None
-        return _counted(slot.client.release(job.id, priority, delay), counters, outcome, job)
+        return _counted(slot.client.release(job, priority, delay), counters, outcome, job)
 
     async def _bury(
         self, slot: _Slot, job: ReservedJob, counters: TubeCounters, priority: Optional[int]
@@ -1083,7 +1089,7 @@ class Worker:
         if not self._still_reserved(slot, job, "buried"):
             counters.lost += 1
             return None
-        return _counted(slot.client.bury(job.id, priority), counters, "buried", job)
+        return _counted(slot.client.bury(job, priority), counters, "buried", job)
 
     def _retry(
         self, slot: _Slot, job: ReservedJob, counters: TubeCounters, delay: int
@@ -1095,9 +1101,9 @@ class Worker:
         client = slot.client
         priority = job.priority
         # One write: nothing else of this connection's can come in between.
-        buried = client.bury(job.id, priority)
+        buried = client.bury(job, priority)
         taken_back = client.reserve_job(job.id)
-        released = client.release(job.id, priority, delay)
+        released = client.release(job, priority, delay)
         future = asyncio.ensure_future(_retried(job, buried, taken_back, released))
         future.add_done_callback(functools.partial(_count_retry, counters, job))
         return future
@@ -1133,7 +1139,7 @@ class Worker:
             client = slot.client
             if slot.job is not job or slot.epoch != job._epoch or client.closed():
                 return
-            touch = client.touch(job.id)
+            touch = client.touch(job)
             touch.add_done_callback(functools.partial(_touched, job))
             due = loop.time() + interval
 
@@ -1252,7 +1258,7 @@ def _count(
         logger.error("job %d (tube %s): the server buried it (%s)", job.id, job.tube, error)
     else:
         counters.lost += 1
-        if isinstance(error, (NotFound, BeanstalkConnectionError)):
+        if isinstance(error, (NotFound, BeanstalkConnectionError, ReservationLost)):
             logger.warning(
                 "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
                 job.id,
@@ -1327,7 +1333,9 @@ async def _retried(
         raise bury_error
     if take_error is None and release_error is None:
         return "retried"
-    if take_error is None and isinstance(release_error, BeanstalkConnectionError):
+    if take_error is None and isinstance(
+        release_error, (BeanstalkConnectionError, ReservationLost)
+    ):
         # Reserved again on a connection now gone: the server made it ready.
         raise release_error
     logger.error(

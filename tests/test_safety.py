@@ -404,3 +404,25 @@ async def test_a_cancelled_connect_leaves_a_client_that_can_connect_again(
     await asyncio.wait_for(client.connect(), HANG)
     assert await client.put(b"after") == 1
     await client.close()
+
+
+async def test_a_batch_is_one_write(beanstalkd: BeanstalkdServer) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        stream = client._connection._stream
+        assert stream is not None
+        writes: list[bytes] = []
+        write = stream.write
+        stream.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        await client.put(b"job")
+        job = await client.reserve(timeout=0)
+        writes.clear()
+        with client.batch():
+            deleted = client.delete(job)
+            nothing = client.reserve(timeout=0)
+        await deleted
+        with pytest.raises(beanstalkt.TimedOut):
+            await nothing
+        assert writes == [b"delete 1\r\nreserve-with-timeout 0\r\n"]
+        writes.clear()
+        await client.stats_tube("default")  # outside a batch: written at once, alone
+        assert writes == [b"stats-tube default\r\n"]
