@@ -122,7 +122,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .client import Client
 from .errors import (
@@ -138,6 +138,9 @@ from .errors import (
 )
 from .models import Body, Job, StatsJob
 from .protocol import MAX_UINT32, check_integer, check_tube_name
+
+if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
+    from .metrics import WorkerMetrics
 
 logger = logging.getLogger("beanstalkt.worker")
 
@@ -337,11 +340,25 @@ class TubeCounters:
     * ``in_progress``: handlers running right now.
     """
 
-    __slots__ = COUNTER_NAMES
+    __slots__ = (*COUNTER_NAMES, "_metrics", "_tube")
 
-    def __init__(self) -> None:
+    def __init__(self, tube: str = "", metrics: Optional[WorkerMetrics] = None) -> None:
         for name in COUNTER_NAMES:
             setattr(self, name, 0)
+        self._tube = tube
+        self._metrics = metrics
+
+    def add(self, name: str) -> None:
+        """Count one more ``name`` (and tell the metrics, when the worker has them)."""
+        setattr(self, name, getattr(self, name) + 1)
+        metrics = self._metrics
+        if metrics is not None:
+            if name == "retried":
+                metrics.job_retried(self._tube)
+            elif name == "buried":
+                metrics.job_buried(self._tube)
+            elif name == "released":
+                metrics.job_released(self._tube)
 
     done: int
     failed: int
@@ -476,6 +493,9 @@ class Worker:
     :param executor: the thread-based executor plain-function handlers run in
         (default: a thread pool of ``concurrency`` threads, owned by the worker).
     :param stats_interval: log the counters every this many seconds (``None``: never).
+    :param metrics: a :class:`beanstalkt.metrics.WorkerMetrics` to record
+        Prometheus metrics in (the ``metrics`` extra); ``None``: none, and
+        nothing of prometheus_client is imported.
     :param prefetch_stats: read every job's ``stats-job`` before its handler
         runs, so that :attr:`ReservedJob.attempt`, ``priority``, ``ttr`` and
         ``stats`` can be read at once (one more round trip per job).
@@ -505,6 +525,7 @@ class Worker:
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
         stats_interval: Optional[float] = None,
+        metrics: Optional[WorkerMetrics] = None,
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
     ) -> None:
@@ -536,6 +557,8 @@ class Worker:
         self.reserve_timeout = reserve_timeout
         self.touch_fraction = touch_fraction
         self.stats_interval = stats_interval
+        #: Where Prometheus metrics are recorded (``None``: nowhere).
+        self.metrics = metrics
         self.prefetch_stats = prefetch_stats
         self.slots_per_connection = slots_per_connection
         # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
@@ -556,7 +579,9 @@ class Worker:
         self._coroutine_handlers = {
             tube: _is_coroutine_function(handler) for tube, handler in self.handlers.items()
         }
-        self._counters: dict[str, TubeCounters] = {tube: TubeCounters() for tube in self.handlers}
+        self._counters: dict[str, TubeCounters] = {
+            tube: TubeCounters(tube, metrics) for tube in self.handlers
+        }
         self._lanes: list[_Lane] = []
         self._slots: list[_Slot] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -698,7 +723,16 @@ class Worker:
 
     async def _prepare(self, lane: _Lane) -> None:
         client = lane.client
-        client.set_reconnect_callback(lane.reconnected)
+        metrics = self.metrics
+        if metrics is None:
+            client.set_reconnect_callback(lane.reconnected)
+        else:
+
+            def reconnected() -> None:
+                lane.reconnected()
+                metrics.reconnected()
+
+            client.set_reconnect_callback(reconnected)
         await client.connect()
         # Watch first, so ignoring never hits the last watched tube.
         await asyncio.gather(*[client.watch(tube) for tube in self.handlers])
@@ -799,6 +833,8 @@ class Worker:
     async def _no_job(self, slot: _Slot, error: BeanstalkException) -> None:
         """A reserve answered without a job to run; raises what it cannot handle."""
         if isinstance(error, TimedOut):
+            if self.metrics is not None:
+                self.metrics.reserve_timed_out(self._only_tube or "")
             return
         if isinstance(error, BadJob):
             # Reserved, but its body is damaged or not text: no handler can run
@@ -840,7 +876,7 @@ class Worker:
     def _counters_of(self, tube: str) -> TubeCounters:
         counters = self._counters.get(tube)
         if counters is None:
-            counters = self._counters[tube] = TubeCounters()
+            counters = self._counters[tube] = TubeCounters(tube, self.metrics)
         return counters
 
     async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[Any]]:
@@ -872,10 +908,14 @@ class Worker:
             logger.error("job %d: no handler for tube %r; releasing it", job.id, tube)
             return await self._release(slot, reserved, counters, None, 1, "released")
 
+        metrics = self.metrics
+        if metrics is not None:
+            self._record_queue_latency(slot, reserved, metrics)
         slot.job = reserved
         slot.reserved_at = reserved_at
         slot.abandoned = False
         counters.in_progress += 1
+        started = loop.time()
         action: Optional[JobAction]
         error: Optional[BaseException]
         try:
@@ -909,9 +949,34 @@ class Worker:
             if slot.keep_alive is not None:
                 slot.keep_alive.cancel()
                 slot.keep_alive = None
+        if metrics is not None:
+            # Done: the handler finished the job (returned, or raised Delete);
+            # a Release or Bury it asked for is counted when the server agrees.
+            seconds = loop.time() - started
+            if error is not None:
+                metrics.job_failed(tube, seconds)
+            elif action is None or isinstance(action, Delete):
+                metrics.job_done(tube, seconds)
         if action is None and error is None:
             return self._delete(slot, reserved, counters)
         return await self._decide(slot, reserved, counters, action, error)
+
+    def _record_queue_latency(self, slot: _Slot, job: ReservedJob, metrics: WorkerMetrics) -> None:
+        """How long ``job`` waited in its tube: its ``age`` when reserved.
+
+        From the stats already read, or from a ``stats-job`` pipelined behind
+        the reservation and not waited for (one more command per job, only
+        when metrics are on).
+        """
+        if job.stats_loaded:
+            metrics.queue_latency(job.tube, job.stats.get("age", 0))
+            return
+
+        def record(future: asyncio.Future[StatsJob]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                metrics.queue_latency(job.tube, future.result().get("age", 0))
+
+        slot.client.stats_job(job.id).add_done_callback(record)
 
     async def _call_thread_handler(
         self, slot: _Slot, handler: Handler, job: ReservedJob
@@ -1141,6 +1206,8 @@ class Worker:
                 return
             touch = client.touch(job)
             touch.add_done_callback(functools.partial(_touched, job))
+            if self.metrics is not None:
+                self.metrics.touched(job.tube)
             due = loop.time() + interval
 
     # ------------------------------------------------------------------
@@ -1251,10 +1318,10 @@ def _count(
         return
     error = future.exception()
     if error is None:
-        setattr(counters, outcome, getattr(counters, outcome) + 1)
+        counters.add(outcome)
     elif isinstance(error, Buried):
         # release answered BURIED: the server ran out of memory and buried it.
-        counters.buried += 1
+        counters.add("buried")
         logger.error("job %d (tube %s): the server buried it (%s)", job.id, job.tube, error)
     else:
         counters.lost += 1
@@ -1352,8 +1419,7 @@ def _count_retry(counters: TubeCounters, job: ReservedJob, future: asyncio.Futur
     if future.cancelled() or future.exception() is not None:
         _count(counters, "retried", job, future)
         return
-    outcome = future.result()
-    setattr(counters, outcome, getattr(counters, outcome) + 1)
+    counters.add(future.result())
 
 
 def _error_of(future: asyncio.Future[Any]) -> Optional[BaseException]:
@@ -1502,6 +1568,14 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--stats-interval", type=float, default=None, help="log counters every N seconds"
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics "
+        "(needs the metrics extra: pip install 'beanstalkt[metrics]')",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
     )
     return parser
@@ -1516,9 +1590,16 @@ def _load_handlers(arguments: argparse.Namespace) -> dict[str, Handler]:
     return handlers
 
 
-async def _serve(worker: Worker) -> None:
+async def _serve(worker: Worker, metrics_port: Optional[int] = None) -> None:
     worker.install_signal_handlers()
-    await worker.run()
+    if worker.metrics is not None and metrics_port is not None:
+        port = worker.metrics.serve(metrics_port)
+        logger.info("metrics on http://0.0.0.0:%d/metrics", port)
+    try:
+        await worker.run()
+    finally:
+        if worker.metrics is not None:
+            worker.metrics.stop_serving()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -1529,6 +1610,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         level=arguments.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    metrics = None
+    if arguments.metrics_port is not None:
+        try:
+            from .metrics import WorkerMetrics
+        except ImportError as exc:
+            parser.error(f"--metrics-port: {exc}")
+        metrics = WorkerMetrics()
     try:
         worker = Worker(
             _load_handlers(arguments),
@@ -1545,12 +1633,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stats_interval=arguments.stats_interval,
             prefetch_stats=arguments.prefetch_stats,
             slots_per_connection=arguments.slots_per_connection,
+            metrics=metrics,
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))
     status = 0
     try:
-        asyncio.run(_serve(worker))
+        asyncio.run(_serve(worker, arguments.metrics_port))
     except BeanstalkConnectionError as exc:
         logger.error("%s", exc)
         status = 1
