@@ -801,6 +801,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="run only rows whose name or group contains this (or one of these, comma-separated); "
         "each group's ceiling and greenstalk rows are kept for the ratios",
     )
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="also run the Worker rows of benchmarks/workers.py (no-op and 10 ms handlers at "
+        "concurrency 1/8/50/200, greenstalk's reserve/delete loop in the same run)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
     parser.add_argument(
@@ -862,6 +868,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         },
         "results": results(rows, options.sizes),
         "memory": None if options.no_memory else measure_memory(options.memory_jobs),
+        "workers": _worker_rows(options) if options.workers else None,
     }
     if options.json:
         print(json.dumps(report, indent=2))
@@ -885,7 +892,21 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
                 f"({memory['in_flight']:,} at peak): RSS +{memory['rss_delta_mb']:.1f} MB, "
                 f"tracemalloc peak {memory['tracemalloc_peak_mb']:.1f} MB"
             )
+        if report["workers"] is not None:
+            from workers import format_table as format_worker_table
+
+            print("\nWorker rows (benchmarks/workers.py):\n")
+            print(format_worker_table(report["workers"]))
     return report
+
+
+def _worker_rows(options: argparse.Namespace) -> list[dict[str, Any]]:
+    """The Worker rows, from benchmarks/workers.py, with this run's job count and repeats."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from workers import worker_rows
+
+    rows: list[dict[str, Any]] = worker_rows(jobs=options.jobs, repeat=options.repeat)
+    return rows
 
 
 if __name__ == "__main__":
