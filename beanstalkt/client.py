@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import math
+from asyncio.events import _get_running_loop
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
@@ -197,7 +198,14 @@ class Client:
         ``callback`` is called with no argument.
         """
         self._connection.close()
-        future: Future[None] = self._connection.loop.create_future()
+        running = _get_running_loop()
+        if running is None:
+            # Closed from plain code (after asyncio.run, at interpreter exit...):
+            # nothing to wait for, and no loop to make one current for.
+            if callback is not None:
+                callback()
+            return _completed()
+        future: Future[None] = running.create_future()
         future.set_result(None)
         if callback is not None:
             _call_back(future, callback, with_result=False)
@@ -582,6 +590,17 @@ class Client:
         A naive ``datetime`` is local time. The delay is whole seconds, rounded up.
         """
         return self.put(body, priority, delay_until(when), ttr, callback, tube=tube)
+
+
+def _completed() -> Future[None]:
+    """A future already done, made without a running loop (awaitable on any loop)."""
+    loop = asyncio.new_event_loop()
+    try:
+        future: Future[None] = loop.create_future()
+        future.set_result(None)
+    finally:
+        loop.close()
+    return future
 
 
 def _reserve_timeout(timeout: object) -> int:

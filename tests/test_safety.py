@@ -220,8 +220,11 @@ def test_close_outside_any_loop_after_the_loop_closed(beanstalkd: BeanstalkdServ
 
     asyncio.run(use_it())
 
+    closed = client.close()  # from plain code: the old loop is closed, none runs
+    assert closed.done() and client.closed()
+
     async def again() -> bytes:
-        client._connection.close()  # what close() does, with no loop of the old client
+        await closed  # awaitable, though made outside any loop
         await client.connect()
         await client.put(b"again")
         job = await client.reserve(timeout=0)
