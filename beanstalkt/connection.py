@@ -154,6 +154,8 @@ class Connection:
         # When the head of the pipeline last made progress (for the stall
         # guard; kept up to date only while there is one).
         self._last_progress = 0.0
+        # Why the connection was last lost (for the commands that then fail).
+        self._last_loss: Optional[str] = None
         # The reader: Tornado reads straight into _buffer (read_into: no fresh
         # zeroed chunk per recv, one copy out), a new one per stream.
         # _read_future is the read under way on self._stream, if any.
@@ -431,7 +433,9 @@ class Connection:
                 return
             try:
                 read = start_read(stream, self._buffer)
-            except StreamClosedError as exc:
+            except Exception as exc:
+                # StreamClosedError, or what closed it: an inline read can
+                # raise the TLS alert itself (a refused client certificate).
                 self._lost(stream, exc)
                 return
             if not read.done():
@@ -497,6 +501,8 @@ class Connection:
 
     def _lost(self, stream: IOStream, exc: BaseException) -> None:
         real_error = exc.real_error if isinstance(exc, StreamClosedError) else exc
+        if real_error is None and stream.error is not None and stream.error is not exc:
+            real_error = stream.error
         reason = reason_text(real_error) if real_error else "closed by the server"
         self._drop(stream, f"connection to {self.address} lost: {reason}")
 
@@ -516,6 +522,10 @@ class Connection:
                 ssl_options=self.ssl_context,
                 timeout=self.connect_timeout,
             )
+            if stream.closed():
+                # Closed during the handshake's last steps (a TLS terminator
+                # refusing us as soon as the handshake ends): say why.
+                raise stream.error or StreamClosedError()
             # Lock-step callers wait on every reply; Nagle would add 40 ms each.
             stream.set_nodelay(True)
             if self.keepalive is not None:
@@ -564,6 +574,7 @@ class Connection:
         self._stream = None
         self._read_future = None  # Tornado fails it on close; _on_read ignores it
         stream.close()
+        self._last_loss = reason
         self._cancel_stall_timer()
         self._unflushed = 0
         _deliver(self.pipeline.connection_lost(reason, failure))
@@ -637,10 +648,11 @@ class Connection:
         if future.done():
             return
         self.pipeline.discard(future)
+        why = f" ({self._last_loss})" if self._last_loss else ""
         future.set_exception(
             errors.NotConnected(
                 message=f"not sent: no connection to {self.address} "
-                f"within {self.disconnected_timeout}s",
+                f"within {self.disconnected_timeout}s{why}",
             )
         )
 
