@@ -634,3 +634,71 @@ async def test_web_console_monitor_through_tls(
         assert [tube["name"] for tube in server.snapshot["tubes"]] == ["default"]
     finally:
         await monitor.stop()
+
+
+# --------------------------------------------------------------------------
+# The README's TLS section, run as written (paths, host and port substituted).
+# Its Python example is a ```py block, so that tests/test_readme.py (which runs
+# the ```python blocks against a plain beanstalkd) leaves it to this test.
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_tls_blocks() -> tuple[str, str]:
+    text = README.read_text()
+    section = text[text.index("\n## TLS\n") :]
+    section = section[: section.index("\n## ", 1)]
+    config = section.split("```ini\n", 1)[1].split("```", 1)[0]
+    example = section.split("```py\n", 1)[1].split("```", 1)[0]
+    return config, example
+
+
+async def test_readme_stunnel_configuration_and_example(
+    beanstalkd: BeanstalkdServer, certificates: Certificates
+) -> None:
+    config, example = readme_tls_blocks()
+    stunnel = Stunnel(
+        beanstalkd, certificates.directory, certificates.server_cert, certificates.server_key
+    )
+    for old, new in (
+        ("0.0.0.0:11301", f"127.0.0.1:{stunnel.port}"),
+        ("127.0.0.1:11300", f"{beanstalkd.address}:{beanstalkd.port}"),
+        ("/etc/stunnel/beanstalkd.pem", str(certificates.server_cert)),
+        ("/etc/stunnel/beanstalkd.key", str(certificates.server_key)),
+        ("/etc/stunnel/clients-ca.pem", str(certificates.ca)),
+    ):
+        assert old in config
+        config = config.replace(old, new)
+    stunnel.config.write_text("foreground = yes\npid =\n" + config)
+    for old, new in (
+        ('"queue.example.com", 11301', f'"localhost", {stunnel.port}'),
+        ("/etc/beanstalkt/ca.pem", str(certificates.ca)),
+        ("/etc/beanstalkt/client.pem", str(certificates.client_cert)),
+        ("/etc/beanstalkt/client.key", str(certificates.client_key)),
+    ):
+        assert old in example
+        example = example.replace(old, new)
+    stunnel.start()
+    try:
+        ran = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", example],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (ran.returncode, ran.stderr) == (0, "")
+        assert ran.stdout == "put job 1\n"
+        # The configuration requires a client certificate: without one, nothing lands.
+        no_certificate = example.replace("context.load_cert_chain(", "(")
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", no_certificate],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert refused.returncode != 0
+        assert await jobs_ready(beanstalkd) == 1
+    finally:
+        stunnel.stop()
