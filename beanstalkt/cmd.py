@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Coroutine, Sequence
@@ -53,6 +54,7 @@ from .protocol import (
     encode_command,
     reply_error,
 )
+from .tls import add_tls_arguments, context_or_usage_error
 from .yaml import parse_list
 
 DEFAULT_HOST = "localhost"
@@ -94,11 +96,12 @@ class CommandError(Exception):
 
 
 class Server:
-    """Where beanstalkd is, and the two ways this tool talks to it."""
+    """Where beanstalkd is, and the two ways this tool talks to it (TLS with ``ssl_context``)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, ssl_context: Optional[ssl.SSLContext] = None) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
 
     @property
     def address(self) -> str:
@@ -116,6 +119,7 @@ class Server:
             # Never wait for a reconnect: a one-shot command reports the loss instead.
             disconnected_timeout=0,
             stall_timeout=REPLY_TIMEOUT,
+            ssl=self.ssl_context,
         )
 
     async def raw_exchange(self, command_lines: Sequence[bytes]) -> list[Reply]:
@@ -129,7 +133,8 @@ class Server:
             if self.host.startswith("unix:"):
                 opening = asyncio.open_unix_connection(self.host[len("unix:") :])
             else:
-                opening = asyncio.open_connection(self.host, self.port)
+                # With ssl, the server's name is checked against host, as in the library.
+                opening = asyncio.open_connection(self.host, self.port, ssl=self.ssl_context)
             reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
             raise ConnectFailed(
@@ -180,6 +185,9 @@ def _reason(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, StreamClosedError) and exc.real_error is not None:
         return _reason(exc.real_error)
+    if isinstance(exc, ssl.SSLError):
+        # An OSError whose errno is OpenSSL's error class, not an OS error number.
+        return str(exc)
     if isinstance(exc, socket.gaierror) and exc.strerror:
         return exc.strerror
     if isinstance(exc, OSError) and exc.errno:
@@ -503,6 +511,7 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
         help=f"beanstalkd TCP port (default: $BEANSTALKD_PORT, else {DEFAULT_PORT})",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_tls_arguments(parser)
     commands = parser.add_subparsers(
         dest="command",
         metavar="COMMAND",
@@ -728,7 +737,7 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
             port = _PORT(text)
         except argparse.ArgumentTypeError as exc:
             parser.error(f"BEANSTALKD_PORT={text!r}: {exc}")
-    return Server(host, port)
+    return Server(host, port, context_or_usage_error(parser, args, [host]))
 
 
 def _program_name() -> str:
@@ -803,9 +812,11 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             body: str = args.body
             args.body_bytes = sys.stdin.buffer.read() if body == "-" else os.fsencode(body)
         # The library logs reconnect attempts; a one-shot command reports the loss itself.
-        library_logger = logging.getLogger("beanstalkt")
-        if not library_logger.handlers:
-            library_logger.addHandler(logging.NullHandler())
+        # Tornado logs a failed TLS handshake too (tornado.general): the message is ours.
+        for name in ("beanstalkt", "tornado.general"):
+            library_logger = logging.getLogger(name)
+            if not library_logger.handlers:
+                library_logger.addHandler(logging.NullHandler())
         asyncio.run(handler(args, server))
     except CommandError as exc:
         return _fail(str(exc), exc.status)

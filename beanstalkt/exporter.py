@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns, parse_server
+from .tls import add_tls_arguments, context_or_usage_error
 
 logger = logging.getLogger("beanstalkt.exporter")
 
@@ -245,6 +247,7 @@ class Exporter:
     :param timeout: seconds any one server may take per scrape.
     :param tubes: ``fnmatch`` patterns of the tubes that get per-tube metrics.
     :param max_tubes: at most this many tubes per server get per-tube metrics.
+    :param ssl_context: reach every server with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
     """
 
     def __init__(
@@ -254,13 +257,20 @@ class Exporter:
         timeout: float = DEFAULT_TIMEOUT,
         tubes: Optional[Sequence[str]] = None,
         max_tubes: Optional[int] = DEFAULT_MAX_TUBES,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if not servers:
             raise ValueError("give at least one server")
         if len(set(servers)) != len(servers):
             raise ValueError("each server may be given only once")
         self.watchers = [
-            ServerWatcher(server, timeout=timeout, tubes=tubes, max_tubes=max_tubes)
+            ServerWatcher(
+                server,
+                timeout=timeout,
+                tubes=tubes,
+                max_tubes=max_tubes,
+                ssl_context=ssl_context,
+            )
             for server in servers
         ]
 
@@ -372,6 +382,7 @@ def build_parser(prog: str = "python -m beanstalkt.exporter") -> argparse.Argume
         help="seconds a server may take per scrape before it counts as down "
         f"(default {DEFAULT_TIMEOUT:g})",
     )
+    add_tls_arguments(parser)
     return parser
 
 
@@ -443,6 +454,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     parser = build_parser(prog or "python -m beanstalkt.exporter")
     try:
         args = parser.parse_args(argv)
+        ssl_context = context_or_usage_error(parser, args, args.server or [DEFAULT_SERVER])
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -452,6 +464,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         timeout=args.timeout,
         tubes=args.tubes,
         max_tubes=args.max_tubes,
+        ssl_context=ssl_context,
     )
     try:
         asyncio.run(serve(exporter, host, port))

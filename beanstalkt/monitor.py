@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,7 @@ class ServerWatcher:
     :param tubes: ``fnmatch`` patterns of the tubes to report (all by default).
     :param max_tubes: report at most this many tubes (the first by name).
     :param measure_oldest: also measure the age of each tube's head ready job.
+    :param ssl_context: connect with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
     """
 
     def __init__(
@@ -205,6 +207,7 @@ class ServerWatcher:
         tubes: Optional[Sequence[str]] = None,
         max_tubes: Optional[int] = None,
         measure_oldest: bool = True,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         host, port = parse_server(address)
         if not timeout > 0:
@@ -227,6 +230,7 @@ class ServerWatcher:
                 connect_timeout=timeout,
                 disconnected_timeout=0.0,
                 stall_timeout=timeout,
+                ssl=ssl_context,
             )
             for _ in range(2)
         )

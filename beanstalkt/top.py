@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import BeanstalkConnectionError
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns, parse_server
+from .tls import add_tls_arguments, context_or_usage_error
 
 if TYPE_CHECKING:
     import curses
@@ -368,6 +369,7 @@ def build_parser(prog: str = "python -m beanstalkt.top") -> argparse.ArgumentPar
     parser.add_argument(
         "--once", action="store_true", help="print one snapshot as plain text and exit"
     )
+    add_tls_arguments(parser)
     return parser
 
 
@@ -427,6 +429,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     try:
         args = parser.parse_args(argv)
         address = _address(parser, args)
+        ssl_context = context_or_usage_error(parser, args, [address])
         if not args.once and sys.stdout.isatty() and args.interval <= 0:
             parser.error("--interval must be more than 0 for the live view")
         if args.timeout <= 0:
@@ -434,11 +437,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     # The library logs lost connections and reconnects; on a curses screen
-    # they would scribble over the view, which shows the failure itself.
-    library_logger = logging.getLogger("beanstalkt")
-    if not library_logger.handlers:
-        library_logger.addHandler(logging.NullHandler())
-    watcher = ServerWatcher(address, timeout=args.timeout, tubes=args.tubes)
+    # they would scribble over the view, which shows the failure itself. So
+    # would Tornado's report of a failed TLS handshake.
+    for name in ("beanstalkt", "tornado.general"):
+        library_logger = logging.getLogger(name)
+        if not library_logger.handlers:
+            library_logger.addHandler(logging.NullHandler())
+    watcher = ServerWatcher(
+        address, timeout=args.timeout, tubes=args.tubes, ssl_context=ssl_context
+    )
     try:
         if args.once or not sys.stdout.isatty():
             lines = asyncio.run(_once_and_close(watcher, args.interval, args.sort))

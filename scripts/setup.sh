@@ -27,9 +27,11 @@ if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
     # What the test suite drives besides beanstalkd: iptables (the keepalive
     # test drops a flow in a network namespace of its own), tmux (top's live
     # view in a real terminal), headless Chromium (the web console's browser
-    # tests, which skip, saying why, only when it cannot be installed).
+    # tests, which skip, saying why, only when it cannot be installed), stunnel4
+    # (the TLS terminator in front of beanstalkd in the TLS tests).
     apt_install iptables iptables
     apt_install tmux tmux
+    apt_install stunnel4 stunnel4
     if ! command -v chromedriver >/dev/null 2>&1; then
         apt_install chromium chromium chromium-driver 2>/dev/null \
             || apt_install chromedriver chromium-driver 2>/dev/null \

@@ -22,12 +22,14 @@ import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Optional
 
 import tornado.httpserver
 
+from ..tls import add_tls_arguments, context_or_usage_error
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .monitor import Monitor
 
@@ -105,6 +107,7 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         metavar="SECONDS",
         help="how often each server is polled (default 1)",
     )
+    add_tls_arguments(parser)
     return parser
 
 
@@ -127,9 +130,10 @@ async def serve(
     servers: list[tuple[str, int]],
     options: ConsoleOptions,
     interval: float = 1.0,
+    ssl_context: Optional[ssl.SSLContext] = None,
 ) -> None:
-    """Run the console until SIGINT or SIGTERM."""
-    monitor = Monitor(servers, interval=interval)
+    """Run the console until SIGINT or SIGTERM; ``ssl_context``: reach the servers with TLS."""
+    monitor = Monitor(servers, interval=interval, ssl_context=ssl_context)
     app = make_app(monitor, options)
     http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_REQUEST_BODY, xheaders=False)
     http.listen(listen[1], listen[0])
@@ -162,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
+        ssl_context = context_or_usage_error(parser, args, [host for host, _ in servers])
     except ValueError as error:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
@@ -176,7 +181,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(listen, servers, options, args.interval))
+        asyncio.run(serve(listen, servers, options, args.interval, ssl_context))
     except KeyboardInterrupt:
         return 130
     except OSError as error:

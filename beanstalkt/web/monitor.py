@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any, Callable, Optional
@@ -40,11 +41,18 @@ class ServerMonitor:
     """One beanstalkd server: its shared client, latest snapshot and history."""
 
     def __init__(
-        self, index: int, host: str, port: int, interval: float = 1.0, history_seconds: int = 300
+        self,
+        index: int,
+        host: str,
+        port: int,
+        interval: float = 1.0,
+        history_seconds: int = 300,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.index = index
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.interval = interval
         self.history_seconds = history_seconds
         self.client: Optional[Client] = None
@@ -119,6 +127,7 @@ class ServerMonitor:
                 connect_timeout=CONNECT_TIMEOUT,
                 disconnected_timeout=0,
                 stall_timeout=REPLY_TIMEOUT,
+                ssl=self.ssl_context,
             )
             try:
                 await client.connect()
@@ -252,16 +261,17 @@ class ServerMonitor:
 
 
 class Monitor:
-    """All servers of one console."""
+    """All servers of one console (all reached with TLS when ``ssl_context`` is given)."""
 
     def __init__(
         self,
         addresses: list[tuple[str, int]],
         interval: float = 1.0,
         history_seconds: int = 300,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds)
+            ServerMonitor(index, host, port, interval, history_seconds, ssl_context)
             for index, (host, port) in enumerate(addresses)
         ]
         self.history_seconds = history_seconds
