@@ -125,6 +125,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .client import Client
+from .connection import SSLOption
 from .errors import (
     BadJob,
     BeanstalkConnectionError,
@@ -138,6 +139,7 @@ from .errors import (
 )
 from .models import Body, Job, StatsJob
 from .protocol import MAX_UINT32, check_integer, check_tube_name
+from .tls import add_tls_arguments, context_or_usage_error
 
 if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
     from .metrics import WorkerMetrics
@@ -476,6 +478,8 @@ class Worker:
         make its (unconnected) :class:`~beanstalkt.Client`; each must be a new
         client. The worker sets its watch list and its reconnect callback.
     :param encoding: passed to the default clients (``str`` bodies).
+    :param ssl: passed to the default clients: ``True`` or an
+        :class:`ssl.SSLContext` for beanstalkd behind a TLS terminator.
     :param concurrency: jobs run at once (slots).
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
         time buries the job (1: bury at the first failure). Only failures
@@ -515,6 +519,7 @@ class Worker:
         port: Optional[int] = None,
         client_factory: Optional[Callable[[], Client]] = None,
         encoding: Optional[str] = None,
+        ssl: SSLOption = None,
         concurrency: int = 1,
         max_attempts: int = 5,
         backoff_base: float = 1.0,
@@ -572,7 +577,7 @@ class Worker:
                 address["host"] = host
             if port is not None:
                 address["port"] = port
-            client_factory = functools.partial(Client, encoding=encoding, **address)
+            client_factory = functools.partial(Client, encoding=encoding, ssl=ssl, **address)
         self._client_factory = client_factory
         self._executor = executor
         self._own_executor = False
@@ -1567,6 +1572,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stats-interval", type=float, default=None, help="log counters every N seconds"
     )
+    add_tls_arguments(parser)
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -1617,6 +1623,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             parser.error(f"--metrics-port: {exc}")
         metrics = WorkerMetrics()
+    host = arguments.host if arguments.host is not None else "localhost"
+    ssl_context = context_or_usage_error(parser, arguments, [host])
     try:
         worker = Worker(
             _load_handlers(arguments),
@@ -1634,6 +1642,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             prefetch_stats=arguments.prefetch_stats,
             slots_per_connection=arguments.slots_per_connection,
             metrics=metrics,
+            ssl=ssl_context,
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))

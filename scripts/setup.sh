@@ -57,7 +57,8 @@ if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
             >/dev/null 2>&1 || echo "setup: could not install chromium; browser tests will skip" >&2
     fi
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 \
+    || echo "setup: could not upgrade pip; going on with the one the venv has" >&2
 # pip's notices (editable installs, a newer pip) are not for the user of these
 # scripts: its output is shown only when the install fails.
 if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \

@@ -326,18 +326,6 @@ async def test_mutual_tls_without_a_client_certificate_gets_nothing_through(
     assert await jobs_ready(beanstalkd) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.py: after the terminator refuses the handshake's missing client "
-    "certificate (TLS 1.3: after connect() returned), the loss is logged with its reason "
-    "('tlsv13 alert certificate required') but a command sent next fails with "
-    "NotConnected('not sent: no connection to HOST:PORT within 0s'), which does not say why; "
-    "and when the alert is already waiting at Connection._read's inline read_into(), Tornado "
-    "re-raises the ssl.SSLError there, it escapes into the event loop (only StreamClosedError "
-    "is caught) without _drop(), and the caller gets 'closed while writing'; and when Tornado "
-    "closed the stream before _open_stream resumed, _set_keepalive(stream.socket) fails: "
-    "ConnectFailed(\"...: 'NoneType' object has no attribute 'setsockopt'\")",
-)
 async def test_mutual_tls_refusal_names_the_missing_certificate(
     mutual_terminator: Stunnel, certificates: Certificates
 ) -> None:
@@ -535,9 +523,10 @@ def test_cli_mutual_tls(mutual_terminator: Stunnel, certificates: Certificates) 
     refused = run("beanstalkt.cmd", *where, "put", "no certificate")
     assert refused.returncode == 3
     assert refused.stdout == ""
-    # Exit status 3 and a last line naming the server, whichever way the
-    # refusal surfaced; the message itself is the xfail above (its reason lists
-    # the three messages seen, and the escaped exception's report on stderr).
+    # Exit status 3 and one line naming the server and the reason, whichever
+    # way the refusal surfaced (at connect or at the first command).
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "certificate required" in refused.stderr
     last = refused.stderr.splitlines()[-1]
     assert last.startswith("beanstalkt: ")
     assert f"localhost:{mutual_terminator.port}" in last
@@ -702,3 +691,38 @@ async def test_readme_stunnel_configuration_and_example(
         assert await jobs_ready(beanstalkd) == 1
     finally:
         stunnel.stop()
+
+
+async def test_a_worker_works_through_tls(terminator: Stunnel, certificates: Certificates) -> None:
+    from beanstalkt.worker import ReservedJob, Worker
+
+    done: list[bytes] = []
+
+    async def handle(job: ReservedJob) -> None:
+        done.append(job.body)  # type: ignore[arg-type]
+
+    worker = Worker(
+        {"secure": handle},
+        host="127.0.0.1",
+        port=terminator.port,
+        ssl=trusting(certificates),
+        concurrency=2,
+    )
+    async with beanstalkt.Client("127.0.0.1", terminator.port, ssl=trusting(certificates)) as c:
+        await c.put_many([b"one", b"two", b"three"], tube="secure")
+        await worker.start()
+        try:
+            deadline = time.monotonic() + 15
+            while len(done) < 3:
+                assert time.monotonic() < deadline, done
+                await asyncio.sleep(0.02)
+        finally:
+            await worker.stop()
+        assert sorted(done) == [b"one", b"three", b"two"]
+        assert (await c.stats_tube("secure"))["current-jobs-ready"] == 0
+
+
+def test_the_worker_cli_takes_the_tls_options(certificates: Certificates) -> None:
+    refused = run("beanstalkt.worker", "x:y", "--tls-cert", str(certificates.client_cert))
+    assert refused.returncode == 2
+    assert "--tls-cert needs --tls-key" in refused.stderr or "--tls-key" in refused.stderr
