@@ -95,7 +95,8 @@ def report() -> dict[str, Any]:
 
 
 def test_report_has_its_sections_and_options(report: dict[str, Any]) -> None:
-    assert set(report) == {"machine", "options", "results", "memory"}
+    assert set(report) == {"machine", "options", "results", "memory", "workers"}
+    assert report["workers"] is None  # only with --workers
     assert report["options"]["body_sizes"] == SIZES
     assert report["options"]["repeat"] == 1  # --quick
     assert report["options"]["pin"] == "none"
