@@ -223,7 +223,8 @@ class ProgramHelp(SphinxDirective):
 def _documented_as(name: str, documented: set[str]) -> bool:
     """Whether the reference has an entry for this public name, in any beanstalkt module."""
     return any(
-        full == f"beanstalkt.{name}" or (full.startswith("beanstalkt.") and full.endswith(f".{name}"))
+        full == f"beanstalkt.{name}"
+        or (full.startswith("beanstalkt.") and full.endswith(f".{name}"))
         for full in documented
     )
 

@@ -101,7 +101,9 @@ def parse_blocks(page: Path) -> list[Block]:
                 break
             body.append(text)
             index += 1
-        block = Block(page, start + 1, language, textwrap.dedent("\n".join(body)).strip("\n") + "\n", options)
+        block = Block(
+            page, start + 1, language, textwrap.dedent("\n".join(body)).strip("\n") + "\n", options
+        )
         previous = start - 1
         while previous >= 0 and not lines[previous].strip():
             previous -= 1
