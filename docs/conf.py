@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -32,7 +32,7 @@ import beanstalkt  # noqa: E402
 
 project = "beanstalkt"
 author = "the beanstalkt authors"
-copyright = "the beanstalkt authors, Apache License 2.0"  # noqa: A001
+copyright = "the beanstalkt authors, Apache License 2.0"
 release = beanstalkt.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -191,7 +191,7 @@ class ProgramHelp(SphinxDirective):
     """
 
     required_arguments = 1
-    option_spec = {"prog": str}
+    option_spec: ClassVar[dict[str, Any]] = {"prog": str}
 
     def run(self) -> list[nodes.Node]:
         module_name, _, function = self.arguments[0].partition(":")

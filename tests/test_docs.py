@@ -113,9 +113,9 @@ def parse_blocks(page: Path) -> list[Block]:
         blocks.append(block)
     # An output block belongs to the Python block right before it.
     for before, after in zip(blocks, blocks[1:]):
-        if before.language == "python" and after.language == "text":
-            if after.options.get("caption") == "Output":
-                before.output = after.code
+        is_output = after.language == "text" and after.options.get("caption") == "Output"
+        if before.language == "python" and is_output:
+            before.output = after.code
     return blocks
 
 
