@@ -1,0 +1,233 @@
+"""Every example in the documentation's guides runs, as written, against a real beanstalkd.
+
+The guides (``docs/**/*.rst``) hold three kinds of checked blocks:
+
+- ``.. code-block:: python``: run in an interpreter of its own, whose ``Client``
+  defaults point at a fresh throwaway server (the examples use the default
+  address, localhost:11300, as a reader's would). It must exit 0. When the
+  next block is a ``.. code-block:: text`` with ``:caption: Output``, the
+  program's output must be exactly that.
+- ``.. code-block:: console``: a shell session; each ``$ `` line runs through
+  bash (``python`` is this interpreter; ``BEANSTALKD_HOST``/``BEANSTALKD_PORT``
+  name a fresh server) and its output must be exactly the lines that follow.
+- ``sh``, ``ini``, ``yaml``... blocks are illustrations (install commands,
+  unit files) and are not run.
+
+A comment right before a block changes how it is run:
+
+- ``.. test: file PATH``: the block is written to PATH in the page's working
+  directory (importable by the page's later blocks) instead of being run;
+- ``.. test: sigterm-after TEXT``: the program runs until it prints TEXT, then
+  gets SIGTERM, and must still exit 0 (a service's shutdown path);
+- ``.. test: skip REASON``: not run, for a block that needs what a test
+  machine does not have; the reason is required and shown.
+
+This module needs no Sphinx: the blocks are read from the reStructuredText
+source. The Sphinx build itself (``-W``) is a step of ``.ci/run``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from beanstalkt.testing import BeanstalkdServer
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(path for path in DOCS.rglob("*.rst") if "_build" not in path.parts)
+
+# Points Client's default host and port at the test server, nothing else.
+PRELUDE = """\
+import os, beanstalkt
+_defaults = beanstalkt.Client.__init__.__defaults__
+beanstalkt.Client.__init__.__defaults__ = (
+    os.environ["TEST_BEANSTALKD_HOST"], int(os.environ["TEST_BEANSTALKD_PORT"])
+) + _defaults[2:]
+del _defaults
+"""
+
+DIRECTIVE = re.compile(r"^(\s*)\.\. code-block:: *(\S+)\s*$")
+TEST_COMMENT = re.compile(r"^\s*\.\. test: (\S+) ?(.*)$")
+
+
+@dataclass
+class Block:
+    """One code block of a page, with what its test comment asks for."""
+
+    page: Path
+    line: int
+    language: str
+    code: str
+    options: dict[str, str]
+    instruction: str = ""
+    argument: str = ""
+    output: Optional[str] = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(DOCS)}:{self.line}"
+
+
+def parse_blocks(page: Path) -> list[Block]:
+    """The code blocks of a reStructuredText page, in order."""
+    lines = page.read_text().splitlines()
+    blocks: list[Block] = []
+    index = 0
+    while index < len(lines):
+        found = DIRECTIVE.match(lines[index])
+        if not found:
+            index += 1
+            continue
+        start, indent, language = index, len(found.group(1)), found.group(2)
+        index += 1
+        options: dict[str, str] = {}
+        while index < len(lines) and re.match(r"^\s+:(\w[\w-]*):\s*(.*)$", lines[index]):
+            key, value = re.match(r"^\s+:(\w[\w-]*):\s*(.*)$", lines[index]).groups()  # type: ignore[union-attr]
+            options[key] = value
+            index += 1
+        body: list[str] = []
+        while index < len(lines):
+            text = lines[index]
+            if text.strip() and len(text) - len(text.lstrip()) <= indent:
+                break
+            body.append(text)
+            index += 1
+        block = Block(
+            page, start + 1, language, textwrap.dedent("\n".join(body)).strip("\n") + "\n", options
+        )
+        previous = start - 1
+        while previous >= 0 and not lines[previous].strip():
+            previous -= 1
+        comment = TEST_COMMENT.match(lines[previous]) if previous >= 0 else None
+        if comment:
+            block.instruction, block.argument = comment.group(1), comment.group(2).strip()
+        blocks.append(block)
+    # An output block belongs to the Python block right before it.
+    for before, after in zip(blocks, blocks[1:]):
+        is_output = after.language == "text" and after.options.get("caption") == "Output"
+        if before.language == "python" and is_output:
+            before.output = after.code
+    return blocks
+
+
+def checked(block: Block) -> bool:
+    return block.language in ("python", "console")
+
+
+def test_the_guides_have_checked_examples() -> None:
+    """The collector finds the examples: a guide without any would be a broken parser."""
+    guides = [page for page in PAGES if page.parent.name == "guides"]
+    assert len(guides) >= 8
+    counted = {page.stem: sum(checked(b) for b in parse_blocks(page)) for page in guides}
+    assert counted["getting-started"] >= 3, counted
+    assert sum(counted.values()) >= 20, counted
+
+
+def test_test_comments_are_known() -> None:
+    for page in PAGES:
+        for block in parse_blocks(page):
+            assert block.instruction in ("", "file", "sigterm-after", "skip"), block.where
+            if block.instruction:
+                assert block.argument, f"{block.where}: '.. test: {block.instruction}' needs text"
+            if block.output is not None:
+                assert block.language == "python"
+
+
+def environment(server: BeanstalkdServer, workdir: Path) -> dict[str, str]:
+    return {
+        "PATH": f"{workdir / '.bin'}{os.pathsep}/usr/bin:/bin:/usr/sbin:/sbin",
+        "PYTHONPATH": str(workdir),
+        "HOME": str(workdir),
+        "TEST_BEANSTALKD_HOST": server.host,
+        "TEST_BEANSTALKD_PORT": str(server.port),
+        "BEANSTALKD_HOST": server.host,
+        "BEANSTALKD_PORT": str(server.port),
+    }
+
+
+def run_python(block: Block, workdir: Path) -> None:
+    with BeanstalkdServer() as server:
+        env = environment(server, workdir)
+        command = [sys.executable, "-c", PRELUDE + block.code]
+        if block.instruction == "sigterm-after":
+            process = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert process.stdout is not None
+            printed: list[str] = []
+            try:
+                for line in process.stdout:  # blocks until the program prints
+                    printed.append(line)
+                    if block.argument in line:
+                        process.send_signal(signal.SIGTERM)
+                        break
+                rest, errors = process.communicate(timeout=60)
+            finally:
+                process.kill()
+            stdout = "".join(printed) + rest
+            assert block.argument in stdout, (block.where, stdout, errors)
+            returncode = process.returncode
+        else:
+            finished = subprocess.run(
+                command, cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+            )
+            stdout, errors, returncode = finished.stdout, finished.stderr, finished.returncode
+    assert returncode == 0, f"{block.where} failed:\n{errors}"
+    if block.output is not None:
+        assert stdout == block.output, f"{block.where}: output differs\n{stdout}\n{errors}"
+
+
+def run_console(block: Block, workdir: Path) -> None:
+    with BeanstalkdServer() as server:
+        env = environment(server, workdir)
+        for step in re.split(r"^\$ ", block.code, flags=re.M)[1:]:
+            command, _, expected = step.partition("\n")
+            finished = subprocess.run(
+                ["bash", "-c", command],
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+            )
+            assert finished.stdout.decode() == expected, f"{block.where}: $ {command}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+def test_page_examples_run(page: Path, tmp_path: Path) -> None:
+    """Each checked block of the page, in order, in one working directory."""
+    # `python` in the sessions is this interpreter. A wrapper, not a symlink:
+    # a symlinked venv interpreter would lose the venv.
+    bin_dir = tmp_path / ".bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    for block in parse_blocks(page):
+        if block.instruction == "skip":
+            continue
+        if block.instruction == "file":
+            target = tmp_path / block.argument
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for package in target.relative_to(tmp_path).parents:
+                if str(package) != ".":
+                    (tmp_path / package / "__init__.py").touch()
+            target.write_text(block.code)
+        elif block.language == "python":
+            run_python(block, tmp_path)
+        elif block.language == "console":
+            run_console(block, tmp_path)
