@@ -91,6 +91,7 @@ DOCUMENTED_MODULES = [
     "beanstalkt.exporter",
     "beanstalkt.top",
     "beanstalkt.monitor",
+    "beanstalkt.tls",
     "beanstalkt.web",
 ]
 
