@@ -185,8 +185,7 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     assert top.main(["--server", f"127.0.0.1:{port}", "--once"]) == 3
     assert capsys.readouterr().err == (
-        f"beanstalkt top: cannot connect to beanstalkd at 127.0.0.1:{port}: "
-        "Connection refused\n"
+        f"beanstalkt top: cannot connect to beanstalkd at 127.0.0.1:{port}: Connection refused\n"
     )
 
 
