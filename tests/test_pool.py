@@ -444,25 +444,30 @@ def test_cli_with_two_servers(servers: list[BeanstalkdServer]) -> None:
     first, second = (address_of(server) for server in servers[:2])
     flags = ["--server", first, "--server", second]
     placed = []
-    for _ in range(4):
-        result = run_cli(*flags, "put", "--tube", "clitube", "hello")
+    for _ in range(16):  # a random server per run: both used (all on one: p = 3e-5)
+        result = run_cli(*flags, "put", "--use", "clitube", "hello")
         assert result.returncode == 0, result.stderr
         placed.append(PoolJobRef.parse(result.stdout))
-    assert collections.Counter(ref.server for ref in placed) == {first: 2, second: 2}
+    assert {ref.server for ref in placed} == {first, second}
+    keyed = {PoolJobRef.parse(run_cli(*flags, "put", "-k", "k1", "x").stdout) for _ in range(3)}
+    assert len({ref.server for ref in keyed}) == 1
 
     stats = json.loads(run_cli(*flags, "stats").stdout)
-    assert stats["total"]["current-jobs-ready"] == 4
+    assert stats["total"]["current-jobs-ready"] == 19
+    assert stats["total"]["current-jobs-ready"] == sum(
+        each["current-jobs-ready"] for each in stats["servers"].values()
+    )
     assert set(stats["servers"]) == {first, second}
     tube = json.loads(run_cli(*flags, "stats-tube", "clitube").stdout)
-    assert tube["total"]["total-jobs"] == 4
-    assert tube["servers"][first]["total-jobs"] == 2
+    assert tube["total"]["total-jobs"] == 16
+    assert tube["servers"][first]["total-jobs"] == sum(ref.server == first for ref in placed)
     listing = json.loads(run_cli(*flags, "list").stdout)
     assert listing["total"] == ["clitube", "default"]
 
     env = {"BEANSTALKD_SERVERS": f"{first},{second}"}
-    delayed = run_cli("put", "--tube", "clitube", "--delay", "3600", "x", env=env)
+    delayed = run_cli("put", "--use", "clitube", "--delay", "3600", "x", env=env)
     assert delayed.returncode == 0, delayed.stderr
-    kicked = json.loads(run_cli("kick", "--tube", "clitube", "10", env=env).stdout)
+    kicked = json.loads(run_cli("kick", "--use", "clitube", "--bound", "10", env=env).stdout)
     assert kicked["total"] == 1
 
     # One server: the single-server output, unchanged.
