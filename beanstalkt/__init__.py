@@ -36,6 +36,16 @@ from .errors import (
     WrongEventLoop,
 )
 from .models import Job, Stats, StatsJob, StatsTube
+from .pool import (
+    NoServerAvailable,
+    Pool,
+    PoolJobRef,
+    PoolKick,
+    PoolStats,
+    PoolTubes,
+    ServerState,
+    parse_address,
+)
 from .producer import Priority
 from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR
 
@@ -103,11 +113,18 @@ __all__ = [
     "NotConnected",
     "NotFound",
     "NotIgnored",
+    "NoServerAvailable",
+    "Pool",
+    "PoolJobRef",
+    "PoolKick",
+    "PoolStats",
+    "PoolTubes",
     "Priority",
     "Release",
     "ReservationLost",
     "ReservedJob",
     "ServerError",
+    "ServerState",
     "Stats",
     "StatsJob",
     "StatsTube",
@@ -118,4 +135,5 @@ __all__ = [
     "Worker",
     "WrongEventLoop",
     "buried_tubes",
+    "parse_address",
 ]

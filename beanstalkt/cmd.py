@@ -40,6 +40,7 @@ from .errors import (
     UnexpectedResponse,
 )
 from .models import Job
+from .pool import Pool, PoolStats, parse_address
 from .protocol import (
     COMMANDS,
     DEFAULT_PRIORITY,
@@ -420,6 +421,103 @@ async def cmd_list_tubes(args: argparse.Namespace, server: Server) -> None:
         _write_json(await client.list_tubes())
 
 
+# --------------------------------------------------------------------------
+# The commands over several servers (--server given more than once, or
+# BEANSTALKD_SERVERS): a beanstalkt.Pool; output documented in the epilog.
+
+
+def _pool(args: argparse.Namespace, use: Optional[str] = None) -> Pool:
+    return Pool(
+        args.pool_addresses,
+        connect_timeout=CONNECT_TIMEOUT,
+        use=use,
+        # Never wait for a reconnect: a put goes to another server, or fails.
+        disconnected_timeout=0,
+        stall_timeout=REPLY_TIMEOUT,
+    )
+
+
+def _per_server(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        address: {"error": str(value)} if isinstance(value, BaseException) else value
+        for address, value in values.items()
+    }
+
+
+def _write_pool_stats(stats: PoolStats) -> None:
+    _write_json({"total": stats.total, "servers": _per_server(stats.per_server)})
+
+
+async def pool_put(args: argparse.Namespace, server: Server) -> None:
+    """``put BODY`` over several servers: print ``HOST:PORT ID``."""
+    body: bytes = args.body_bytes
+    # One put per run has no rotation to follow: without --key, a random key
+    # spreads successive runs evenly over the live servers.
+    key = args.key if args.key is not None else os.urandom(8)
+    async with _pool(args, use=args.use) as pool:
+        try:
+            ref = await pool.put(body, args.priority, args.delay, args.ttr, key=key)
+        except JobTooBig:
+            raise CommandError(
+                f"job too big: the body is {len(body)} bytes, more than the server's max-job-size"
+            ) from None
+    _write(str(ref))
+
+
+async def pool_stats(args: argparse.Namespace, server: Server) -> None:
+    """``stats`` over several servers: ``{"total": ..., "servers": {address: ...}}``."""
+    async with _pool(args) as pool:
+        _write_pool_stats(await pool.stats())
+
+
+async def pool_stats_tube(args: argparse.Namespace, server: Server) -> None:
+    """``stats-tube [NAME]`` over several servers: totals and each server's, as JSON."""
+    async with _pool(args) as pool:
+        if args.name is not None:
+            stats = await _not_found(pool.stats_tube(args.name), f"tube {args.name!r} not found")
+            _write_pool_stats(stats)
+            return
+        names = (await pool.list_tubes()).tubes
+        replies = await asyncio.gather(
+            *(pool.stats_tube(name) for name in names), return_exceptions=True
+        )
+    total: dict[str, Any] = {}
+    servers: dict[str, dict[str, Any]] = {}
+    for name, reply in zip(names, replies):
+        if isinstance(reply, NotFound):
+            continue  # the tube vanished between the listing and its stats
+        if isinstance(reply, BaseException):
+            raise reply
+        total[name] = reply.total
+        for address, value in _per_server(reply.per_server).items():
+            servers.setdefault(address, {})[name] = value
+    _write_json({"total": total, "servers": servers})
+
+
+async def pool_list_tubes(args: argparse.Namespace, server: Server) -> None:
+    """``list`` over several servers: every tube name, and each server's list."""
+    async with _pool(args) as pool:
+        tubes = await pool.list_tubes()
+    _write_json({"total": tubes.tubes, "servers": _per_server(tubes.per_server)})
+
+
+async def pool_kick(args: argparse.Namespace, server: Server) -> None:
+    """``kick`` on every server: ``{"total": N, "servers": {address: n}}``."""
+    async with _pool(args) as pool:
+        kicked = await pool.kick(args.bound, tube=args.use)
+    _write_json({"total": kicked.total, "servers": _per_server(kicked.per_server)})
+
+
+_POOL_HANDLERS: dict[str, Handler] = {
+    "put": pool_put,
+    "stats": pool_stats,
+    "stats-tube": pool_stats_tube,
+    "list": pool_list_tubes,
+    "list-tubes": pool_list_tubes,
+    "kick": pool_kick,
+}
+
+
 async def cmd_pause_tube(args: argparse.Namespace, server: Server) -> None:
     """``pause NAME``: hold back reservations from a tube for a while."""
     async with server.client() as client:
@@ -481,8 +579,15 @@ def _epilog() -> str:
         "environment:\n"
         f"  BEANSTALKD_HOST  server host when --host is not given (default {DEFAULT_HOST})\n"
         f"  BEANSTALKD_PORT  server port when --port is not given (default {DEFAULT_PORT})\n"
+        "  BEANSTALKD_SERVERS  several servers, HOST:PORT,HOST:PORT (when no --server,\n"
+        "                   --host or --port is given)\n"
         "\n"
         "output: job ids and counts as bare numbers; jobs, stats and lists as JSON.\n"
+        "With several servers, put prints HOST:PORT ID (the server holding the job and\n"
+        "its id there; a random live server unless --key is given, which picks one\n"
+        "server per key). "
+        'Stats, stats-tube, list and kick print {"total": ..., "servers":\n'
+        '{"HOST:PORT": ...}}, a server that did not answer as {"error": "..."}.\n'
         'A job body that is not UTF-8 is printed in base64, with "body_encoding": "base64".\n'
         "\n"
         f"exit status:\n{codes}"
@@ -509,6 +614,13 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
         "--port",
         type=_PORT,
         help=f"beanstalkd TCP port (default: $BEANSTALKD_PORT, else {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="HOST:PORT",
+        help="a beanstalkd server (or unix:/path); repeat it to use several: put spreads jobs "
+        "over them, stats, stats-tube, list and kick cover all (default: $BEANSTALKD_SERVERS)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_tls_arguments(parser)
@@ -560,6 +672,11 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
         "(binary and multi-line bodies work). A body starting with '-' goes after --.",
     )
     put.add_argument("body", metavar="BODY", help="the job body, or - to read it from stdin")
+    put.add_argument(
+        "-k",
+        "--key",
+        help="with several servers: put every job with this key on the same server",
+    )
     put.add_argument(
         "-p",
         "--priority",
@@ -728,7 +845,35 @@ def _check_combinations(args: argparse.Namespace) -> None:
 
 
 def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server:
-    """The server address: flags first, then the environment, then the defaults."""
+    """The server address: flags first, then the environment, then the defaults.
+
+    With several servers (``--server`` repeated, or ``BEANSTALKD_SERVERS``),
+    ``args.pool_addresses`` lists them and the first is returned.
+    """
+    args.pool_addresses = None
+    addresses: list[str] = args.server or []
+    if addresses and (args.host or args.port is not None):
+        parser.error("give either --server, or --host/--port, not both")
+    source = "--server"
+    if not addresses and not args.host and args.port is None:
+        text = os.environ.get("BEANSTALKD_SERVERS", "")
+        addresses = [part.strip() for part in text.split(",") if part.strip()]
+        source = "BEANSTALKD_SERVERS"
+    if addresses:
+        try:
+            parsed = [parse_address(address) for address in addresses]
+        except ValueError as exc:
+            parser.error(f"{source}: {exc}")
+        if len(parsed) > 1:
+            if args.command not in _POOL_HANDLERS:
+                args.parser.error(
+                    f"{args.command} acts on one server: give --server once "
+                    "(put, stats, stats-tube, list and kick take several)"
+                )
+            if getattr(args, "raw", False):
+                args.parser.error("--raw needs one server")
+            args.pool_addresses = addresses
+        return Server(*parsed[0])
     host = args.host or os.environ.get("BEANSTALKD_HOST") or DEFAULT_HOST
     port = args.port
     if port is None:
@@ -805,7 +950,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         server = _server(parser, args)
     except SystemExit as exc:  # argparse: -h, --version and usage errors
         return _exit_status(exc.code)
-    handler: Handler = args.handler
+    handler: Handler = args.handler if args.pool_addresses is None else _POOL_HANDLERS[args.command]
     try:
         if args.command == "put":
             # Read stdin before connecting: no connection waits on a slow pipe.

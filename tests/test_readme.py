@@ -59,6 +59,7 @@ EXPECTED = {
     "gather(": ["10000 jobs queued"],
     "BeanstalkdServer(": ["127.0.0.1"],
     "send_email": ["sending Welcome to ada@example.com", "'done': 1,"],
+    "beanstalkt.Pool(": ["put job 1 on 127.0.0.1:"],
 }
 
 
@@ -83,6 +84,7 @@ def test_readme_example_runs(block: str, beanstalkd: BeanstalkdServer) -> None:
             "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
             "TEST_BEANSTALKD_HOST": beanstalkd.host,
             "TEST_BEANSTALKD_PORT": str(beanstalkd.port),
+            "BEANSTALKD_SERVERS": f"{beanstalkd.host}:{beanstalkd.port}",
         },
     )
     assert result.returncode == 0, result.stderr
