@@ -80,6 +80,7 @@ else:
 DOCUMENTED_MODULES = [
     "beanstalkt",
     "beanstalkt.client",
+    "beanstalkt.pool",
     "beanstalkt.pipeline",
     "beanstalkt.protocol",
     "beanstalkt.errors",
