@@ -28,6 +28,7 @@ from .connection import (
     SSLOption,
     State,
 )
+from .errors import BeanstalkException
 from .models import Body, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
@@ -316,19 +317,30 @@ class Client:
         )
         if tube is not None:
             check_tube_name(tube)
-        parts = []
-        count = 0
+        # Every body is checked (and encoded) before anything is sent.
+        commands = []
         for body in bodies:
             data = check_body(body, encoding)
-            parts.append(b"put%b%d\r\n%b\r\n" % (head, len(data), data))
-            count += 1
-        if not count:
-            future: Future[list[BatchResult]] = self._connection.loop.create_future()
-            future.set_result([])
-        else:
-            future = self._submit(
-                _PUT, b"".join(parts), b"put (batch of %d)" % count, tube, batch=count
+            commands.append(b"put%b%d\r\n%b\r\n" % (head, len(data), data))
+        # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
+        # first while the rest is still being handed to the socket, and no
+        # single joined copy of a large batch is ever made.
+        slices: list[Future[list[BatchResult]]] = []
+        counts: list[int] = []
+        start = 0
+        while start < len(commands):
+            end, size = start, 0
+            while end < len(commands) and (size < _BATCH_SLICE or end == start):
+                size += len(commands[end])
+                end += 1
+            count = end - start
+            line = b"put (batch of %d)" % count
+            slices.append(
+                self._submit(_PUT, b"".join(commands[start:end]), line, tube, batch=count)
             )
+            counts.append(count)
+            start = end
+        future = _joined_batches(self._connection.loop, slices, counts)
         if callback is not None:
             _call_back(future, callback)
         return future
@@ -590,6 +602,55 @@ class Client:
         A naive ``datetime`` is local time. The delay is whole seconds, rounded up.
         """
         return self.put(body, priority, delay_until(when), ttr, callback, tube=tube)
+
+
+# Bytes of a batch put's commands sent as one slice (see put_many).
+_BATCH_SLICE = 256 * 1024
+
+
+def _joined_batches(
+    loop: asyncio.AbstractEventLoop, slices: list[Future[list[BatchResult]]], counts: list[int]
+) -> Future[list[BatchResult]]:
+    """One future for the slices of a batch put: every job's result, in order.
+
+    A slice that failed as a whole (never sent: ``BufferFull``,
+    ``NotConnected``...) gives its exception to each of its jobs. Cancelling
+    the joined future cancels the slices (those not yet written are never sent).
+    """
+    if len(slices) == 1:
+        return slices[0]
+    joined: Future[list[BatchResult]] = loop.create_future()
+    if not slices:
+        joined.set_result([])
+        return joined
+    remaining = [len(slices)]
+
+    def slice_done(_done: Future[list[BatchResult]]) -> None:
+        remaining[0] -= 1
+        if remaining[0] or joined.done():
+            return
+        results: list[BatchResult] = []
+        for part, count in zip(slices, counts):
+            if part.cancelled():
+                joined.cancel()
+                return
+            error = part.exception()
+            if error is None:
+                results.extend(part.result())
+            else:
+                assert isinstance(error, BeanstalkException)
+                results.extend([error] * count)
+        joined.set_result(results)
+
+    def joined_done(_joined: Future[list[BatchResult]]) -> None:
+        if joined.cancelled():
+            for part in slices:
+                part.cancel()
+
+    for part in slices:
+        part.add_done_callback(slice_done)
+    joined.add_done_callback(joined_done)
+    return joined
 
 
 def _completed() -> Future[None]:

@@ -379,6 +379,9 @@ class Pipeline:
                 wire_tube = entry.sets_tube
             written.append(entry)
             parts.append(entry.data)
+            # Written commands are never sent again: their bytes need not stay
+            # (with 100,000 puts in flight, that is most of their memory).
+            entry.data = b""
         self._wire_tube = wire_tube
         if len(parts) == 1:
             return parts[0]
@@ -397,8 +400,12 @@ class Pipeline:
         """
         events: list[Event] = []
         written = self._written
-        if written and written[0].batch is not None:
+        while data and written and written[0].batch is not None:
+            # Batch slices one after the other: each takes its run of replies.
+            before = len(data)
             data = self._answer_batch(data, events)
+            if len(data) >= before:
+                break  # not a run of INSERTED lines: the parser takes it from here
         try:
             replies = self._parser.feed(data)
         except ProtocolError as exc:

@@ -476,3 +476,23 @@ def test_a_batch_put_is_framed_the_same_however_its_replies_are_split() -> None:
         assert results[4].job_id == 31
         assert events[1][1:] == (True, 4)
         assert pipeline.pending_bytes == 0
+
+
+def test_consecutive_batches_each_take_their_own_replies() -> None:
+    pipeline = make_pipeline()
+    first, second = Token("first"), Token("second")
+    data = b"".join(encode_put(b"%d" % n, 0, 0, 60) for n in range(2))
+    pipeline.send(first, COMMANDS["put"], data, b"put (batch of 2)", batch=2)
+    pipeline.send(second, COMMANDS["put"], data, b"put (batch of 2)", batch=2)
+    pipeline.data_to_send()
+    events = pipeline.receive_data(b"INSERTED 1\r\nINSERTED 2\r\nINSERTED 3\r\nINSERTED 4\r\n")
+    assert events == [(first, True, [1, 2]), (second, True, [3, 4])]
+    assert pipeline.owed == 0 and pipeline.pending_bytes == 0
+
+
+def test_written_commands_do_not_keep_their_bytes() -> None:
+    pipeline = make_pipeline()
+    put(pipeline, b"x" * 1000)
+    pipeline.data_to_send()
+    assert pipeline._written[0].data == b""
+    assert pipeline.pending_bytes > 1000  # still counted until answered
