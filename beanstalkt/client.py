@@ -15,7 +15,7 @@ import contextlib
 import datetime
 import math
 from asyncio.events import _get_running_loop
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
@@ -223,8 +223,7 @@ class Client:
         """
         self._connection.reconnect_callback = callback
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> contextlib.AbstractContextManager[None]:
         """Write the commands issued in this block together, in one write.
 
         ::
@@ -235,12 +234,13 @@ class Client:
 
         Without it, a command issued while nothing is owed is written at once
         (a lock-step caller never waits for its own write) and the next one a
-        loop turn later: two writes. In the block, every command is held until
-        the end of the loop turn. Awaiting inside the block is harmless: the
-        commands then go out at that point.
+        loop turn later: two writes. From the call on, every command is held
+        until the end of the loop turn. Awaiting inside the block is harmless:
+        the commands then go out at that point.
         """
         self._connection.defer_writes()
-        yield
+        # The work is done above; the block itself needs nothing on exit.
+        return _NO_EXIT
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -603,6 +603,8 @@ class Client:
         """
         return self.put(body, priority, delay_until(when), ttr, callback, tube=tube)
 
+
+_NO_EXIT = contextlib.nullcontext()
 
 # Bytes of a batch put's commands sent as one slice (see put_many).
 _BATCH_SLICE = 256 * 1024

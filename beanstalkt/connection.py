@@ -194,8 +194,11 @@ class Connection:
         """Queue one encoded command; return the future of its result (FIFO order)."""
         loop = self._loop
         running = _get_running_loop()
-        if loop is None or (running is not loop and running is not None) or loop.is_closed():
+        # The common case costs one comparison: called from the client's own
+        # (so running, so open) loop.
+        if running is not loop and (running is not None or loop is None or loop.is_closed()):
             return self._submit_elsewhere(spec, line, running)
+        assert loop is not None
         future: asyncio.Future[Any] = loop.create_future()
         state = self.state
         if state is State.CLOSED or state is State.NEW:
