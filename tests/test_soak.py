@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 import beanstalkt
 from beanstalkt.testing import BeanstalkdServer
 
@@ -89,6 +91,7 @@ async def restart_now_and_then(
         stats["restarts"] += 1
 
 
+@pytest.mark.slow
 async def test_soak_100k_jobs_across_restarts(beanstalkd_with_binlog: BeanstalkdServer) -> None:
     server = beanstalkd_with_binlog
     options = {"reconnect_interval": 0.2}

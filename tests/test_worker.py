@@ -664,6 +664,7 @@ SOAK_JOBS = 50_000
 SOAK_WORKERS = 4
 
 
+@pytest.mark.slow
 async def test_soak_50k_jobs_through_four_workers(beanstalkd: BeanstalkdServer) -> None:
     handled: Counter[int] = Counter()
 
