@@ -1509,9 +1509,16 @@ def _argument_parser() -> argparse.ArgumentParser:
         help="a tube to work on (repeatable; default: 'default')",
     )
     parser.add_argument(
-        "--host", default=None, help="beanstalkd host, or unix:/path (default: localhost)"
+        "--host",
+        default=None,
+        help="beanstalkd host, or unix:/path (default: $BEANSTALKD_HOST, else localhost)",
     )
-    parser.add_argument("--port", type=int, default=None, help="beanstalkd port (default: 11300)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -1623,6 +1630,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             parser.error(f"--metrics-port: {exc}")
         metrics = WorkerMetrics()
+    # The same environment as `beanstalkt` (python -m beanstalkt.cmd) reads.
+    if arguments.host is None:
+        arguments.host = os.environ.get("BEANSTALKD_HOST") or None
+    if arguments.port is None and os.environ.get("BEANSTALKD_PORT"):
+        try:
+            arguments.port = check_integer(
+                "BEANSTALKD_PORT", int(os.environ["BEANSTALKD_PORT"]), 1, 65535
+            )
+        except ValueError as exc:
+            parser.error(f"BEANSTALKD_PORT={os.environ['BEANSTALKD_PORT']!r}: {exc}")
     host = arguments.host if arguments.host is not None else "localhost"
     ssl_context = context_or_usage_error(parser, arguments, [host])
     try:

@@ -103,14 +103,16 @@ def test_the_worker_cli_serves_metrics_on_a_port(
             "metrics_jobs:handle",
             "--tube",
             "work",
-            "--host",
-            beanstalkd.host,
-            "--port",
-            str(beanstalkd.port),
             "--metrics-port",
             str(port),
         ],
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.getcwd()}"},
+        # The server from the environment, as `beanstalkt` reads it too.
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.getcwd()}",
+            "BEANSTALKD_HOST": beanstalkd.host,
+            "BEANSTALKD_PORT": str(beanstalkd.port),
+        },
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -135,3 +137,15 @@ def test_the_worker_cli_serves_metrics_on_a_port(
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
+
+
+def test_the_worker_cli_refuses_a_bad_port_in_the_environment() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "beanstalkt.worker", "x:y"],
+        env={**os.environ, "BEANSTALKD_PORT": "eleven"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode == 2
+    assert "BEANSTALKD_PORT='eleven'" in finished.stderr
