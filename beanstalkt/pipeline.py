@@ -202,6 +202,9 @@ class Pipeline:
         # run (None: unknown, e.g. before a connection).
         self._wire_tube: Optional[str] = None
         self._reservation: Optional[Reservation] = None
+        # Jobs being given back whose release is not queued yet (a reserve
+        # waits until then: see data_to_send).
+        self._giving_back = 0
 
     # ------------------------------------------------------------------
     # State, for the I/O layer and for messages.
@@ -354,6 +357,9 @@ class Pipeline:
 
         A ``use`` goes in front of any command meant for another tube than the
         one the connection is on. Commands whose callers gave up are dropped.
+        While a job is being given back, a reserve (and what follows it) waits:
+        written before the ``release``, it would wait on the server for the
+        very job the connection still holds.
         """
         unsent = self._unsent
         if not unsent or self._reservation is None:
@@ -363,9 +369,16 @@ class Pipeline:
         is_abandoned = self._is_abandoned
         wire_tube = self._wire_tube
         parts: list[bytes] = []
+        held: Optional[dict[Any, _Entry]] = None
         for token, entry in unsent.items():
+            if held is not None:
+                held[token] = entry
+                continue
             if type(token) is not _Internal and is_abandoned(token):
                 self._pending_bytes -= entry.size
+                continue
+            if self._giving_back and entry.spec.blocking:
+                held = {token: entry}
                 continue
             tube = entry.tube
             if tube is not None and tube != wire_tube:
@@ -383,6 +396,11 @@ class Pipeline:
             # (with 100,000 puts in flight, that is most of their memory).
             entry.data = b""
         self._wire_tube = wire_tube
+        if held is not None:
+            held.update(self._unsent)  # anything queued meanwhile (nothing, today)
+            self._unsent = held
+        if not parts:
+            return b""
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)
@@ -508,15 +526,21 @@ class Pipeline:
         ready exactly as it was, instead of staying reserved until its TTR.
         """
         job_id = job.id
+        reservation = self._reservation
 
         def release(succeeded: bool, stats: Any) -> None:
+            if reservation is not self._reservation:
+                return  # that connection is gone, and the job went back with it
+            self._giving_back -= 1
             if not succeeded:
                 return  # gone meanwhile (deleted by id, or the TTR ran out)
             line = encode_command(b"release", job_id, int(stats.get("pri", 0)), 0)
-            self._queue_internal(self._internal_entry(_RELEASE, line, on_reply=_log_give_back))
+            self._queue_first(self._internal_entry(_RELEASE, line, on_reply=_log_give_back))
 
+        # First in line, before any reserve waiting to be written (see data_to_send).
+        self._giving_back += 1
         line = encode_command(b"stats-job", job_id)
-        self._queue_internal(self._internal_entry(_STATS_JOB, line, on_reply=release))
+        self._queue_first(self._internal_entry(_STATS_JOB, line, on_reply=release))
 
     # ------------------------------------------------------------------
     # Connection life.
@@ -530,6 +554,7 @@ class Pipeline:
         """
         self._reservation = Reservation(self)
         self._wire_tube = "default"
+        self._giving_back = 0
         self._parser.reset()
         restore: dict[Any, _Entry] = {}
         for entry in self._restore_entries():
@@ -572,6 +597,7 @@ class Pipeline:
             self._reservation.lost = True
         self._reservation = None
         self._wire_tube = None
+        self._giving_back = 0
         self._parser.reset()
         events: list[Event] = []
         written, self._written = self._written, deque()
@@ -641,8 +667,9 @@ class Pipeline:
     ) -> _Entry:
         return _Entry(_Internal(on_reply), spec, data, data, None)
 
-    def _queue_internal(self, entry: _Entry) -> None:
-        self._unsent[entry.token] = entry
+    def _queue_first(self, entry: _Entry) -> None:
+        """Queue an internal command in front of everything not yet written."""
+        self._unsent = {entry.token: entry, **self._unsent}
         self._pending_bytes += entry.size
 
 

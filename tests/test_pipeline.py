@@ -496,3 +496,20 @@ def test_written_commands_do_not_keep_their_bytes() -> None:
     pipeline.data_to_send()
     assert pipeline._written[0].data == b""
     assert pipeline.pending_bytes > 1000  # still counted until answered
+
+
+def test_a_reserve_waits_behind_a_give_back_instead_of_deadlocking_on_it() -> None:
+    # The job came for an abandoned reserve; a new reserve is issued before
+    # the give-back is done. Written before the release, it would wait on the
+    # server for the very job this connection holds.
+    pipeline = make_pipeline()
+    abandoned = command(pipeline, "reserve")
+    pipeline.data_to_send()
+    abandoned.abandoned = True
+    assert pipeline.receive_data(reserved(7)) == []
+    waiting = command(pipeline, "reserve")
+    assert pipeline.data_to_send() == b"stats-job 7\r\n"  # the reserve is held
+    assert pipeline.receive_data(stats_job(7, priority=3)) == []
+    assert pipeline.data_to_send() == b"release 7 3 0\r\nreserve\r\n"
+    events = pipeline.receive_data(b"RELEASED\r\n" + reserved(7))
+    assert events == [(waiting, True, {"id": 7, "body": b"job"})]
