@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ class Job(dict):  # type: ignore[type-arg]
         """The job body, verbatim (decoded only when the client has an ``encoding``)."""
         body: Body = self["body"]
         return body
+
+    def json(self) -> Any:
+        """The body decoded as JSON (what ``put_json`` encoded)."""
+        return json.loads(self.body)
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, body={self.body!r})"

@@ -113,7 +113,6 @@ import contextlib
 import functools
 import importlib
 import inspect
-import json
 import logging
 import math
 import os
@@ -255,10 +254,6 @@ class ReservedJob(Job):
         documentation, "How attempts are counted".
         """
         return self.stats.get("buries", 0) + 1
-
-    def json(self) -> Any:
-        """The body decoded as JSON."""
-        return json.loads(self.body)
 
     def __repr__(self) -> str:
         attempt = f", attempt={self.attempt}" if self._stats is not None else ""
@@ -1492,7 +1487,8 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-def _argument_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m beanstalkt.worker`` (also used by the docs)."""
     parser = argparse.ArgumentParser(
         prog="python -m beanstalkt.worker",
         description="Run beanstalkd jobs through a handler function, with retries, "
@@ -1617,7 +1613,7 @@ async def _serve(worker: Worker, metrics_port: Optional[int] = None) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m beanstalkt.worker``; returns the exit status."""
-    parser = _argument_parser()
+    parser = build_parser()
     arguments = parser.parse_args(argv)
     logging.basicConfig(
         level=arguments.log_level.upper(),

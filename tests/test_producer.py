@@ -117,3 +117,10 @@ async def test_put_json_refuses_what_json_cannot_encode(beanstalkd: BeanstalkdSe
         with pytest.raises(ValueError):
             put_json(client, {}, tube="bad name")
         assert (await client.stats())["total-jobs"] == 0
+
+
+async def test_any_job_reads_its_json_body(beanstalkd: BeanstalkdServer) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        job_id = await client.put_json({"to": "ada", "n": [1, 2]})
+        assert (await client.peek(job_id)).json() == {"to": "ada", "n": [1, 2]}
+        assert (await client.reserve(timeout=0)).json() == {"to": "ada", "n": [1, 2]}
