@@ -16,17 +16,15 @@ import importlib
 import json
 import logging
 import os
-import socket
 import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Callable, Optional
 
-from tornado.iostream import StreamClosedError
-
 from . import __version__
 from .client import Client
+from .connection import reason_text
 from .errors import (
     BeanstalkConnectionError,
     BeanstalkException,
@@ -139,7 +137,7 @@ class Server:
             reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
             raise ConnectFailed(
-                message=f"cannot connect to beanstalkd at {self.address}: {_reason(exc)}"
+                message=f"cannot connect to beanstalkd at {self.address}: {reason_text(exc)}"
             ) from None
         try:
             writer.write(b"".join(command_lines))
@@ -150,7 +148,7 @@ class Server:
                     data = await asyncio.wait_for(reader.read(256 * 1024), REPLY_TIMEOUT)
                 except (OSError, asyncio.TimeoutError) as exc:
                     raise ConnectionLost(
-                        message=f"connection to {self.address} lost: {_reason(exc)}"
+                        message=f"connection to {self.address} lost: {reason_text(exc)}"
                     ) from None
                 if not data:
                     raise ConnectionLost(
@@ -178,32 +176,6 @@ def _raw_body(command_line: bytes, reply: Reply, missing: str = "") -> bytes:
     if reply.status == b"NOT_FOUND" and missing:
         raise CommandError(missing)
     raise reply_error(spec, reply, command_line)
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a connection attempt failed, in a few words ("Connection refused")."""
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, StreamClosedError) and exc.real_error is not None:
-        return _reason(exc.real_error)
-    if isinstance(exc, ssl.SSLError):
-        # An OSError whose errno is OpenSSL's error class, not an OS error number.
-        return str(exc)
-    if isinstance(exc, socket.gaierror) and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, OSError) and exc.errno:
-        # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
-        return os.strerror(exc.errno)
-    return str(exc) or type(exc).__name__
-
-
-def _connection_message(exc: BeanstalkConnectionError, address: str) -> str:
-    """The library's message, with the underlying reason when it only says "Stream is closed"."""
-    cause = exc.__cause__
-    if isinstance(exc, ConnectFailed) and cause is not None:
-        # Tornado reports a refused TCP connect as StreamClosedError; the OS error is inside.
-        return f"cannot connect to beanstalkd at {address}: {_reason(cause)}"
-    return str(exc)
 
 
 # --------------------------------------------------------------------------
@@ -966,7 +938,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except CommandError as exc:
         return _fail(str(exc), exc.status)
     except BeanstalkConnectionError as exc:
-        return _fail(_connection_message(exc, server.address), EXIT_CANNOT_CONNECT)
+        return _fail(str(exc), EXIT_CANNOT_CONNECT)
     except BeanstalkException as exc:
         return _fail(str(exc), EXIT_FAILED)
     except BrokenPipeError:

@@ -73,10 +73,13 @@ class ServerSnapshot:
     tubes_dropped: int = 0
 
 
-def parse_server(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``HOST`` (port 11300), ``[IPv6]:PORT`` or ``unix:/path`` -> (host, port).
+def parse_server(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` (``default_port``), ``[IPv6]:PORT`` or ``unix:/path``: (host, port).
 
-    Raises :class:`ValueError` with a readable message for anything else.
+    The operations tools' reading of an address (``top``, the exporter, the
+    web console): a bare IPv6 address is a host. Raises :class:`ValueError`
+    with a readable message for anything else. (:func:`beanstalkt.parse_address`,
+    the pool's, is stricter: its addresses are hashed, so one spelling each.)
     """
     if text.startswith("unix:"):
         if len(text) == len("unix:"):
@@ -96,7 +99,7 @@ def parse_server(text: str) -> tuple[str, int]:
     if not host:
         raise ValueError(f"server {text!r}: the host is missing")
     if not port_text:
-        return host, DEFAULT_PORT
+        return host, default_port
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"server {text!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)

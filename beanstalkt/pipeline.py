@@ -303,7 +303,7 @@ class Pipeline:
                 f"{describe_command(spec, line)!r}: the job was reserved by another client; "
                 "acknowledge it on the client that reserved it"
             )
-        if reservation.lost or reservation is not self._reservation:
+        if reservation is not self._reservation:  # lost with its connection
             command = describe_command(spec, line)
             raise errors.ReservationLost(
                 command=command,

@@ -29,6 +29,7 @@ from typing import Optional
 
 import tornado.httpserver
 
+from ..monitor import parse_server as parse_address
 from ..tls import add_tls_arguments, context_or_usage_error
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .monitor import Monitor
@@ -37,27 +38,6 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_SERVER = "localhost:11300"
 
 log = logging.getLogger("beanstalkt.web")
-
-
-def parse_address(text: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT``, ``HOST`` or ``unix:/path`` as ``(host, port)``."""
-    if text.startswith("unix:"):
-        if len(text) == len("unix:"):
-            raise ValueError("unix: needs a socket path, e.g. unix:/run/beanstalkd.sock")
-        return text, 0
-    host, port_text = text, ""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else rest
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise ValueError(f"no host in {text!r}")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port in {text!r}: a number from 1 to 65535")
-    return host, int(port_text)
 
 
 def is_loopback(host: str) -> bool:
