@@ -17,7 +17,7 @@ import math
 from asyncio.events import _get_running_loop
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Generic, Optional, TypeVar, Union, overload
 
 from .connection import (
     DEFAULT_KEEPALIVE,
@@ -29,14 +29,37 @@ from .connection import (
     State,
 )
 from .errors import BeanstalkException
-from .models import Body, Job, Stats, StatsJob, StatsTube
+from .models import BodyT, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
 from .protocol import (
-    COMMANDS,
+    BURY,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
+    DELETE,
+    IGNORE,
+    KICK,
+    KICK_JOB,
+    LIST_TUBE_USED,
+    LIST_TUBES,
+    LIST_TUBES_WATCHED,
     MAX_UINT32,
+    PAUSE_TUBE,
+    PEEK,
+    PEEK_BURIED,
+    PEEK_DELAYED,
+    PEEK_READY,
+    PUT,
+    RELEASE,
+    RESERVE,
+    RESERVE_JOB,
+    RESERVE_WITH_TIMEOUT,
+    STATS,
+    STATS_JOB,
+    STATS_TUBE,
+    TOUCH,
+    USE,
+    WATCH,
     CommandSpec,
     check_body,
     check_integer,
@@ -50,15 +73,13 @@ Future = asyncio.Future
 Callback = Callable[[Any], Any]
 #: A job to act on: a :class:`Job` (as reserved: its connection is checked)
 #: or a bare job id (any job with that id).
-JobRef = Union[Job, int]
+JobRef = Union[Job[Any], int]
+_ResultT = TypeVar("_ResultT")
 
-_PUT = COMMANDS["put"]
-_RESERVE = COMMANDS["reserve"]
-_RESERVE_WITH_TIMEOUT = COMMANDS["reserve-with-timeout"]
 _RESERVE_LINE = b"reserve\r\n"
 
 
-class Client:
+class Client(Generic[BodyT]):
     """An asynchronous, pipelined beanstalkd client over one Tornado IOStream.
 
     One client is meant to be shared by every coroutine of a process (or of
@@ -78,6 +99,9 @@ class Client:
     :param watch: tube name, or names, to watch instead of ``default``.
     :param encoding: when set (e.g. ``'utf-8'``), ``put`` also accepts ``str``
         bodies and jobs come back with ``str`` bodies. Default: bytes only.
+        The client is generic in its body type: ``Client()`` is a
+        ``Client[bytes]`` and ``Client(encoding='utf-8')`` a ``Client[str]``,
+        so type checkers know what ``job.body`` is without narrowing.
     :param reconnect_interval: seconds between reconnection attempts after the
         connection is lost (:data:`RECONNECT_INTERVAL`, 1 s).
     :param disconnected_timeout: how long a command may wait for the
@@ -96,6 +120,45 @@ class Client:
         or an :class:`ssl.SSLContext` (own CA, client certificate); for
         beanstalkd behind a TLS terminator such as stunnel or haproxy.
     """
+
+    # Which body type a client has follows from encoding=: the overloads say so.
+    @overload
+    def __init__(
+        self: Client[bytes],
+        host: str = "localhost",
+        port: int = 11300,
+        connect_timeout: Optional[float] = None,
+        io_loop: Any = None,
+        *,
+        use: Optional[str] = None,
+        watch: Union[str, Iterable[str], None] = None,
+        encoding: None = None,
+        reconnect_interval: float = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[float] = None,
+        stall_timeout: Optional[float] = None,
+        max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
+        keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
+        ssl: SSLOption = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Client[str],
+        host: str = "localhost",
+        port: int = 11300,
+        connect_timeout: Optional[float] = None,
+        io_loop: Any = None,
+        *,
+        use: Optional[str] = None,
+        watch: Union[str, Iterable[str], None] = None,
+        encoding: str,
+        reconnect_interval: float = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[float] = None,
+        stall_timeout: Optional[float] = None,
+        max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
+        keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
+        ssl: SSLOption = None,
+    ) -> None: ...
 
     def __init__(
         self,
@@ -242,7 +305,7 @@ class Client:
         # The work is done above; the block itself needs nothing on exit.
         return _NO_EXIT
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Client[BodyT]:
         await self.connect()
         return self
 
@@ -259,7 +322,7 @@ class Client:
 
     def put(
         self,
-        body: Body,
+        body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
         delay: int = 0,
         ttr: int = DEFAULT_TTR,
@@ -285,14 +348,14 @@ class Client:
         )
         if tube is not None:
             check_tube_name(tube)
-        future = self._submit(_PUT, data, None, tube)
+        future = self._submit(PUT, data, None, tube)
         if callback is not None:
             _call_back(future, callback)
         return future
 
     def put_many(
         self,
-        bodies: Iterable[Body],
+        bodies: Iterable[Union[bytes, BodyT]],
         priority: int = DEFAULT_PRIORITY,
         delay: int = 0,
         ttr: int = DEFAULT_TTR,
@@ -336,7 +399,7 @@ class Client:
             count = end - start
             line = b"put (batch of %d)" % count
             slices.append(
-                self._submit(_PUT, b"".join(commands[start:end]), line, tube, batch=count)
+                self._connection.submit_batch(b"".join(commands[start:end]), line, tube, count)
             )
             counts.append(count)
             start = end
@@ -353,7 +416,7 @@ class Client:
         rather pass ``tube=`` to ``put``.
         """
         line = encode_command(b"use", check_tube_name(name))
-        future = self._submit(COMMANDS["use"], line, line, name)
+        future = self._submit(USE, line, line, name)
         if callback is not None:
             _call_back(future, callback)
         return future
@@ -363,7 +426,7 @@ class Client:
 
     def reserve(
         self, timeout: Optional[float] = None, callback: Optional[Callback] = None
-    ) -> Future[Job]:
+    ) -> Future[Job[BodyT]]:
         """Reserve a job from the watched tubes; resolves to a :class:`Job`.
 
         Without ``timeout`` the server answers only when a job is ready, and
@@ -379,21 +442,21 @@ class Client:
         next ``reserve()`` instead of being doubled.
         """
         if timeout is None:
-            future = self._submit(_RESERVE, _RESERVE_LINE, _RESERVE_LINE)
+            future = self._submit(RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
             seconds = _reserve_timeout(timeout)
             line = b"reserve-with-timeout %d\r\n" % seconds
-            future = self._submit(_RESERVE_WITH_TIMEOUT, line, line, None, None, seconds)
+            future = self._submit(RESERVE_WITH_TIMEOUT, line, line, None, None, seconds)
         if callback is not None:
             _call_back(future, callback)
         return future
 
-    def reserve_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[Job]:
+    def reserve_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[Job[BodyT]]:
         """Reserve the job with id ``job_id`` (ready, delayed or buried) whatever its tube.
 
         Cancelled after it was sent, the job is released (to ready) at once.
         """
-        return self._job_command("reserve-job", job_id, callback)
+        return self._job_command(RESERVE_JOB, job_id, callback)
 
     def delete(self, job: JobRef, callback: Optional[Callback] = None) -> Future[None]:
         """Delete a job: one reserved by this connection, or a ready, delayed or buried one.
@@ -402,7 +465,7 @@ class Client:
         nothing) when the connection that reserved it was lost since. Given an
         id, deletes whatever job has that id now.
         """
-        return self._job_command("delete", job, callback)
+        return self._job_command(DELETE, job, callback)
 
     def release(
         self,
@@ -416,7 +479,7 @@ class Client:
         ``ReservationLost`` as for :meth:`delete`.
         """
         return self._job_command(
-            "release",
+            RELEASE,
             job,
             callback,
             check_integer("priority", priority, 0, MAX_UINT32),
@@ -431,7 +494,7 @@ class Client:
         ``ReservationLost`` as for :meth:`delete`.
         """
         return self._job_command(
-            "bury", job, callback, check_integer("priority", priority, 0, MAX_UINT32)
+            BURY, job, callback, check_integer("priority", priority, 0, MAX_UINT32)
         )
 
     def touch(self, job: JobRef, callback: Optional[Callback] = None) -> Future[None]:
@@ -439,43 +502,43 @@ class Client:
 
         ``ReservationLost`` as for :meth:`delete`.
         """
-        return self._job_command("touch", job, callback)
+        return self._job_command(TOUCH, job, callback)
 
     def watch(self, name: str, callback: Optional[Callback] = None) -> Future[int]:
         """Add tube ``name`` to the watch list; resolves to the number of watched tubes."""
-        return self._tube_command("watch", name, callback)
+        return self._tube_command(WATCH, name, callback)
 
     def ignore(self, name: str, callback: Optional[Callback] = None) -> Future[int]:
         """Remove tube ``name`` from the watch list; resolves to the number left.
 
         Fails with ``NotIgnored`` for the last watched tube.
         """
-        return self._tube_command("ignore", name, callback)
+        return self._tube_command(IGNORE, name, callback)
 
     # ------------------------------------------------------------------
     # Other commands.
 
-    def peek(self, job_id: int, callback: Optional[Callback] = None) -> Future[Job]:
+    def peek(self, job_id: int, callback: Optional[Callback] = None) -> Future[Job[BodyT]]:
         """Look at job ``job_id`` without reserving it; fails with ``NotFound``."""
-        return self._job_command("peek", job_id, callback)
+        return self._job_command(PEEK, job_id, callback)
 
     def peek_ready(
         self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
-    ) -> Future[Job]:
+    ) -> Future[Job[BodyT]]:
         """Look at the next ready job of ``tube`` (default: the client's); ``NotFound`` if none."""
-        return self._tube_scoped("peek-ready", tube, callback)
+        return self._tube_scoped(PEEK_READY, tube, callback)
 
     def peek_delayed(
         self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
-    ) -> Future[Job]:
+    ) -> Future[Job[BodyT]]:
         """Look at the delayed job of ``tube`` (default: the client's) that is due first."""
-        return self._tube_scoped("peek-delayed", tube, callback)
+        return self._tube_scoped(PEEK_DELAYED, tube, callback)
 
     def peek_buried(
         self, callback: Optional[Callback] = None, *, tube: Optional[str] = None
-    ) -> Future[Job]:
+    ) -> Future[Job[BodyT]]:
         """Look at the next buried job of ``tube`` (default: the client's)."""
-        return self._tube_scoped("peek-buried", tube, callback)
+        return self._tube_scoped(PEEK_BURIED, tube, callback)
 
     def kick(
         self, bound: int = 1, callback: Optional[Callback] = None, *, tube: Optional[str] = None
@@ -485,35 +548,35 @@ class Client:
         line = encode_command(b"kick", check_integer("bound", bound, 0, MAX_UINT32))
         if tube is not None:
             check_tube_name(tube)
-        return self._send(COMMANDS["kick"], line, callback, tube)
+        return self._send(KICK, line, callback, tube)
 
     def kick_job(self, job_id: int, callback: Optional[Callback] = None) -> Future[None]:
         """Kick one buried or delayed job to ready."""
-        return self._job_command("kick-job", job_id, callback)
+        return self._job_command(KICK_JOB, job_id, callback)
 
     def stats_job(self, job_id: JobRef, callback: Optional[Callback] = None) -> Future[StatsJob]:
         """Statistics of one job (state, tube, priority, age, counters...)."""
-        return self._job_command("stats-job", job_id, callback)
+        return self._job_command(STATS_JOB, job_id, callback)
 
     def stats_tube(self, name: str, callback: Optional[Callback] = None) -> Future[StatsTube]:
         """Statistics of one tube; fails with ``NotFound`` if it does not exist."""
-        return self._tube_command("stats-tube", name, callback)
+        return self._tube_command(STATS_TUBE, name, callback)
 
     def stats(self, callback: Optional[Callback] = None) -> Future[Stats]:
         """Statistics of the whole server."""
-        return self._simple_command("stats", callback)
+        return self._simple_command(STATS, callback)
 
     def list_tubes(self, callback: Optional[Callback] = None) -> Future[list[str]]:
         """Names of all existing tubes."""
-        return self._simple_command("list-tubes", callback)
+        return self._simple_command(LIST_TUBES, callback)
 
     def list_tube_used(self, callback: Optional[Callback] = None) -> Future[str]:
         """The name of the client's own tube, as the server reports it."""
-        return self._simple_command("list-tube-used", callback)
+        return self._simple_command(LIST_TUBE_USED, callback)
 
     def list_tubes_watched(self, callback: Optional[Callback] = None) -> Future[list[str]]:
         """Names of the tubes this connection watches."""
-        return self._simple_command("list-tubes-watched", callback)
+        return self._simple_command(LIST_TUBES_WATCHED, callback)
 
     def pause_tube(
         self, name: str, delay: int, callback: Optional[Callback] = None
@@ -522,39 +585,38 @@ class Client:
         line = encode_command(
             b"pause-tube", check_tube_name(name), check_integer("delay", delay, 0, MAX_UINT32)
         )
-        return self._send(COMMANDS["pause-tube"], line, callback)
+        return self._send(PAUSE_TUBE, line, callback)
 
     # ------------------------------------------------------------------
 
     def _send(
         self,
-        spec: CommandSpec,
+        spec: CommandSpec[_ResultT],
         line: bytes,
         callback: Optional[Callback],
         tube: Optional[str] = None,
         reservation: Optional[Reservation] = None,
-    ) -> Future[Any]:
+    ) -> Future[_ResultT]:
         future = self._submit(spec, line, line, tube, reservation)
         if callback is not None:
             _call_back(future, callback)
         return future
 
-    def _simple_command(self, name: str, callback: Optional[Callback]) -> Future[Any]:
-        spec = COMMANDS[name]
+    def _simple_command(
+        self, spec: CommandSpec[_ResultT], callback: Optional[Callback]
+    ) -> Future[_ResultT]:
         return self._send(spec, spec.name + b"\r\n", callback)
 
     def _tube_scoped(
-        self, name: str, tube: Optional[str], callback: Optional[Callback]
-    ) -> Future[Any]:
+        self, spec: CommandSpec[_ResultT], tube: Optional[str], callback: Optional[Callback]
+    ) -> Future[_ResultT]:
         if tube is not None:
             check_tube_name(tube)
-        spec = COMMANDS[name]
         return self._send(spec, spec.name + b"\r\n", callback, tube)
 
     def _job_command(
-        self, name: str, job: JobRef, callback: Optional[Callback], *args: int
-    ) -> Future[Any]:
-        spec = COMMANDS[name]
+        self, spec: CommandSpec[_ResultT], job: JobRef, callback: Optional[Callback], *args: int
+    ) -> Future[_ResultT]:
         reservation = None
         if isinstance(job, Job):
             reservation = job.reservation if spec.acts_on_reservation else None
@@ -564,8 +626,9 @@ class Client:
         line = encode_command(spec.name, check_job_id(job_id), *args)
         return self._send(spec, line, callback, None, reservation)
 
-    def _tube_command(self, name: str, tube: str, callback: Optional[Callback]) -> Future[Any]:
-        spec = COMMANDS[name]
+    def _tube_command(
+        self, spec: CommandSpec[_ResultT], tube: str, callback: Optional[Callback]
+    ) -> Future[_ResultT]:
         return self._send(spec, encode_command(spec.name, check_tube_name(tube)), callback)
 
     # ------------------------------------------------------------------
@@ -590,7 +653,7 @@ class Client:
     def schedule_at(
         self,
         when: datetime.datetime,
-        body: Body,
+        body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
         ttr: int = DEFAULT_TTR,
         callback: Optional[Callback] = None,

@@ -107,7 +107,7 @@ class Server:
         """``host:port``, or ``unix:/path``, as the library spells it in messages."""
         return self.host if self.host.startswith("unix:") else f"{self.host}:{self.port}"
 
-    def client(self, use: Optional[str] = None, watch: Optional[list[str]] = None) -> Client:
+    def client(self, use: Optional[str] = None, watch: Optional[list[str]] = None) -> Client[bytes]:
         """A library client for one command: bounded connect and reply waits."""
         return Client(
             self.host,
@@ -203,7 +203,7 @@ def _write_json(value: object) -> None:
     _write(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: Job[bytes]) -> dict[str, Any]:
     """A job as JSON-ready data: the body as text when it is UTF-8, else base64.
 
     Base64 bodies carry ``"body_encoding": "base64"``, so any body, binary ones
@@ -217,7 +217,7 @@ def job_json(job: Job) -> dict[str, Any]:
         return {"body": encoded, "body_encoding": "base64", "id": job.id}
 
 
-def _write_job(job: Job) -> None:
+def _write_job(job: Job[bytes]) -> None:
     _write_json(job_json(job))
 
 
@@ -277,7 +277,7 @@ async def cmd_reserve_job(args: argparse.Namespace, server: Server) -> None:
         await _finish(client, job, args)
 
 
-async def _finish(client: Client, job: Job, args: argparse.Namespace) -> None:
+async def _finish(client: Client[bytes], job: Job[bytes], args: argparse.Namespace) -> None:
     """Delete, release or bury a job this connection has reserved."""
     if args.action == "delete":
         await client.delete(job.id)

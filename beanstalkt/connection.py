@@ -27,15 +27,15 @@ import ssl as ssl_module
 import time
 from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Iterable
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union, cast
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import errors
 from ._tornado import current_asyncio_loop, start_read
-from .pipeline import DEFAULT_MAX_PENDING_BYTES, Event, Pipeline, Reservation
-from .protocol import CommandSpec, ProtocolError, describe_command
+from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
+from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
 logger = logging.getLogger("beanstalkt")
 
@@ -183,15 +183,21 @@ class Connection:
 
     def submit(
         self,
-        spec: CommandSpec,
+        spec: CommandSpec[ResultT],
         data: bytes,
         line: Optional[bytes],
         tube: Optional[str] = None,
         reservation: Optional[Reservation] = None,
         timeout: int = 0,
         batch: int = 0,
-    ) -> asyncio.Future[Any]:
-        """Queue one encoded command; return the future of its result (FIFO order)."""
+    ) -> asyncio.Future[ResultT]:
+        """Queue one encoded command; return the future of its result (FIFO order).
+
+        The future's type is the one ``spec`` declares; the pipeline resolves
+        it with what :func:`~beanstalkt.protocol.interpret` makes of the reply
+        for that spec, which is where the declaration is kept true (the tests
+        of each command check it).
+        """
         loop = self._loop
         running = _get_running_loop()
         # The common case costs one comparison: called from the client's own
@@ -199,7 +205,7 @@ class Connection:
         if running is not loop and (running is not None or loop is None or loop.is_closed()):
             return self._submit_elsewhere(spec, line, running)
         assert loop is not None
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[ResultT] = loop.create_future()
         state = self.state
         if state is State.CLOSED or state is State.NEW:
             future.set_exception(self._not_connected_error(spec, line))
@@ -238,6 +244,15 @@ class Connection:
             self._wait(future)
         return future
 
+    def submit_batch(
+        self, data: bytes, line: bytes, tube: Optional[str], count: int
+    ) -> asyncio.Future[list[BatchResult]]:
+        """Queue ``count`` encoded puts as one entry; its future resolves to one
+        result per job (see :meth:`beanstalkt.pipeline.Pipeline.send`)."""
+        # The pipeline answers a batch entry with a list, not with PUT's int.
+        future = self.submit(PUT, data, line, tube, batch=count)
+        return cast("asyncio.Future[list[BatchResult]]", future)
+
     def defer_writes(self) -> None:
         """Write what is issued from now on in this loop turn together, at its end.
 
@@ -250,7 +265,10 @@ class Connection:
             self.loop.call_soon(self._flush)
 
     def _submit_elsewhere(
-        self, spec: CommandSpec, line: Optional[bytes], running: Optional[asyncio.AbstractEventLoop]
+        self,
+        spec: CommandSpec[Any],
+        line: Optional[bytes],
+        running: Optional[asyncio.AbstractEventLoop],
     ) -> asyncio.Future[Any]:
         """A command with no loop of ours to run on: fail it, queueing nothing."""
         if self._loop is None:
@@ -666,7 +684,9 @@ class Connection:
             if not future.done():
                 future.set_exception(kind(message=message))
 
-    def _not_connected_error(self, spec: CommandSpec, line: Optional[bytes]) -> errors.NotConnected:
+    def _not_connected_error(
+        self, spec: CommandSpec[Any], line: Optional[bytes]
+    ) -> errors.NotConnected:
         why = "closed" if self.state is State.CLOSED else "not connected; call connect() first"
         command = describe_command(spec, line)
         return errors.NotConnected(command=command, message=f"{command!r} not sent: client {why}")

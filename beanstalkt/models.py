@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypedDict, TypeVar, Union
 
 if TYPE_CHECKING:
     from .pipeline import Reservation
@@ -11,14 +11,21 @@ if TYPE_CHECKING:
 #: A job body: bytes, or str when the client was created with ``encoding=``.
 Body = Union[bytes, str]
 
+#: The body type of a client and of its jobs: ``bytes``, or ``str`` for a
+#: client with an ``encoding`` (``Client[bytes]``, ``Job[str]``...).
+BodyT = TypeVar("BodyT", bytes, str)
 
-class Job(dict):  # type: ignore[type-arg]
+
+class Job(dict[str, Any], Generic[BodyT]):
     """A job as returned by ``reserve``, ``reserve_job`` and the ``peek`` commands.
 
     Read it as an object (``job.id``, ``job.body``) or, as in the original
     beanstalkt, as a mapping (``job['id']``, ``job['body']``). It is a real
     ``dict`` with exactly those two keys, so it compares equal to
     ``{'id': 1, 'body': b'...'}`` and serialises like one.
+
+    It is generic in its body type: ``Job[bytes]`` from a plain client,
+    ``Job[str]`` from one with an ``encoding``.
 
     A reserved job also remembers the connection that reserved it
     (``reservation``): pass the job itself, not its id, to ``delete``,
@@ -29,7 +36,7 @@ class Job(dict):  # type: ignore[type-arg]
 
     __slots__ = ("reservation",)
 
-    def __init__(self, id: int, body: Body, reservation: Optional[Reservation] = None) -> None:
+    def __init__(self, id: int, body: BodyT, reservation: Optional[Reservation] = None) -> None:
         super().__init__(id=id, body=body)
         #: Which connection reserved the job (``None`` for a peeked job).
         self.reservation = reservation
@@ -41,9 +48,9 @@ class Job(dict):  # type: ignore[type-arg]
         return job_id
 
     @property
-    def body(self) -> Body:
+    def body(self) -> BodyT:
         """The job body, verbatim (decoded only when the client has an ``encoding``)."""
-        body: Body = self["body"]
+        body: BodyT = self["body"]
         return body
 
     def json(self) -> Any:

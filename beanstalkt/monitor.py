@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .client import Client
 from .errors import NotFound
@@ -140,7 +140,7 @@ def select_tubes(
     return selected[:max_tubes], len(selected) - max_tubes
 
 
-async def stats_of_tubes(client: Client, names: Iterable[str]) -> list[StatsTube]:
+async def stats_of_tubes(client: Client[Any], names: Iterable[str]) -> list[StatsTube]:
     """``stats-tube`` of every named tube, pipelined, skipping tubes that no longer exist."""
     futures = [client.stats_tube(name) for name in names]
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -154,7 +154,7 @@ async def stats_of_tubes(client: Client, names: Iterable[str]) -> list[StatsTube
     return found
 
 
-async def _oldest_ready_age(client: Client, tube: str, lock: asyncio.Lock) -> int:
+async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) -> int:
     """Age in seconds of the job at the head of ``tube``'s ready queue; 0 if there is none.
 
     ``peek_ready(tube=)`` switches the connection to ``tube``; a ``use`` of

@@ -130,7 +130,7 @@ class _Entry:
     def __init__(
         self,
         token: Any,
-        spec: CommandSpec,
+        spec: CommandSpec[Any],
         data: bytes,
         line: Optional[bytes],
         tube: Optional[str],
@@ -245,7 +245,7 @@ class Pipeline:
     def send(
         self,
         token: Any,
-        spec: CommandSpec,
+        spec: CommandSpec[Any],
         data: bytes,
         line: Optional[bytes] = None,
         *,
@@ -296,7 +296,7 @@ class Pipeline:
         self._pending_bytes += entry.size
 
     def _check_reservation(
-        self, reservation: Reservation, spec: CommandSpec, line: Optional[bytes]
+        self, reservation: Reservation, spec: CommandSpec[Any], line: Optional[bytes]
     ) -> None:
         if reservation.owner is not self:
             raise ValueError(
@@ -476,7 +476,7 @@ class Pipeline:
         encoding = self.encoding
         for reply in replies:
             if not written:
-                raise ProtocolError(f"reply {reply[0]!r} to no command")
+                raise ProtocolError(f"reply {reply.status!r} to no command")
             entry = written[0]
             spec = entry.spec
             try:
@@ -508,7 +508,7 @@ class Pipeline:
             else:
                 events.append((token, succeeded, value))
 
-    def _observe_watch(self, spec: CommandSpec, line: Optional[bytes]) -> None:
+    def _observe_watch(self, spec: CommandSpec[Any], line: Optional[bytes]) -> None:
         assert line is not None
         tube = line.split()[1].decode("ascii")
         watched = self.watched_tubes
@@ -518,7 +518,7 @@ class Pipeline:
         elif tube in watched:
             watched.remove(tube)
 
-    def _give_back(self, job: Job) -> None:
+    def _give_back(self, job: Job[Any]) -> None:
         """Release a job nobody is waiting for any more, with its own priority.
 
         The reply to ``reserve`` does not carry the priority, so ask for it
@@ -661,7 +661,7 @@ class Pipeline:
 
     def _internal_entry(
         self,
-        spec: CommandSpec,
+        spec: CommandSpec[Any],
         data: bytes,
         on_reply: Callable[[bool, Any], None] = lambda succeeded, value: None,
     ) -> _Entry:

@@ -197,7 +197,7 @@ class _Server:
 
     __slots__ = ("address", "client", "connecting", "hash_prefix", "live", "pending")
 
-    def __init__(self, address: str, client: Client) -> None:
+    def __init__(self, address: str, client: Client[Any]) -> None:
         self.address = address
         self.client = client
         self.live = False
@@ -284,7 +284,7 @@ class Pool:
         return [ServerState(server.address, server.live) for server in self._servers]
 
     @property
-    def clients(self) -> dict[str, Client]:
+    def clients(self) -> dict[str, Client[Any]]:
         """The client of each server by address (in the given order), live or not.
 
         For a consumer reserving from every server: acknowledge a job on the
@@ -292,7 +292,7 @@ class Pool:
         """
         return {server.address: server.client for server in self._servers}
 
-    def client(self, address: str) -> Client:
+    def client(self, address: str) -> Client[Any]:
         """The client of the server at ``address`` (as given, or canonical)."""
         return self._server(address).client
 
@@ -699,7 +699,7 @@ class Pool:
     # ------------------------------------------------------------------
     # Commands on one job: on the server its reference names.
 
-    def peek(self, ref: PoolJobRef) -> asyncio.Future[Job]:
+    def peek(self, ref: PoolJobRef) -> asyncio.Future[Job[Any]]:
         """Look at the job ``ref`` names without reserving it; fails with ``NotFound``."""
         return self._client_of(ref).peek(ref.id)
 
@@ -715,7 +715,7 @@ class Pool:
         """Statistics of the job ``ref`` names."""
         return self._client_of(ref).stats_job(ref.id)
 
-    def _client_of(self, ref: object) -> Client:
+    def _client_of(self, ref: object) -> Client[Any]:
         if not isinstance(ref, PoolJobRef):
             raise TypeError(
                 f"expected a PoolJobRef (the server and the id), not {type(ref).__name__}"
@@ -763,7 +763,9 @@ class Pool:
         total = sum(value for value in per_server.values() if isinstance(value, int))
         return PoolKick(total, per_server)
 
-    async def _on_each(self, command: Callable[[Client], asyncio.Future[Any]]) -> dict[str, Any]:
+    async def _on_each(
+        self, command: Callable[[Client[Any]], asyncio.Future[Any]]
+    ) -> dict[str, Any]:
         for server in self._servers:
             self._refresh(server)
         live = list(self._live)
@@ -782,7 +784,7 @@ class Pool:
             for server in self._servers
         }
 
-    def __iter__(self) -> Iterator[tuple[str, Client]]:
+    def __iter__(self) -> Iterator[tuple[str, Client[Any]]]:
         """``(address, client)`` for every server, as :attr:`clients`."""
         return iter(self.clients.items())
 

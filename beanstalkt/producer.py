@@ -1,31 +1,27 @@
-"""Small helpers for producers: JSON bodies, named priorities, scheduling at a time.
+"""Small helpers for producers: JSON bodies, named priorities, times as delays.
 
 ::
 
-    from beanstalkt.producer import Priority, put_json, schedule_at
+    from beanstalkt.producer import Priority
 
-    await put_json(client, {"to": "ada@example.com"}, tube="emails", priority=Priority.HIGH)
-    await schedule_at(client, datetime(2030, 12, 25, 9, 0, tzinfo=timezone.utc), b"report")
+    await client.put_json({"to": "ada@example.com"}, tube="emails", priority=Priority.HIGH)
+    await client.schedule_at(datetime(2030, 12, 25, 9, 0, tzinfo=timezone.utc), b"report")
 
-The same are methods of :class:`~beanstalkt.Client` (``client.put_json(...)``,
-``client.schedule_at(...)``), which put into the client's used tube.
+Putting is the client's (:meth:`~beanstalkt.Client.put_json`,
+:meth:`~beanstalkt.Client.schedule_at`, and the pool's namesakes); this module
+holds what they share: :func:`encode_json` and :func:`delay_until`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import enum
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any
 
-from .models import Body
-from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR, MAX_UINT32
-
-if TYPE_CHECKING:
-    from .client import Client
+from .protocol import DEFAULT_PRIORITY, MAX_UINT32
 
 
 class Priority(enum.IntEnum):
@@ -59,38 +55,4 @@ def delay_until(when: datetime.datetime) -> int:
     return min(MAX_UINT32, max(0, math.ceil(seconds)))
 
 
-def put_json(
-    client: Client,
-    data: Any,
-    *,
-    tube: Optional[str] = None,
-    priority: int = DEFAULT_PRIORITY,
-    delay: int = 0,
-    ttr: int = DEFAULT_TTR,
-) -> asyncio.Future[int]:
-    """Put ``data`` encoded as JSON; resolves to the new job's id.
-
-    The same as ``client.put_json(data, ..., tube=tube)``: ``tube`` chooses
-    where this job goes, and leaves the client's own tube alone.
-    """
-    return client.put_json(data, priority, delay, ttr, tube=tube)
-
-
-def schedule_at(
-    client: Client,
-    when: datetime.datetime,
-    body: Body,
-    *,
-    tube: Optional[str] = None,
-    priority: int = DEFAULT_PRIORITY,
-    ttr: int = DEFAULT_TTR,
-) -> asyncio.Future[int]:
-    """Put ``body`` as a delayed job that becomes ready at ``when`` (to the second).
-
-    A time in the past makes the job ready at once. For a JSON body, pass
-    ``encode_json(data)``. ``tube`` is as in :func:`put_json`.
-    """
-    return client.schedule_at(when, body, priority, ttr, tube=tube)
-
-
-__all__ = ["Priority", "delay_until", "encode_json", "put_json", "schedule_at"]
+__all__ = ["Priority", "delay_until", "encode_json"]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Generic, NamedTuple, Optional, TypeVar, Union
 
 from . import errors
-from .models import Job
+from .models import Job, Stats, StatsJob, StatsTube
 from .yaml import (
     STATS_JOB_TEXT_KEYS,
     STATS_TEXT_KEYS,
@@ -138,8 +138,20 @@ class Result(enum.Enum):
     LIST = "list"  # YAML list of names
 
 
-class CommandSpec:
+#: The type a command's successful reply turns into (see :class:`CommandSpec`).
+ResultT = TypeVar("ResultT")
+
+
+class CommandSpec(Generic[ResultT]):
     """One command, described once: wire name, success word, result, failures.
+
+    The type parameter is what the command's future resolves to: the spec
+    constants below (``PUT: CommandSpec[int]``...) carry it from this table
+    through :meth:`beanstalkt.connection.Connection.submit` to the client's
+    methods, so that mypy checks each method's declared result against the
+    command it sends. Each constructor below (:func:`_integer`...) fixes the
+    type from the result kind, so a spec cannot claim a type its kind does not
+    produce.
 
     ``blocking`` marks commands the server may legitimately sit on (``reserve``
     waits for a job), which the stall guard must not mistake for a dead link.
@@ -196,90 +208,109 @@ _RESERVE_FAILURES: dict[bytes, type[errors.BeanstalkException]] = {
 }
 
 
-def _spec(name: bytes, success: bytes, result: Result, **kw: Any) -> CommandSpec:
-    return CommandSpec(name, success, result, kw.pop("failures", {}), **kw)
+def _integer(name: bytes, success: bytes, **kw: Any) -> CommandSpec[int]:
+    return CommandSpec(name, success, Result.INTEGER, kw.pop("failures", {}), **kw)
 
 
-COMMANDS: dict[str, CommandSpec] = {
-    "put": _spec(
-        b"put",
-        b"INSERTED",
-        Result.INTEGER,
-        failures={
-            b"BURIED": errors.Buried,
-            b"EXPECTED_CRLF": errors.ExpectedCRLF,
-            b"JOB_TOO_BIG": errors.JobTooBig,
-            b"DRAINING": errors.Draining,
-        },
-        uses_tube=True,
-    ),
-    "use": _spec(b"use", b"USING", Result.NAME),
-    "reserve": _spec(
-        b"reserve",
-        b"RESERVED",
-        Result.JOB,
-        failures=_RESERVE_FAILURES,
-        blocking=True,
-        reserves=True,
-    ),
-    "reserve-with-timeout": _spec(
-        b"reserve-with-timeout",
-        b"RESERVED",
-        Result.JOB,
-        failures=_RESERVE_FAILURES,
-        blocking=True,
-        reserves=True,
-    ),
-    "reserve-job": _spec(
-        b"reserve-job", b"RESERVED", Result.JOB, failures=_NOT_FOUND, reserves=True
-    ),
-    "delete": _spec(
-        b"delete", b"DELETED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
-    ),
-    "release": _spec(
-        b"release",
-        b"RELEASED",
-        Result.NOTHING,
-        failures={b"BURIED": errors.Buried, **_NOT_FOUND},
-        acts_on_reservation=True,
-    ),
-    "bury": _spec(
-        b"bury", b"BURIED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
-    ),
-    "touch": _spec(
-        b"touch", b"TOUCHED", Result.NOTHING, failures=_NOT_FOUND, acts_on_reservation=True
-    ),
-    "watch": _spec(b"watch", b"WATCHING", Result.INTEGER),
-    "ignore": _spec(
-        b"ignore", b"WATCHING", Result.INTEGER, failures={b"NOT_IGNORED": errors.NotIgnored}
-    ),
-    "peek": _spec(b"peek", b"FOUND", Result.JOB, failures=_NOT_FOUND),
-    "peek-ready": _spec(b"peek-ready", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True),
-    "peek-delayed": _spec(
-        b"peek-delayed", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True
-    ),
-    "peek-buried": _spec(b"peek-buried", b"FOUND", Result.JOB, failures=_NOT_FOUND, uses_tube=True),
-    "kick": _spec(b"kick", b"KICKED", Result.INTEGER, uses_tube=True),
-    "kick-job": _spec(b"kick-job", b"KICKED", Result.NOTHING, failures=_NOT_FOUND),
-    "stats-job": _spec(
-        b"stats-job",
-        b"OK",
-        Result.MAPPING,
-        failures=_NOT_FOUND,
-        text_keys=STATS_JOB_TEXT_KEYS,
-    ),
-    "stats-tube": _spec(
-        b"stats-tube",
-        b"OK",
-        Result.MAPPING,
-        failures=_NOT_FOUND,
-        text_keys=STATS_TUBE_TEXT_KEYS,
-    ),
-    "stats": _spec(b"stats", b"OK", Result.MAPPING, text_keys=STATS_TEXT_KEYS),
-    "list-tubes": _spec(b"list-tubes", b"OK", Result.LIST),
-    "list-tube-used": _spec(b"list-tube-used", b"USING", Result.NAME, uses_tube=True),
-    "list-tubes-watched": _spec(b"list-tubes-watched", b"OK", Result.LIST),
-    "pause-tube": _spec(b"pause-tube", b"PAUSED", Result.NOTHING, failures=_NOT_FOUND),
+def _nothing(name: bytes, success: bytes, **kw: Any) -> CommandSpec[None]:
+    return CommandSpec(name, success, Result.NOTHING, kw.pop("failures", {}), **kw)
+
+
+def _name(name: bytes, **kw: Any) -> CommandSpec[str]:
+    return CommandSpec(name, b"USING", Result.NAME, kw.pop("failures", {}), **kw)
+
+
+# A job's body type depends on the client's encoding: the client narrows it.
+def _job(name: bytes, success: bytes, **kw: Any) -> CommandSpec[Job[Any]]:
+    return CommandSpec(name, success, Result.JOB, kw.pop("failures", {}), **kw)
+
+
+def _names(name: bytes) -> CommandSpec[list[str]]:
+    return CommandSpec(name, b"OK", Result.LIST, {})
+
+
+# YAML mappings: which TypedDict is the caller's declaration (the annotation).
+def _mapping(name: bytes, text_keys: frozenset[str], **kw: Any) -> CommandSpec[Any]:
+    return CommandSpec(name, b"OK", Result.MAPPING, kw.pop("failures", {}), text_keys, **kw)
+
+
+PUT = _integer(
+    b"put",
+    b"INSERTED",
+    failures={
+        b"BURIED": errors.Buried,
+        b"EXPECTED_CRLF": errors.ExpectedCRLF,
+        b"JOB_TOO_BIG": errors.JobTooBig,
+        b"DRAINING": errors.Draining,
+    },
+    uses_tube=True,
+)
+USE = _name(b"use")
+RESERVE = _job(b"reserve", b"RESERVED", failures=_RESERVE_FAILURES, blocking=True, reserves=True)
+RESERVE_WITH_TIMEOUT = _job(
+    b"reserve-with-timeout",
+    b"RESERVED",
+    failures=_RESERVE_FAILURES,
+    blocking=True,
+    reserves=True,
+)
+RESERVE_JOB = _job(b"reserve-job", b"RESERVED", failures=_NOT_FOUND, reserves=True)
+DELETE = _nothing(b"delete", b"DELETED", failures=_NOT_FOUND, acts_on_reservation=True)
+RELEASE = _nothing(
+    b"release",
+    b"RELEASED",
+    failures={b"BURIED": errors.Buried, **_NOT_FOUND},
+    acts_on_reservation=True,
+)
+BURY = _nothing(b"bury", b"BURIED", failures=_NOT_FOUND, acts_on_reservation=True)
+TOUCH = _nothing(b"touch", b"TOUCHED", failures=_NOT_FOUND, acts_on_reservation=True)
+WATCH = _integer(b"watch", b"WATCHING")
+IGNORE = _integer(b"ignore", b"WATCHING", failures={b"NOT_IGNORED": errors.NotIgnored})
+PEEK = _job(b"peek", b"FOUND", failures=_NOT_FOUND)
+PEEK_READY = _job(b"peek-ready", b"FOUND", failures=_NOT_FOUND, uses_tube=True)
+PEEK_DELAYED = _job(b"peek-delayed", b"FOUND", failures=_NOT_FOUND, uses_tube=True)
+PEEK_BURIED = _job(b"peek-buried", b"FOUND", failures=_NOT_FOUND, uses_tube=True)
+KICK = _integer(b"kick", b"KICKED", uses_tube=True)
+KICK_JOB = _nothing(b"kick-job", b"KICKED", failures=_NOT_FOUND)
+STATS_JOB: CommandSpec[StatsJob] = _mapping(b"stats-job", STATS_JOB_TEXT_KEYS, failures=_NOT_FOUND)
+STATS_TUBE: CommandSpec[StatsTube] = _mapping(
+    b"stats-tube", STATS_TUBE_TEXT_KEYS, failures=_NOT_FOUND
+)
+STATS: CommandSpec[Stats] = _mapping(b"stats", STATS_TEXT_KEYS)
+LIST_TUBES = _names(b"list-tubes")
+LIST_TUBE_USED = _name(b"list-tube-used", uses_tube=True)
+LIST_TUBES_WATCHED = _names(b"list-tubes-watched")
+PAUSE_TUBE = _nothing(b"pause-tube", b"PAUSED", failures=_NOT_FOUND)
+
+#: Every command by its wire name.
+COMMANDS: dict[str, CommandSpec[Any]] = {
+    spec.name.decode("ascii"): spec
+    for spec in (
+        PUT,
+        USE,
+        RESERVE,
+        RESERVE_WITH_TIMEOUT,
+        RESERVE_JOB,
+        DELETE,
+        RELEASE,
+        BURY,
+        TOUCH,
+        WATCH,
+        IGNORE,
+        PEEK,
+        PEEK_READY,
+        PEEK_DELAYED,
+        PEEK_BURIED,
+        KICK,
+        KICK_JOB,
+        STATS_JOB,
+        STATS_TUBE,
+        STATS,
+        LIST_TUBES,
+        LIST_TUBE_USED,
+        LIST_TUBES_WATCHED,
+        PAUSE_TUBE,
+    )
 }
 
 # Error replies any command may get (the protocol lists them once, for all).
@@ -302,10 +333,6 @@ class Reply(NamedTuple):
     status: bytes
     args: list[bytes]
     body: Optional[bytes]
-
-
-# Reply(...) without NamedTuple's Python-level __new__ (one frame per reply).
-_new_reply = tuple.__new__
 
 
 class ProtocolError(errors.UnexpectedResponse):
@@ -413,7 +440,7 @@ class ReplyParser:
                 words = data[:line_end].split(b" ")
                 status = words[0]
                 if status in _LINE_STATUSES:
-                    return [_new_reply(Reply, (status, words[1:], None))]
+                    return [Reply(status, words[1:], None)]
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered < self._needed:
@@ -456,7 +483,7 @@ class ReplyParser:
             words = buffer[position:line_end].split(b" ")
             status = words[0]
             if status in _LINE_STATUSES:
-                replies.append(_new_reply(Reply, (status, words[1:], None)))
+                replies.append(Reply(status, words[1:], None))
                 position = line_end + 2
                 continue
             arg_count = _BODY_STATUSES.get(status)
@@ -472,10 +499,10 @@ class ReplyParser:
                 if status == b"OK":  # made up on the spot by the server: out of sync
                     raise ProtocolError(f"{status.decode()} body is not followed by CR LF")
                 # A damaged job, framed by its length (see Reply); None marks it.
-                replies.append(_new_reply(Reply, (status, words[1:-1], None)))
+                replies.append(Reply(status, words[1:-1], None))
             else:
                 body = buffer[body_start:body_end]
-                replies.append(_new_reply(Reply, (status, words[1:-1], body)))
+                replies.append(Reply(status, words[1:-1], body))
             position = body_end + 2
         return position, needed
 
@@ -492,7 +519,7 @@ def _body_size(word: bytes) -> int:
 
 
 def interpret(
-    spec: CommandSpec,
+    spec: CommandSpec[Any],
     reply: Reply,
     command_line: Optional[bytes],
     encoding: Optional[str] = None,
@@ -504,15 +531,15 @@ def interpret(
     :class:`~beanstalkt.errors.UnexpectedResponse`; framing is unaffected, so
     later replies still match their commands.
     """
-    status = reply[0]
+    status = reply.status
     if status == spec.success:
         result = spec.result
         try:
             # The common results first, without a call.
-            if result is _INTEGER:
-                return _unsigned(reply[1][0])
-            if result is _NOTHING:
-                if reply[1]:
+            if result is Result.INTEGER:
+                return _unsigned(reply.args[0])
+            if result is Result.NOTHING:
+                if reply.args:
                     raise ValueError("unexpected arguments")
                 return None
             return _result(spec, reply, encoding)
@@ -533,12 +560,8 @@ def _unsigned(word: bytes) -> int:
     return int(word)
 
 
-_INTEGER = Result.INTEGER
-_NOTHING = Result.NOTHING
-
-
 def _bad_job(
-    kind: type[errors.BadJob], spec: CommandSpec, reply: Reply, job_id: int, why: str
+    kind: type[errors.BadJob], spec: CommandSpec[Any], reply: Reply, job_id: int, why: str
 ) -> errors.BadJob:
     return kind(
         reply.status.decode("ascii"),
@@ -549,7 +572,7 @@ def _bad_job(
     )
 
 
-def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
+def _result(spec: CommandSpec[Any], reply: Reply, encoding: Optional[str]) -> Any:
     """The results :func:`interpret` does not answer itself (jobs, names, YAML)."""
     result = spec.result
     if result is Result.JOB:
@@ -587,7 +610,7 @@ def _result(spec: CommandSpec, reply: Reply, encoding: Optional[str]) -> Any:
 
 
 def reply_error(
-    spec: CommandSpec, reply: Reply, command_line: Optional[bytes]
+    spec: CommandSpec[Any], reply: Reply, command_line: Optional[bytes]
 ) -> errors.BeanstalkException:
     """The exception for a reply that is not ``spec``'s success word."""
     status = reply.status
@@ -604,7 +627,7 @@ def reply_error(
     return errors.UnexpectedResponse(text, command, f"unexpected reply {text} to {command!r}")
 
 
-def describe_command(spec: CommandSpec, command_line: Optional[bytes]) -> str:
+def describe_command(spec: CommandSpec[Any], command_line: Optional[bytes]) -> str:
     """The command as messages show it: its line without CR LF, or just its name."""
     if command_line is None:
         return spec.name.decode("ascii")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import beanstalkt
-from beanstalkt.producer import Priority, delay_until, encode_json, put_json, schedule_at
+from beanstalkt.producer import Priority, delay_until, encode_json
 from beanstalkt.testing import BeanstalkdServer
 from beanstalkt.worker import ReservedJob, Worker
 
@@ -39,7 +39,7 @@ def test_delay_until_rounds_up_and_never_goes_negative() -> None:
 async def test_put_json_round_trip(beanstalkd: BeanstalkdServer) -> None:
     data = {"to": "ada@example.com", "subject": "Welcome", "tags": ["new", "ë"]}
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, watch="emails") as client:
-        job_id = await put_json(client, data, tube="emails", priority=Priority.HIGH, ttr=60)
+        job_id = await client.put_json(data, tube="emails", priority=Priority.HIGH, ttr=60)
         assert client.using == "default"  # tube= is for this job only
         second = await client.put_json([1, 2, 3], delay=0, tube="emails")
         job = await client.reserve(timeout=0)
@@ -56,7 +56,7 @@ async def test_put_json_round_trip(beanstalkd: BeanstalkdServer) -> None:
 async def test_put_json_to_several_tubes_pipelined(beanstalkd: BeanstalkdServer) -> None:
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
         ids = await asyncio.gather(
-            *[put_json(client, {"n": n}, tube=f"tube{n % 3}") for n in range(30)]
+            *[client.put_json({"n": n}, tube=f"tube{n % 3}") for n in range(30)]
         )
         tubes = await asyncio.gather(*[client.stats_job(job_id) for job_id in ids])
         assert [stats["tube"] for stats in tubes] == [f"tube{n % 3}" for n in range(30)]
@@ -79,7 +79,7 @@ async def test_named_priorities_decide_the_order(beanstalkd: BeanstalkdServer) -
 async def test_schedule_at_is_a_delayed_put(beanstalkd: BeanstalkdServer) -> None:
     in_an_hour = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
-        later = await schedule_at(client, in_an_hour, b"report", tube="reports", ttr=30)
+        later = await client.schedule_at(in_an_hour, b"report", tube="reports", ttr=30)
         stats = await client.stats_job(later)
         assert (stats["state"], stats["tube"], stats["ttr"]) == ("delayed", "reports", 30)
         assert 3590 <= stats["delay"] <= 3600
@@ -115,7 +115,7 @@ async def test_put_json_refuses_what_json_cannot_encode(beanstalkd: BeanstalkdSe
         with pytest.raises(TypeError):
             client.put_json({"when": datetime.datetime.now()})
         with pytest.raises(ValueError):
-            put_json(client, {}, tube="bad name")
+            client.put_json({}, tube="bad name")
         assert (await client.stats())["total-jobs"] == 0
 
 

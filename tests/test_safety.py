@@ -74,10 +74,8 @@ async def test_a_thousand_coroutines_put_into_their_own_tubes_with_none_misroute
 async def test_producer_helpers_with_tube_leave_the_clients_tube_alone(
     beanstalkd: BeanstalkdServer,
 ) -> None:
-    from beanstalkt.producer import put_json
-
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="mine") as client:
-        other = await put_json(client, {"a": 1}, tube="theirs")
+        other = await client.put_json({"a": 1}, tube="theirs")
         plain = await client.put(b"plain")
         assert (await client.stats_job(other))["tube"] == "theirs"
         assert (await client.stats_job(plain))["tube"] == "mine"

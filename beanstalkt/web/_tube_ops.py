@@ -24,18 +24,18 @@ T = TypeVar("T")
 class TubeOps:
     """Tube-scoped commands over one shared :class:`Client`."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client[bytes]) -> None:
         self._client = client
 
-    async def peek_ready(self, tube: str) -> Job:
+    async def peek_ready(self, tube: str) -> Job[bytes]:
         """The next ready job of ``tube`` (``NotFound`` when there is none)."""
         return await self._in_tube(self._client.peek_ready(tube=tube))
 
-    async def peek_delayed(self, tube: str) -> Job:
+    async def peek_delayed(self, tube: str) -> Job[bytes]:
         """The delayed job of ``tube`` due first (``NotFound`` when there is none)."""
         return await self._in_tube(self._client.peek_delayed(tube=tube))
 
-    async def peek_buried(self, tube: str) -> Job:
+    async def peek_buried(self, tube: str) -> Job[bytes]:
         """The next buried job of ``tube`` (``NotFound`` when there is none)."""
         return await self._in_tube(self._client.peek_buried(tube=tube))
 

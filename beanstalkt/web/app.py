@@ -417,7 +417,7 @@ class TubeHandler(BaseHandler):
         )
 
 
-async def _or_none(peeked: Awaitable[Job]) -> Optional[Job]:
+async def _or_none(peeked: Awaitable[Job[bytes]]) -> Optional[Job[bytes]]:
     try:
         return await peeked
     except NotFound:  # no job in that state: a normal answer

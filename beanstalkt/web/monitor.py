@@ -55,7 +55,7 @@ class ServerMonitor:
         self.ssl_context = ssl_context
         self.interval = interval
         self.history_seconds = history_seconds
-        self.client: Optional[Client] = None
+        self.client: Optional[Client[bytes]] = None
         self.ops: Optional[TubeOps] = None
         self.error = "not polled yet"
         self.max_job_size: Optional[int] = None
@@ -95,7 +95,7 @@ class ServerMonitor:
         """Wait until the first poll has finished, whatever its outcome."""
         await self._polled.wait()
 
-    def require(self) -> tuple[Client, TubeOps]:
+    def require(self) -> tuple[Client[bytes], TubeOps]:
         """The connected client and its tube commands, or :class:`ServerDown`."""
         if self.client is None or self.ops is None or not self.up:
             raise ServerDown(f"beanstalkd at {self.address} is down: {self.error}")
