@@ -10,6 +10,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from .address import parse_address
 from .client import Client
 from .connection import RECONNECT_INTERVAL, RECONNECT_TIMEOUT, Keepalive
 from .errors import (
@@ -44,7 +45,6 @@ from .pool import (
     PoolStats,
     PoolTubes,
     ServerState,
-    parse_address,
 )
 from .producer import Priority
 from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Callable, Optional
 
 from . import __version__
+from .address import format_address, parse_address
 from .client import Client
 from .connection import reason_text
 from .errors import (
@@ -38,7 +39,7 @@ from .errors import (
     UnexpectedResponse,
 )
 from .models import Job
-from .pool import Pool, PoolStats, parse_address
+from .pool import Pool, PoolStats
 from .protocol import (
     COMMANDS,
     DEFAULT_PRIORITY,
@@ -105,7 +106,7 @@ class Server:
     @property
     def address(self) -> str:
         """``host:port``, or ``unix:/path``, as the library spells it in messages."""
-        return self.host if self.host.startswith("unix:") else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def client(self, use: Optional[str] = None, watch: Optional[list[str]] = None) -> Client[bytes]:
         """A library client for one command: bounded connect and reply waits."""

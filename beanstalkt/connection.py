@@ -34,6 +34,7 @@ from tornado.tcpclient import TCPClient
 
 from . import errors
 from ._tornado import current_asyncio_loop, start_read
+from .address import format_address, unix_socket_path
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
 from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
@@ -125,7 +126,7 @@ class Connection:
         self.stall_timeout = stall_timeout
         self.keepalive = keepalive
         self.ssl_context = _ssl_context(ssl)
-        if self.ssl_context is not None and self._unix_path is not None:
+        if self.ssl_context is not None and unix_socket_path(self.host) is not None:
             raise ValueError("TLS (ssl=) needs a TCP address, not a Unix socket")
         self.reconnect_callback: Optional[ReconnectCallback] = None
         self.state = State.NEW
@@ -169,7 +170,7 @@ class Connection:
     @property
     def address(self) -> str:
         """``host:port``, or ``unix:/path``, for messages."""
-        return self.host if self._unix_path else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -530,12 +531,8 @@ class Connection:
     # ------------------------------------------------------------------
     # Connection life.
 
-    @property
-    def _unix_path(self) -> Optional[str]:
-        return self.host[len("unix:") :] if self.host.startswith("unix:") else None
-
     async def _open_stream(self) -> IOStream:
-        path = self._unix_path
+        path = unix_socket_path(self.host)
         if path is None:
             stream = await TCPClient().connect(
                 self.host,

@@ -42,7 +42,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
     ) from exc
 
-from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns, parse_server
+from .address import parse_address, unix_socket_path
+from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 from .tls import add_tls_arguments, context_or_usage_error
 
 logger = logging.getLogger("beanstalkt.exporter")
@@ -335,8 +336,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT`` -> (host, port)."""
     if text.startswith(":"):
         text = "0.0.0.0" + text  # ":PORT": every interface, as documented
-    host, port = parse_server(text)
-    if host.startswith("unix:"):
+    host, port = parse_address(text)
+    if unix_socket_path(host) is not None:
         raise ValueError("--listen takes HOST:PORT, not a Unix socket")
     if ":" not in text.rsplit("]", 1)[-1]:
         raise ValueError(f"--listen {text!r}: give a port, e.g. 127.0.0.1:9127")
@@ -400,7 +401,7 @@ def _argument(parse: Callable[[str], object]) -> Callable[[str], object]:
 
 
 def _server_text(text: str) -> str:
-    parse_server(text)
+    parse_address(text)
     return text
 
 

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .address import parse_address
 from .client import Client
 from .errors import NotFound
 from .models import Stats, StatsTube
 from .protocol import check_tube_name
 
-DEFAULT_PORT = 11300
 # The tube every connection uses at first and that always exists.
 _HOME_TUBE = "default"
 # stats-job can miss the job peek-ready named (deleted or reserved in
@@ -71,38 +71,6 @@ class ServerSnapshot:
     stats: Stats
     tubes: tuple[TubeSnapshot, ...]
     tubes_dropped: int = 0
-
-
-def parse_server(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """``HOST:PORT``, ``HOST`` (``default_port``), ``[IPv6]:PORT`` or ``unix:/path``: (host, port).
-
-    The operations tools' reading of an address (``top``, the exporter, the
-    web console): a bare IPv6 address is a host. Raises :class:`ValueError`
-    with a readable message for anything else. (:func:`beanstalkt.parse_address`,
-    the pool's, is stricter: its addresses are hashed, so one spelling each.)
-    """
-    if text.startswith("unix:"):
-        if len(text) == len("unix:"):
-            raise ValueError("unix: needs a socket path, e.g. unix:/run/beanstalkd.sock")
-        return text, 0
-    host, port_text = text, ""
-    if text.startswith("["):
-        closing = text.find("]")
-        if closing < 0:
-            raise ValueError(f"server {text!r}: missing ']' after the IPv6 address")
-        host, rest = text[1:closing], text[closing + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"server {text!r}: expected :PORT after ']'")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    if not host:
-        raise ValueError(f"server {text!r}: the host is missing")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"server {text!r}: the port must be a number from 1 to 65535")
-    return host, int(port_text)
 
 
 def check_tube_patterns(patterns: Iterable[str]) -> list[str]:
@@ -212,7 +180,7 @@ class ServerWatcher:
         measure_oldest: bool = True,
         ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
-        host, port = parse_server(address)
+        host, port = parse_address(address)
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         if max_tubes is not None and max_tubes < 0:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+from .address import format_address, parse_address
 from .client import Client
 from .errors import (
     BeanstalkConnectionError,
@@ -51,9 +52,6 @@ from .protocol import (
 )
 
 logger = logging.getLogger("beanstalkt")
-
-#: beanstalkd's port, used when an address names a host only.
-DEFAULT_PORT = 11300
 
 #: Seconds between the pool's looks at its clients for a connection lost while
 #: no put was under way to notice it (puts notice at once).
@@ -140,46 +138,6 @@ class PoolKick(NamedTuple):
 
 #: One result of :meth:`Pool.put_many`: a reference, or that job's exception.
 PoolBatchResult = Union[PoolJobRef, BeanstalkException]
-
-
-def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """Split a server address into what :class:`~beanstalkt.Client` takes: ``(host, port)``.
-
-    ``"host:port"``, ``"host"`` (``default_port``), ``"[::1]:11300"`` for IPv6,
-    or ``"unix:/path"`` (returned as host, port 0). Raises ``ValueError`` with
-    the reason for anything else.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"a server address is a string, not {type(text).__name__}")
-    if text.startswith("unix:"):
-        if len(text) == len("unix:"):
-            raise ValueError(f"{text!r}: a Unix socket address is 'unix:/path'")
-        return text, 0
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or not host or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r}: an IPv6 address is '[address]:port'")
-        port_text = rest[1:] if rest else ""
-    elif text.count(":") > 1:
-        raise ValueError(f"{text!r}: write an IPv6 address as '[address]:port'")
-    else:
-        host, _, port_text = text.partition(":")
-        if ":" in text and not port_text:
-            raise ValueError(f"{text!r}: the port is missing after ':'")
-    if not host or host.strip() != host:
-        raise ValueError(f"{text!r}: a server address is 'host:port' or 'unix:/path'")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-    return host, int(port_text)
-
-
-def format_address(host: str, port: int) -> str:
-    """The canonical spelling of an address: ``host:port``, ``[v6]:port`` or ``unix:/path``."""
-    if host.startswith("unix:"):
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _key_bytes(key: object) -> bytes:
@@ -840,7 +798,6 @@ def _sum(values: Iterable[object]) -> dict[str, Union[int, float]]:
 
 
 __all__ = [
-    "DEFAULT_PORT",
     "HEALTH_CHECK_INTERVAL",
     "NON_ADDITIVE_FIELDS",
     "NoServerAvailable",
@@ -851,6 +808,4 @@ __all__ = [
     "PoolStats",
     "PoolTubes",
     "ServerState",
-    "format_address",
-    "parse_address",
 ]

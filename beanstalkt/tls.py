@@ -27,6 +27,8 @@ import ssl
 from collections.abc import Iterable
 from typing import Optional
 
+from .address import unix_socket_path
+
 __all__ = [
     "TLSOptionError",
     "add_tls_arguments",
@@ -103,7 +105,7 @@ def context_or_usage_error(
         parser.error(str(exc))
     if context is not None:
         for host in hosts:
-            if host.startswith("unix:"):
+            if unix_socket_path(host) is not None:
                 parser.error(f"--tls needs TCP addresses, not the Unix socket {host}")
     return context
 

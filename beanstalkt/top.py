@@ -30,8 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .address import format_address, parse_address
 from .errors import BeanstalkConnectionError
-from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns, parse_server
+from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 from .tls import add_tls_arguments, context_or_usage_error
 
 if TYPE_CHECKING:
@@ -385,7 +386,7 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _server_text(text: str) -> str:
-    parse_server(text)
+    parse_address(text)
     return text
 
 
@@ -418,9 +419,7 @@ def _address(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
             port = _port(text)
         except ValueError as exc:
             parser.error(f"BEANSTALKD_PORT: {exc}")
-    if host.startswith("unix:"):
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_address(host, port)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:

@@ -81,6 +81,7 @@ DOCUMENTED_MODULES = [
     "beanstalkt",
     "beanstalkt.client",
     "beanstalkt.pool",
+    "beanstalkt.address",
     "beanstalkt.pipeline",
     "beanstalkt.protocol",
     "beanstalkt.errors",

@@ -29,7 +29,7 @@ from typing import Optional
 
 import tornado.httpserver
 
-from ..monitor import parse_server as parse_address
+from ..address import parse_address, unix_socket_path
 from ..tls import add_tls_arguments, context_or_usage_error
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .monitor import Monitor
@@ -142,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         options = options_from(args, parser)
         listen = parse_address(args.listen, 8080)
         servers = [parse_address(text, 11300) for text in args.server or [DEFAULT_SERVER]]
-        if listen[0].startswith("unix:"):
+        if unix_socket_path(listen[0]) is not None:
             raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")

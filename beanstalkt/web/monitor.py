@@ -18,6 +18,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
+from ..address import format_address
 from ..client import Client
 from ..errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ..models import Stats, StatsTube
@@ -70,7 +71,7 @@ class ServerMonitor:
     @property
     def address(self) -> str:
         """``host:port`` (or ``unix:/path``), as shown on the page."""
-        return self.host if self.host.startswith("unix:") else f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     @property
     def up(self) -> bool:
