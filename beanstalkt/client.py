@@ -59,6 +59,7 @@ from .protocol import (
     STATS_TUBE,
     TOUCH,
     USE,
+    VERBATIM,
     WATCH,
     CommandSpec,
     check_body,
@@ -577,6 +578,33 @@ class Client(Generic[BodyT]):
     def list_tubes_watched(self, callback: Optional[Callback] = None) -> Future[list[str]]:
         """Names of the tubes this connection watches."""
         return self._simple_command(LIST_TUBES_WATCHED, callback)
+
+    def yaml(
+        self,
+        command: str,
+        argument: Union[int, str, None] = None,
+        callback: Optional[Callback] = None,
+    ) -> Future[bytes]:
+        """The YAML document of a stats or list reply, exactly as the server sent it.
+
+        ``command`` is ``'stats'``, ``'stats-job'`` (``argument``: a job id),
+        ``'stats-tube'`` (``argument``: a tube name), ``'list-tubes'`` or
+        ``'list-tubes-watched'``. For tools that show the server's own text
+        (the CLI's ``--raw``); :meth:`stats` and the others parse it.
+        Failures are those of the parsing method (``NotFound``...).
+        """
+        spec = VERBATIM.get(command)
+        if spec is None:
+            raise ValueError(f"yaml() takes one of {', '.join(sorted(VERBATIM))}, not {command!r}")
+        if spec.name == b"stats-job":
+            line = encode_command(spec.name, check_job_id(argument))
+        elif spec.name == b"stats-tube":
+            line = encode_command(spec.name, check_tube_name(argument))
+        elif argument is not None:
+            raise TypeError(f"{command} takes no argument")
+        else:
+            line = spec.name + b"\r\n"
+        return self._send(spec, line, callback)
 
     def pause_tube(
         self, name: str, delay: int, callback: Optional[Callback] = None

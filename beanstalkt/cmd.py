@@ -1,8 +1,7 @@
 """The command line client: ``python -m beanstalkt.cmd COMMAND ...`` (or ``beanstalkt``).
 
 One command per run, over one connection made with :class:`beanstalkt.Client`
-(``--raw`` stats use a short plain-socket exchange instead, to print the YAML
-exactly as the server sent it). Results go to stdout: a job id or a count as
+(with several servers, a :class:`beanstalkt.Pool`). Results go to stdout: a job id or a count as
 a bare number, everything structured as JSON. Failures print one line on stderr
 and exit with a status that tells them apart (see :data:`EXIT_CODES`).
 """
@@ -20,42 +19,31 @@ import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from . import __version__
 from .address import format_address, parse_address
 from .client import Client
-from .connection import reason_text
 from .errors import (
     BeanstalkConnectionError,
     BeanstalkException,
     Buried,
-    ConnectFailed,
-    ConnectionLost,
     Draining,
     JobTooBig,
     NotFound,
     TimedOut,
-    UnexpectedResponse,
 )
 from .models import Job
 from .pool import Pool, PoolStats
 from .protocol import (
-    COMMANDS,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     MAX_UINT32,
-    ProtocolError,
-    Reply,
-    ReplyParser,
     check_integer,
     check_job_id,
     check_tube_name,
-    encode_command,
-    reply_error,
 )
 from .tls import add_tls_arguments, context_or_usage_error
-from .yaml import parse_list
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 11300
@@ -81,6 +69,7 @@ EXIT_CODES = {
 }
 
 Handler = Callable[[argparse.Namespace, "Server"], Coroutine[Any, Any, None]]
+_Reply = TypeVar("_Reply")
 
 
 class CommandError(Exception):
@@ -96,7 +85,7 @@ class CommandError(Exception):
 
 
 class Server:
-    """Where beanstalkd is, and the two ways this tool talks to it (TLS with ``ssl_context``)."""
+    """Where beanstalkd is (TLS with ``ssl_context``), and the client this tool talks to it with."""
 
     def __init__(self, host: str, port: int, ssl_context: Optional[ssl.SSLContext] = None) -> None:
         self.host = host
@@ -121,62 +110,6 @@ class Server:
             stall_timeout=REPLY_TIMEOUT,
             ssl=self.ssl_context,
         )
-
-    async def raw_exchange(self, command_lines: Sequence[bytes]) -> list[Reply]:
-        """Send one-line commands in one write; return their framed replies, in order.
-
-        A plain socket, because the library hands out parsed stats only and
-        ``--raw`` promises the server's own bytes. Framing is
-        :class:`beanstalkt.protocol.ReplyParser`'s, as in the library.
-        """
-        try:
-            if self.host.startswith("unix:"):
-                opening = asyncio.open_unix_connection(self.host[len("unix:") :])
-            else:
-                # With ssl, the server's name is checked against host, as in the library.
-                opening = asyncio.open_connection(self.host, self.port, ssl=self.ssl_context)
-            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
-            raise ConnectFailed(
-                message=f"cannot connect to beanstalkd at {self.address}: {reason_text(exc)}"
-            ) from None
-        try:
-            writer.write(b"".join(command_lines))
-            parser = ReplyParser()
-            replies: list[Reply] = []
-            while len(replies) < len(command_lines):
-                try:
-                    data = await asyncio.wait_for(reader.read(256 * 1024), REPLY_TIMEOUT)
-                except (OSError, asyncio.TimeoutError) as exc:
-                    raise ConnectionLost(
-                        message=f"connection to {self.address} lost: {reason_text(exc)}"
-                    ) from None
-                if not data:
-                    raise ConnectionLost(
-                        message=f"connection to {self.address} lost: closed by the server"
-                    )
-                replies.extend(parser.feed(data))
-        except ProtocolError as exc:
-            raise UnexpectedResponse(
-                message=f"reply from {self.address} out of sync: {exc}"
-            ) from None
-        finally:
-            writer.close()
-        return replies
-
-    async def raw_data(self, command_line: bytes, missing: str) -> bytes:
-        """The YAML data of one ``stats*``/``list-*`` command's reply, verbatim."""
-        return _raw_body(command_line, (await self.raw_exchange([command_line]))[0], missing)
-
-
-def _raw_body(command_line: bytes, reply: Reply, missing: str = "") -> bytes:
-    """The data of an ``OK`` reply, or the failure the library would raise for it."""
-    spec = COMMANDS[command_line.split()[0].decode("ascii")]
-    if reply.status == spec.success and reply.body is not None:
-        return reply.body
-    if reply.status == b"NOT_FOUND" and missing:
-        raise CommandError(missing)
-    raise reply_error(spec, reply, command_line)
 
 
 # --------------------------------------------------------------------------
@@ -339,53 +272,55 @@ async def cmd_kick_job(args: argparse.Namespace, server: Server) -> None:
 async def cmd_stats_job(args: argparse.Namespace, server: Server) -> None:
     """``stats-job ID``: print a job's statistics."""
     missing = f"job {args.id} not found"
-    if args.raw:
-        _write_bytes(await server.raw_data(encode_command(b"stats-job", args.id), missing))
-        return
     async with server.client() as client:
-        _write_json(await _not_found(client.stats_job(args.id), missing))
+        if args.raw:
+            _write_bytes(await _not_found(client.yaml("stats-job", args.id), missing))
+        else:
+            _write_json(await _not_found(client.stats_job(args.id), missing))
 
 
 async def cmd_stats_tube(args: argparse.Namespace, server: Server) -> None:
     """``stats-tube [NAME]``: print one tube's statistics, or every tube's by name."""
-    if args.name is not None:
-        missing = f"tube {args.name!r} not found"
-        if args.raw:
-            line = encode_command(b"stats-tube", check_tube_name(args.name))
-            _write_bytes(await server.raw_data(line, missing))
-            return
-        async with server.client() as client:
-            _write_json(await _not_found(client.stats_tube(args.name), missing))
-        return
-    if args.raw:
-        names = parse_list(await server.raw_data(b"list-tubes\r\n", ""))
-        lines = [encode_command(b"stats-tube", check_tube_name(name)) for name in names]
-        for line, reply in zip(lines, await server.raw_exchange(lines)):
-            if reply.status != b"NOT_FOUND":  # else it vanished since the listing
-                _write_bytes(_raw_body(line, reply))
-        return
     async with server.client() as client:
+        if args.name is not None:
+            missing = f"tube {args.name!r} not found"
+            if args.raw:
+                _write_bytes(await _not_found(client.yaml("stats-tube", args.name), missing))
+            else:
+                _write_json(await _not_found(client.stats_tube(args.name), missing))
+            return
         names = await client.list_tubes()
-        replies = await asyncio.gather(
-            *(client.stats_tube(name) for name in names), return_exceptions=True
-        )
-    every_tube = {}
-    for name, stats_or_error in zip(names, replies):
-        if isinstance(stats_or_error, NotFound):
+        if args.raw:
+            # One YAML document per tube, as the server sent each.
+            documents = await _each_tube(names, lambda name: client.yaml("stats-tube", name))
+            for document in documents.values():
+                _write_bytes(document)
+            return
+        _write_json(await _each_tube(names, client.stats_tube))
+
+
+async def _each_tube(
+    names: Sequence[str], ask: Callable[[str], Awaitable[_Reply]]
+) -> dict[str, _Reply]:
+    """Each tube's reply by name, asked all at once; a tube gone since the listing is left out."""
+    replies = await asyncio.gather(*(ask(name) for name in names), return_exceptions=True)
+    answered: dict[str, _Reply] = {}
+    for name, reply in zip(names, replies):
+        if isinstance(reply, NotFound):
             continue  # the tube vanished between the listing and its stats
-        if isinstance(stats_or_error, BaseException):
-            raise stats_or_error
-        every_tube[name] = stats_or_error
-    _write_json(every_tube)
+        if isinstance(reply, BaseException):
+            raise reply
+        answered[name] = reply
+    return answered
 
 
 async def cmd_stats(args: argparse.Namespace, server: Server) -> None:
     """``stats``: print the server's statistics."""
-    if args.raw:
-        _write_bytes(await server.raw_data(b"stats\r\n", ""))
-        return
     async with server.client() as client:
-        _write_json(await client.stats())
+        if args.raw:
+            _write_bytes(await client.yaml("stats"))
+        else:
+            _write_json(await client.stats())
 
 
 async def cmd_list_tubes(args: argparse.Namespace, server: Server) -> None:
@@ -451,16 +386,10 @@ async def pool_stats_tube(args: argparse.Namespace, server: Server) -> None:
             _write_pool_stats(stats)
             return
         names = (await pool.list_tubes()).tubes
-        replies = await asyncio.gather(
-            *(pool.stats_tube(name) for name in names), return_exceptions=True
-        )
+        every_tube = await _each_tube(names, pool.stats_tube)
     total: dict[str, Any] = {}
     servers: dict[str, dict[str, Any]] = {}
-    for name, reply in zip(names, replies):
-        if isinstance(reply, NotFound):
-            continue  # the tube vanished between the listing and its stats
-        if isinstance(reply, BaseException):
-            raise reply
+    for name, reply in every_tube.items():
         total[name] = reply.total
         for address, value in _per_server(reply.per_server).items():
             servers.setdefault(address, {})[name] = value

@@ -136,6 +136,7 @@ class Result(enum.Enum):
     JOB = "job"  # <id> <bytes> line plus the body
     MAPPING = "mapping"  # YAML dictionary
     LIST = "list"  # YAML list of names
+    DATA = "data"  # the reply's data chunk (a YAML document) verbatim
 
 
 #: The type a command's successful reply turns into (see :class:`CommandSpec`).
@@ -281,6 +282,12 @@ LIST_TUBES = _names(b"list-tubes")
 LIST_TUBE_USED = _name(b"list-tube-used", uses_tube=True)
 LIST_TUBES_WATCHED = _names(b"list-tubes-watched")
 PAUSE_TUBE = _nothing(b"pause-tube", b"PAUSED", failures=_NOT_FOUND)
+
+#: The YAML replies, unparsed: the same commands resolving to the server's own bytes.
+VERBATIM: dict[str, CommandSpec[bytes]] = {
+    spec.name.decode("ascii"): CommandSpec(spec.name, spec.success, Result.DATA, spec.failures)
+    for spec in (STATS_JOB, STATS_TUBE, STATS, LIST_TUBES, LIST_TUBES_WATCHED)
+}
 
 #: Every command by its wire name.
 COMMANDS: dict[str, CommandSpec[Any]] = {
@@ -606,6 +613,8 @@ def _result(spec: CommandSpec[Any], reply: Reply, encoding: Optional[str]) -> An
         raise ValueError("no body")
     if result is Result.MAPPING:
         return parse_mapping(reply.body, spec.text_keys)
+    if result is Result.DATA:
+        return reply.body
     return parse_list(reply.body)
 
 

@@ -103,6 +103,7 @@ async def test_every_command_resolves_to_its_declared_type(beanstalkd: Beanstalk
             "list_tube_used": client.list_tube_used(),
             "list_tubes_watched": client.list_tubes_watched(),
             "pause_tube": client.pause_tube("default", 0),
+            "yaml": client.yaml("stats-tube", "default"),
             "kick_job": client.kick_job(buried.id),
             "kick": client.kick(1),
             "release": client.release(reserved),
