@@ -19,7 +19,7 @@ import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
 from . import __version__
 from .address import format_address, parse_address
@@ -499,8 +499,223 @@ def _epilog() -> str:
     )
 
 
+class Option(NamedTuple):
+    """One argument of a command: its flags (or its name) and ``add_argument``'s settings."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+def _option(*flags: str, **settings: Any) -> Option:
+    return Option(flags, settings)
+
+
+def _use_option(doing: str) -> Option:
+    return _option(
+        "-u",
+        "--use",
+        type=_tube,
+        default="default",
+        metavar="TUBE",
+        help=f"tube to {doing} (default: default)",
+    )
+
+
+class Command(NamedTuple):
+    """One sub-command: its name, what runs it, its one-line summary and its arguments."""
+
+    name: str
+    handler: Handler
+    summary: str
+    options: tuple[Option, ...] = ()
+    #: The text of ``COMMAND -h`` (default: the summary as a sentence).
+    description: Optional[str] = None
+
+
+_JOB_ID = _option("id", type=_job_id, metavar="ID", help="the job id")
+_RAW = _option(
+    "--raw",
+    action="store_true",
+    help="print the YAML exactly as the server sent it instead of JSON",
+)
+# What reserve and reserve-job do with the job once printed.
+_ACTION_OPTIONS = (
+    _option(
+        "action",
+        choices=["delete", "release", "bury"],
+        help="what to do with the job once printed: delete it, release it back to "
+        "ready (or delayed, with -d), or bury it",
+    ),
+    _option(
+        "-p",
+        "--priority",
+        type=_PRIORITY,
+        help="new priority when releasing or burying (default: the job's own)",
+    ),
+    _option(
+        "-d",
+        "--delay",
+        type=_DELAY,
+        help="when releasing: seconds the job stays delayed before it is ready again (default: 0)",
+    ),
+)
+
+#: Every sub-command, in the order ``-h`` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "put",
+        cmd_put,
+        "put a job into a tube and print its id",
+        (
+            _option("body", metavar="BODY", help="the job body, or - to read it from stdin"),
+            _option(
+                "-k",
+                "--key",
+                help="with several servers: put every job with this key on the same server",
+            ),
+            _option(
+                "-p",
+                "--priority",
+                type=_PRIORITY,
+                default=DEFAULT_PRIORITY,
+                help=f"0 (most urgent) to {MAX_UINT32} (default: {DEFAULT_PRIORITY})",
+            ),
+            _use_option("put the job into"),
+            _option(
+                "-d",
+                "--delay",
+                type=_DELAY,
+                default=0,
+                help="seconds the job waits, delayed, before it becomes ready (default: 0)",
+            ),
+            _option(
+                "-t",
+                "--ttr",
+                type=_TTR,
+                default=DEFAULT_TTR,
+                help="time to run: seconds a worker may hold the job before the server takes "
+                f"it back (default: {DEFAULT_TTR})",
+            ),
+        ),
+        "Put a job into a tube and print the new job's id. "
+        "Give the body as an argument, or - to read it from stdin as raw bytes "
+        "(binary and multi-line bodies work). A body starting with '-' goes after --.",
+    ),
+    Command(
+        "reserve",
+        cmd_reserve,
+        "reserve a job, print it, then delete, release or bury it",
+        (
+            *_ACTION_OPTIONS,
+            _option(
+                "-t",
+                "--timeout",
+                type=_TIMEOUT,
+                help="give up (exit status 1) when no job comes within this many seconds; "
+                "0 only takes a job that is ready now (default: wait forever)",
+            ),
+            _option(
+                "-w",
+                "--watch",
+                type=_tube,
+                action="append",
+                default=[],
+                metavar="TUBE",
+                help="also watch this tube; repeat to watch several",
+            ),
+            _option(
+                "-i",
+                "--ignore-default",
+                action="store_true",
+                help="do not watch the tube 'default' (needs at least one -w)",
+            ),
+        ),
+        "Reserve a job from the watched tubes (default: the tube 'default'), "
+        "print it as JSON, then delete, release or bury it. Without -t, waits until a job "
+        "is ready.",
+    ),
+    Command(
+        "reserve-job",
+        cmd_reserve_job,
+        "reserve a job by id, print it, then delete, release or bury it",
+        (_JOB_ID, *_ACTION_OPTIONS),
+        "Reserve the job with this id (ready, delayed or buried, in any tube), "
+        "print it as JSON, then delete, release or bury it.",
+    ),
+    Command("delete", cmd_delete, "delete a job (ready, delayed or buried)", (_JOB_ID,)),
+    Command("peek", cmd_peek, "print a job without reserving it", (_JOB_ID,)),
+    *(
+        Command(
+            f"peek-{state}",
+            _peek_state(state),
+            f"print the next {state} job of a tube without reserving it",
+            (_use_option("look into"),),
+        )
+        for state in ("ready", "delayed", "buried")
+    ),
+    Command(
+        "kick",
+        cmd_kick,
+        "move buried jobs (or, if none, delayed jobs) of a tube to ready; print how many",
+        (
+            _option(
+                "-b",
+                "--bound",
+                type=_BOUND,
+                default=1,
+                help="kick at most this many jobs (default: 1)",
+            ),
+            _use_option("kick jobs in"),
+        ),
+    ),
+    Command("kick-job", cmd_kick_job, "move one buried or delayed job to ready", (_JOB_ID,)),
+    Command("stats-job", cmd_stats_job, "print a job's statistics as JSON", (_JOB_ID, _RAW)),
+    Command(
+        "stats-tube",
+        cmd_stats_tube,
+        "print a tube's statistics, or every tube's, as JSON",
+        (
+            _option(
+                "name",
+                nargs="?",
+                type=_tube,
+                metavar="NAME",
+                help="the tube (default: every tube)",
+            ),
+            _RAW,
+        ),
+        "Print a tube's statistics as JSON; without NAME, those of every tube, "
+        "as a JSON object keyed by tube name (with --raw: one YAML document per tube).",
+    ),
+    Command("stats", cmd_stats, "print the server's statistics as JSON", (_RAW,)),
+    *(
+        Command(name, cmd_list_tubes, "print the names of all existing tubes as a JSON list")
+        for name in ("list", "list-tubes")
+    ),
+    *(
+        Command(
+            name,
+            cmd_pause_tube,
+            "stop jobs of a tube from being reserved for a while",
+            (
+                _option("name", type=_tube, metavar="NAME", help="the tube to pause"),
+                _option(
+                    "-d",
+                    "--delay",
+                    type=_DELAY,
+                    default=0,
+                    help="seconds to hold back reservations from the tube; 0 lifts a pause "
+                    "(default: 0)",
+                ),
+            ),
+        )
+        for name in ("pause", "pause-tube")
+    ),
+)
+
+
 def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
-    """The argument parser of the whole program, one sub-command per beanstalkd command."""
+    """The argument parser of the whole program: the global options, then :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Beanstalkd command line client: one beanstalkd command per run.",
@@ -526,208 +741,27 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_tls_arguments(parser)
-    commands = parser.add_subparsers(
+    subparsers = parser.add_subparsers(
         dest="command",
         metavar="COMMAND",
         title="commands",
         help="the beanstalkd command to run; COMMAND -h explains its arguments",
     )
-    commands.required = True
-
-    def add(name: str, handler: Handler, summary: str, **kw: Any) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
+    subparsers.required = True
+    for command in COMMANDS:
+        summary = command.summary
+        sub = subparsers.add_parser(
+            command.name,
             help=summary,
             description=textwrap.fill(
-                kw.pop("description", summary[0].upper() + summary[1:] + "."), 79
+                command.description or summary[0].upper() + summary[1:] + ".", 79
             ),
             epilog=_epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            **kw,
         )
-        sub.set_defaults(handler=handler, parser=sub)
-        return sub
-
-    def use_option(sub: argparse.ArgumentParser, doing: str) -> None:
-        sub.add_argument(
-            "-u",
-            "--use",
-            type=_tube,
-            default="default",
-            metavar="TUBE",
-            help=f"tube to {doing} (default: default)",
-        )
-
-    def raw_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--raw",
-            action="store_true",
-            help="print the YAML exactly as the server sent it instead of JSON",
-        )
-
-    put = add(
-        "put",
-        cmd_put,
-        "put a job into a tube and print its id",
-        description="Put a job into a tube and print the new job's id. "
-        "Give the body as an argument, or - to read it from stdin as raw bytes "
-        "(binary and multi-line bodies work). A body starting with '-' goes after --.",
-    )
-    put.add_argument("body", metavar="BODY", help="the job body, or - to read it from stdin")
-    put.add_argument(
-        "-k",
-        "--key",
-        help="with several servers: put every job with this key on the same server",
-    )
-    put.add_argument(
-        "-p",
-        "--priority",
-        type=_PRIORITY,
-        default=DEFAULT_PRIORITY,
-        help=f"0 (most urgent) to {MAX_UINT32} (default: {DEFAULT_PRIORITY})",
-    )
-    use_option(put, "put the job into")
-    put.add_argument(
-        "-d",
-        "--delay",
-        type=_DELAY,
-        default=0,
-        help="seconds the job waits, delayed, before it becomes ready (default: 0)",
-    )
-    put.add_argument(
-        "-t",
-        "--ttr",
-        type=_TTR,
-        default=DEFAULT_TTR,
-        help="time to run: seconds a worker may hold the job before the server takes it "
-        f"back (default: {DEFAULT_TTR})",
-    )
-
-    def action_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "action",
-            choices=["delete", "release", "bury"],
-            help="what to do with the job once printed: delete it, release it back to "
-            "ready (or delayed, with -d), or bury it",
-        )
-        sub.add_argument(
-            "-p",
-            "--priority",
-            type=_PRIORITY,
-            help="new priority when releasing or burying (default: the job's own)",
-        )
-        sub.add_argument(
-            "-d",
-            "--delay",
-            type=_DELAY,
-            help="when releasing: seconds the job stays delayed before it is ready again "
-            "(default: 0)",
-        )
-
-    reserve = add(
-        "reserve",
-        cmd_reserve,
-        "reserve a job, print it, then delete, release or bury it",
-        description="Reserve a job from the watched tubes (default: the tube 'default'), "
-        "print it as JSON, then delete, release or bury it. Without -t, waits until a job "
-        "is ready.",
-    )
-    action_options(reserve)
-    reserve.add_argument(
-        "-t",
-        "--timeout",
-        type=_TIMEOUT,
-        help="give up (exit status 1) when no job comes within this many seconds; "
-        "0 only takes a job that is ready now (default: wait forever)",
-    )
-    reserve.add_argument(
-        "-w",
-        "--watch",
-        type=_tube,
-        action="append",
-        default=[],
-        metavar="TUBE",
-        help="also watch this tube; repeat to watch several",
-    )
-    reserve.add_argument(
-        "-i",
-        "--ignore-default",
-        action="store_true",
-        help="do not watch the tube 'default' (needs at least one -w)",
-    )
-
-    reserve_job = add(
-        "reserve-job",
-        cmd_reserve_job,
-        "reserve a job by id, print it, then delete, release or bury it",
-        description="Reserve the job with this id (ready, delayed or buried, in any tube), "
-        "print it as JSON, then delete, release or bury it.",
-    )
-    reserve_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-    action_options(reserve_job)
-
-    delete = add("delete", cmd_delete, "delete a job (ready, delayed or buried)")
-    delete.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-
-    peek = add("peek", cmd_peek, "print a job without reserving it")
-    peek.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-    for state in ("ready", "delayed", "buried"):
-        sub = add(
-            f"peek-{state}",
-            _peek_state(state),
-            f"print the next {state} job of a tube without reserving it",
-        )
-        use_option(sub, "look into")
-
-    kick = add(
-        "kick",
-        cmd_kick,
-        "move buried jobs (or, if none, delayed jobs) of a tube to ready; print how many",
-    )
-    kick.add_argument(
-        "-b",
-        "--bound",
-        type=_BOUND,
-        default=1,
-        help="kick at most this many jobs (default: 1)",
-    )
-    use_option(kick, "kick jobs in")
-
-    kick_job = add("kick-job", cmd_kick_job, "move one buried or delayed job to ready")
-    kick_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-
-    stats_job = add("stats-job", cmd_stats_job, "print a job's statistics as JSON")
-    stats_job.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-    raw_option(stats_job)
-
-    stats_tube = add(
-        "stats-tube",
-        cmd_stats_tube,
-        "print a tube's statistics, or every tube's, as JSON",
-        description="Print a tube's statistics as JSON; without NAME, those of every tube, "
-        "as a JSON object keyed by tube name (with --raw: one YAML document per tube).",
-    )
-    stats_tube.add_argument(
-        "name", nargs="?", type=_tube, metavar="NAME", help="the tube (default: every tube)"
-    )
-    raw_option(stats_tube)
-
-    stats = add("stats", cmd_stats, "print the server's statistics as JSON")
-    raw_option(stats)
-
-    for name in ("list", "list-tubes"):
-        add(name, cmd_list_tubes, "print the names of all existing tubes as a JSON list")
-
-    for name in ("pause", "pause-tube"):
-        pause = add(name, cmd_pause_tube, "stop jobs of a tube from being reserved for a while")
-        pause.add_argument("name", type=_tube, metavar="NAME", help="the tube to pause")
-        pause.add_argument(
-            "-d",
-            "--delay",
-            type=_DELAY,
-            default=0,
-            help="seconds to hold back reservations from the tube; 0 lifts a pause (default: 0)",
-        )
+        for option in command.options:
+            sub.add_argument(*option.flags, **option.settings)
+        sub.set_defaults(handler=command.handler, parser=sub)
     return parser
 
 
