@@ -19,7 +19,7 @@ import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any, Callable, NamedTuple, Optional, TypeVar
+from typing import Any, Callable, NamedTuple, Optional
 
 from . import __version__
 from .address import format_address, parse_address
@@ -34,6 +34,7 @@ from .errors import (
     TimedOut,
 )
 from .models import Job
+from .monitor import per_tube
 from .pool import Pool, PoolStats
 from .protocol import (
     DEFAULT_PRIORITY,
@@ -69,7 +70,6 @@ EXIT_CODES = {
 }
 
 Handler = Callable[[argparse.Namespace, "Server"], Coroutine[Any, Any, None]]
-_Reply = TypeVar("_Reply")
 
 
 class CommandError(Exception):
@@ -292,26 +292,11 @@ async def cmd_stats_tube(args: argparse.Namespace, server: Server) -> None:
         names = await client.list_tubes()
         if args.raw:
             # One YAML document per tube, as the server sent each.
-            documents = await _each_tube(names, lambda name: client.yaml("stats-tube", name))
+            documents = await per_tube(names, lambda name: client.yaml("stats-tube", name))
             for document in documents.values():
                 _write_bytes(document)
             return
-        _write_json(await _each_tube(names, client.stats_tube))
-
-
-async def _each_tube(
-    names: Sequence[str], ask: Callable[[str], Awaitable[_Reply]]
-) -> dict[str, _Reply]:
-    """Each tube's reply by name, asked all at once; a tube gone since the listing is left out."""
-    replies = await asyncio.gather(*(ask(name) for name in names), return_exceptions=True)
-    answered: dict[str, _Reply] = {}
-    for name, reply in zip(names, replies):
-        if isinstance(reply, NotFound):
-            continue  # the tube vanished between the listing and its stats
-        if isinstance(reply, BaseException):
-            raise reply
-        answered[name] = reply
-    return answered
+        _write_json(await per_tube(names, client.stats_tube))
 
 
 async def cmd_stats(args: argparse.Namespace, server: Server) -> None:
@@ -386,7 +371,7 @@ async def pool_stats_tube(args: argparse.Namespace, server: Server) -> None:
             _write_pool_stats(stats)
             return
         names = (await pool.list_tubes()).tubes
-        every_tube = await _each_tube(names, pool.stats_tube)
+        every_tube = await per_tube(names, pool.stats_tube)
     total: dict[str, Any] = {}
     servers: dict[str, dict[str, Any]] = {}
     for name, reply in every_tube.items():

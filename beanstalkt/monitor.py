@@ -23,15 +23,17 @@ import contextlib
 import fnmatch
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from .address import parse_address
 from .client import Client
 from .errors import NotFound
 from .models import Stats, StatsTube
 from .protocol import check_tube_name
+
+_Answer = TypeVar("_Answer")
 
 # The tube every connection uses at first and that always exists.
 _HOME_TUBE = "default"
@@ -108,18 +110,30 @@ def select_tubes(
     return selected[:max_tubes], len(selected) - max_tubes
 
 
+async def per_tube(
+    names: Iterable[str], ask: Callable[[str], Awaitable[_Answer]]
+) -> dict[str, _Answer]:
+    """``ask(name)`` for every named tube at once; the answers by tube name.
+
+    The questions go out together (pipelined, on a client). A tube that no
+    longer exists (``NotFound``: it vanished since it was listed) is left
+    out; any other failure is raised.
+    """
+    names = list(names)
+    replies = await asyncio.gather(*(ask(name) for name in names), return_exceptions=True)
+    answers: dict[str, _Answer] = {}
+    for name, reply in zip(names, replies):
+        if isinstance(reply, NotFound):
+            continue  # the tube vanished since it was listed: nothing to report
+        if isinstance(reply, BaseException):
+            raise reply
+        answers[name] = reply
+    return answers
+
+
 async def stats_of_tubes(client: Client[Any], names: Iterable[str]) -> list[StatsTube]:
     """``stats-tube`` of every named tube, pipelined, skipping tubes that no longer exist."""
-    futures = [client.stats_tube(name) for name in names]
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    found: list[StatsTube] = []
-    for result in results:
-        if isinstance(result, NotFound):
-            continue  # the tube vanished since list-tubes: nothing to report
-        if isinstance(result, BaseException):
-            raise result
-        found.append(result)
-    return found
+    return list((await per_tube(names, client.stats_tube)).values())
 
 
 async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) -> int:
