@@ -23,6 +23,7 @@ from .connection import (
     DEFAULT_KEEPALIVE,
     RECONNECT_INTERVAL,
     Connection,
+    DisconnectCallback,
     Keepalive,
     ReconnectCallback,
     SSLOption,
@@ -286,6 +287,17 @@ class Client(Generic[BodyT]):
         It runs once the session (the watch list) has been re-sent.
         """
         self._connection.reconnect_callback = callback
+
+    def set_disconnect_callback(self, callback: Optional[DisconnectCallback]) -> None:
+        """Call ``callback(reason)`` (plain or async) each time the connection is lost.
+
+        ``reason`` is the text the errors carry ("connection to ... lost:
+        closed by the server"). It runs once the client has started
+        reconnecting, and not for :meth:`close`. With
+        :meth:`set_reconnect_callback` it tells a caller (a pool, a health
+        check) when the server goes away and comes back, without polling.
+        """
+        self._connection.disconnect_callback = callback
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Write the commands issued in this block together, in one write.

@@ -53,6 +53,8 @@ READ_CHUNK_SIZE = 256 * 1024
 FLUSH_THRESHOLD = 256 * 1024
 
 ReconnectCallback = Callable[[], Union[Awaitable[None], None]]
+#: Called with the reason (text) when a connection is lost; may be async.
+DisconnectCallback = Callable[[str], Union[Awaitable[None], None]]
 SSLOption = Union[bool, ssl_module.SSLContext, None]
 
 
@@ -129,6 +131,7 @@ class Connection:
         if self.ssl_context is not None and unix_socket_path(self.host) is not None:
             raise ValueError("TLS (ssl=) needs a TCP address, not a Unix socket")
         self.reconnect_callback: Optional[ReconnectCallback] = None
+        self.disconnect_callback: Optional[DisconnectCallback] = None
         self.state = State.NEW
         self.pipeline = Pipeline(
             encoding=encoding,
@@ -603,6 +606,8 @@ class Connection:
         for future in self.pipeline.unsent_tokens():
             self._wait(future)
         self._reconnect_task = self.loop.create_task(self._reconnect_loop())
+        if self.disconnect_callback is not None:
+            _run_callback(self.disconnect_callback, "disconnect", reason)
 
     async def _reconnect_loop(self) -> None:
         attempt = 0
@@ -624,21 +629,9 @@ class Connection:
             self._reconnect_task = None
             self._start(stream)
             logger.warning("reconnected to %s after %d attempt(s)", self.address, attempt)
-            self._run_reconnect_callback()
+            if self.reconnect_callback is not None:
+                _run_callback(self.reconnect_callback, "reconnect")
             return
-
-    def _run_reconnect_callback(self) -> None:
-        callback = self.reconnect_callback
-        if callback is None:
-            return
-        try:
-            outcome = callback()
-        except Exception:
-            logger.exception("reconnect callback failed")
-            return
-        if outcome is not None:
-            task = asyncio.ensure_future(outcome)
-            task.add_done_callback(_log_callback_failure)
 
     # ------------------------------------------------------------------
     # Waiting while disconnected.
@@ -783,6 +776,18 @@ def reason_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _log_callback_failure(future: asyncio.Future[Any]) -> None:
+def _run_callback(callback: Callable[..., Any], what: str, *args: Any) -> None:
+    """Call a user's connection callback (plain or async); its failure is logged, not raised."""
+    try:
+        outcome = callback(*args)
+    except Exception:
+        logger.exception("%s callback failed", what)
+        return
+    if outcome is not None:
+        task = asyncio.ensure_future(outcome)
+        task.add_done_callback(functools.partial(_log_callback_failure, what))
+
+
+def _log_callback_failure(what: str, future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
-        logger.error("reconnect callback failed: %s", future.exception())
+        logger.error("%s callback failed: %s", what, future.exception())
