@@ -10,7 +10,8 @@ Serves ``/metrics`` in the Prometheus text format: for each server, the
 age of the job at the head of the ready queue. Each scrape reads every server
 at once, each bounded by ``--timeout``: a server that is down or silent shows
 as ``beanstalkd_up{server="..."} 0`` and the scrape still succeeds. The metric
-names and their meanings are listed in README.md ("Prometheus exporter").
+names and their meanings are listed in the operations guide
+(``docs/guides/operations.rst``, "Prometheus exporter").
 
 Needs the ``metrics`` extra (``pip install 'beanstalkt[metrics]'``, i.e.
 prometheus_client); ``import beanstalkt`` never imports this module.
@@ -349,7 +350,7 @@ def build_parser(prog: str = "python -m beanstalkt.exporter") -> argparse.Argume
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Serve Prometheus metrics of beanstalkd servers on /metrics.",
-        epilog="Metric names and meanings: README.md, section 'Prometheus exporter'.",
+        epilog="Metric names and meanings: docs/guides/operations.rst, 'Prometheus exporter'.",
     )
     parser.add_argument(
         "--listen",

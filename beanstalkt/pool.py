@@ -14,7 +14,7 @@ ones, so that a key moves only when its server dies (and moves back when it
 returns). Failover: a put never written to a dead server goes to another live
 one; a put whose outcome is unknown (written, then the connection died) fails
 with :class:`~beanstalkt.errors.ConnectionLost` unless ``retry_unknown=True``.
-See the README's "Scaling out" section.
+See the pool guide, ``docs/guides/pool.rst``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every test talks to a real beanstalkd (the ``beanstalkd`` fixture), found
 through ``BEANSTALKD_HOST``/``BEANSTALKD_PORT``, so the command lines read
-exactly like the README's. Most run ``cmd.main`` in this process with their
-own environment and standard streams; the README session, signals, pipes and
+exactly like the documentation's. Most run ``cmd.main`` in this process with
+their own environment and standard streams; the guide's session, signals, pipes and
 a few others run the real command in a subprocess. What the server holds
 afterwards is checked with the library itself.
 """
@@ -17,7 +17,6 @@ import importlib.metadata
 import io
 import json
 import os
-import re
 import shlex
 import signal
 import socket
@@ -34,6 +33,7 @@ import beanstalkt
 from beanstalkt import cmd
 from beanstalkt.testing import BeanstalkdServer, free_port
 
+from .doc_sources import DOCS, section_block
 from .fake_server import FakeServer
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_CONNECT, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -180,27 +180,24 @@ def test_seed_readme_put_then_reserve_delete(beanstalkd: BeanstalkdServer) -> No
     assert fails(beanstalkd, EXIT_FAILED, "peek", "1") == "beanstalkt: job 1 not found\n"
 
 
-# The shell session shown in the README's "Command line client" section
-# (/work/notes/cli.md), run line by line: "$ " lines through bash, stdout and
-# stderr compared with the lines that follow.
+# The shell session of the command line guide (docs/guides/command-line.rst,
+# "A session"), run line by line: "$ " lines through bash, stdout and stderr
+# compared with the lines that follow. (tests/test_docs.py leaves it to this test.)
 
 
-def readme_session() -> str:
-    """The console session in the README's "Command line" section, run as written."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    found = re.search(r"## Command line.*?```console\n(.*?)```", readme, re.S)
-    assert found, "README.md has no console session under '## Command line'"
-    return found.group(1)
+def guide_session() -> str:
+    """The console session in the command line guide's "A session" section, as written."""
+    return section_block(DOCS / "guides" / "command-line.rst", "A session", "console")
 
 
-def test_readme_session(beanstalkd: BeanstalkdServer, tmp_path: Path) -> None:
+def test_guide_session(beanstalkd: BeanstalkdServer, tmp_path: Path) -> None:
     # `python` in the examples is this interpreter.
     # A wrapper, not a symlink: a symlinked venv interpreter would lose the venv.
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     wrapper.chmod(0o755)
     env = environment(beanstalkd, PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    steps = readme_session().split("$ ")[1:]
+    steps = guide_session().split("$ ")[1:]
     for step in steps:
         command, _, expected = step.partition("\n")
         finished = subprocess.run(

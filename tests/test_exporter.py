@@ -18,7 +18,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -32,9 +31,10 @@ from beanstalkt import exporter
 from beanstalkt.exporter import Exporter, make_app
 from beanstalkt.testing import BeanstalkdServer, free_port
 
+from .doc_sources import DOCS, section_text
 from .fake_server import FakeServer
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OPERATIONS_GUIDE = DOCS / "guides" / "operations.rst"
 # A scrape that takes longer than this has hung: the guard, not a speed assertion.
 HANG_GUARD = 30.0
 
@@ -307,16 +307,16 @@ async def test_server_restart_goes_down_then_up(beanstalkd: BeanstalkdServer) ->
                              state="ready") == 0  # fmt: skip
 
 
-def test_readme_documents_every_metric(beanstalkd: BeanstalkdServer) -> None:
+def test_the_operations_guide_documents_every_metric(beanstalkd: BeanstalkdServer) -> None:
     async def names() -> set[str]:
         async with serving([address(beanstalkd)]) as scrape:
             return set((await scrape()).types)
 
     exported = asyncio.run(names())
-    section = README.read_text().split("## Prometheus exporter", 1)[1].split("\n## ", 1)[0]
-    documented = {
+    section = section_text(OPERATIONS_GUIDE, "Prometheus exporter")
+    documented = {  # the first cell of each row of the metrics table
         name.removesuffix("_total")
-        for name in re.findall(r"^\| `(beanstalkd_[a-z_]+)`", section, re.M)
+        for name in re.findall(r"^   \* - ``(beanstalkd_[a-z_]+)``$", section, re.M)
     }
     assert exported == documented
 

@@ -1,7 +1,7 @@
 """TLS: the library, the CLI and the operations tools through stunnel in front of a real beanstalkd.
 
 The terminator is Debian's ``stunnel4`` (installed by ``scripts/setup.sh test``),
-run with the configuration the README shows. A throwaway CA, server and
+run with the configuration the operations guide shows. A throwaway CA, server and
 client certificates are made once per session with the ``openssl`` command
 line (EC keys: milliseconds). What reached beanstalkd is always checked on a
 plain connection to beanstalkd itself, behind the terminator's back.
@@ -33,6 +33,8 @@ from beanstalkt.errors import BeanstalkConnectionError, ConnectFailed
 from beanstalkt.exporter import Exporter
 from beanstalkt.testing import BeanstalkdServer, free_port
 from beanstalkt.web.monitor import Monitor
+
+from .doc_sources import DOCS, section_block
 
 # How long stunnel may take to start listening before the test fails (a guard, not an assertion).
 START_GUARD = 10.0
@@ -133,7 +135,7 @@ class Stunnel:
         self.port = free_port()
         self.config = directory / f"stunnel-{self.port}.conf"
         self.log = directory / f"stunnel-{self.port}.log"
-        # The README's server side configuration, with test paths and ports.
+        # The operations guide's server side configuration, with test paths and ports.
         lines = [
             "foreground = yes",
             "pid =",
@@ -626,26 +628,23 @@ async def test_web_console_monitor_through_tls(
 
 
 # --------------------------------------------------------------------------
-# The README's TLS section, run as written (paths, host and port substituted).
-# Its Python example is a ```py block, so that tests/test_readme.py (which runs
-# the ```python blocks against a plain beanstalkd) leaves it to this test.
+# The operations guide's TLS section, run as written (paths, host and port
+# substituted). Its Python example is marked "skip" for tests/test_docs.py
+# (which runs examples against a plain beanstalkd): this test runs it.
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OPERATIONS_GUIDE = DOCS / "guides" / "operations.rst"
 
 
-def readme_tls_blocks() -> tuple[str, str]:
-    text = README.read_text()
-    section = text[text.index("\n## TLS\n") :]
-    section = section[: section.index("\n## ", 1)]
-    config = section.split("```ini\n", 1)[1].split("```", 1)[0]
-    example = section.split("```py\n", 1)[1].split("```", 1)[0]
+def guide_tls_blocks() -> tuple[str, str]:
+    config = section_block(OPERATIONS_GUIDE, "TLS", "ini")
+    example = section_block(OPERATIONS_GUIDE, "TLS", "python")
     return config, example
 
 
-async def test_readme_stunnel_configuration_and_example(
+async def test_guide_stunnel_configuration_and_example(
     beanstalkd: BeanstalkdServer, certificates: Certificates
 ) -> None:
-    config, example = readme_tls_blocks()
+    config, example = guide_tls_blocks()
     stunnel = Stunnel(
         beanstalkd, certificates.directory, certificates.server_cert, certificates.server_key
     )
