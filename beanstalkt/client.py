@@ -87,7 +87,7 @@ class Client(Generic[BodyT]):
     One client is meant to be shared by every coroutine of a process (or of
     one event loop): its commands are pipelined on one connection, and
     ``put(tube=...)`` lets each caller pick its tube without disturbing the
-    others. See the README's "Sharing a client" section for what is safe.
+    others. The reliability guide (docs/guides/reliability.rst) says what is safe.
 
     :param host: host name or address, or ``'unix:/path/to/socket'`` for a Unix
         domain socket (as beanstalkd's ``-l unix:/path``).
