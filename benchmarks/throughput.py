@@ -68,7 +68,7 @@ from beanstalkt.testing import BeanstalkdServer  # noqa: E402
 try:
     import greenstalk
 except ImportError:  # pragma: no cover - the rows are then skipped, not faked
-    greenstalk = None
+    greenstalk = None  # type: ignore[assignment]
 
 HOST = "127.0.0.1"
 PRIORITY = 2**31

@@ -56,7 +56,7 @@ from beanstalkt.testing import BeanstalkdServer  # noqa: E402
 try:
     import greenstalk
 except ImportError:  # pragma: no cover - the peer row is then left out, not faked
-    greenstalk = None
+    greenstalk = None  # type: ignore[assignment]
 
 HOST = "127.0.0.1"
 TUBE = "bench"
@@ -389,7 +389,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
             raise SystemExit(f"unknown rows: {', '.join(sorted(unknown))}")
         rows = [row for row in rows if row.name in wanted]
     if options.profile:
-        (row,) = [r for r in default_rows() if r.name == options.profile] or [None]
+        named = [r for r in default_rows() if r.name == options.profile]
+        row = named[0] if named else None
         if row is None or not row.name.startswith("worker-"):
             raise SystemExit(f"--profile needs a worker row, not {options.profile!r}")
         path = "/tmp/beanstalkt-worker.prof"
