@@ -127,7 +127,15 @@ async def test_every_command_resolves_to_its_declared_type(beanstalkd: Beanstalk
         for name, member in vars(Client).items()
         if callable(member)
         and not name.startswith("_")
-        and name not in {"connect", "close", "closed", "batch", "set_reconnect_callback"}
+        and name
+        not in {
+            "connect",
+            "close",
+            "closed",
+            "batch",
+            "set_reconnect_callback",
+            "set_disconnect_callback",
+        }
         and name != "schedule_at"  # a put with a delay: put's result, checked above
     }
     assert commands == set(results)
