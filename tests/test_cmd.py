@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import importlib.metadata
-import io
 import json
 import os
 import shlex
@@ -25,7 +24,6 @@ import sys
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
-from unittest import mock
 
 import pytest
 
@@ -33,6 +31,7 @@ import beanstalkt
 from beanstalkt import cmd
 from beanstalkt.testing import BeanstalkdServer, free_port
 
+from .cli_runner import cli, environment
 from .doc_sources import DOCS, section_block
 from .fake_server import FakeServer
 
@@ -65,66 +64,6 @@ def _no_stray_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("BEANSTALKD_HOST", "BEANSTALKD_PORT"):
         monkeypatch.delenv(name, raising=False)
     yield
-
-
-def environment(server: Optional[BeanstalkdServer], **extra: str) -> dict[str, str]:
-    """The parent's environment, pointed at ``server`` (or at nothing)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEANSTALKD_")}
-    if server is not None:
-        env["BEANSTALKD_HOST"] = server.address
-        env["BEANSTALKD_PORT"] = str(server.port)
-    env.update(extra)
-    return env
-
-
-def cli(
-    server: Optional[BeanstalkdServer],
-    *args: str,
-    stdin: bytes = b"",
-    env: Optional[dict[str, str]] = None,
-    in_subprocess: bool = False,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m beanstalkt.cmd ARGS`` against ``server``; text stdout and stderr.
-
-    In this process by default, through ``beanstalkt.cmd.main`` with its own
-    environment, stdin, stdout and stderr (a subprocess per call made this
-    file most of the suite's run time); ``in_subprocess=True`` runs the real
-    command, as a few end-to-end tests do.
-    """
-    environment_ = env if env is not None else environment(server)
-    if in_subprocess:
-        finished = subprocess.run(
-            [sys.executable, "-m", "beanstalkt.cmd", *args],
-            input=stdin,  # bytes: bodies from stdin are raw bytes
-            capture_output=True,
-            env=environment_,
-            timeout=30,
-        )
-        returncode, out, err = finished.returncode, finished.stdout, finished.stderr
-    else:
-        stdout, stderr = io.BytesIO(), io.BytesIO()
-        streams = {
-            "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
-            "stdout": io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
-            "stderr": io.TextIOWrapper(stderr, encoding="utf-8", write_through=True),
-        }
-        with (
-            mock.patch.dict(os.environ, environment_, clear=True),
-            mock.patch.multiple(sys, **streams),
-            mock.patch.object(cmd, "_program_name", lambda: "python -m beanstalkt.cmd"),
-        ):
-            returncode = cmd.main(list(args))
-            sys.stdout.flush()
-            sys.stderr.flush()
-        out, err = stdout.getvalue(), stderr.getvalue()
-    result = subprocess.CompletedProcess(
-        [sys.executable, "-m", "beanstalkt.cmd", *args],
-        returncode,
-        out.decode("utf-8"),
-        err.decode("utf-8"),
-    )
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def ok(server: Optional[BeanstalkdServer], *args: str, **kw: Any) -> str:

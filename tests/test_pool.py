@@ -12,9 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Optional
 
@@ -33,6 +31,8 @@ from beanstalkt import (
 )
 from beanstalkt.pool import format_address
 from beanstalkt.testing import BeanstalkdServer, free_port
+
+from .cli_runner import cli, environment
 
 # Generous bound on waiting for the pool to notice a server leave or come back
 # (it takes about one reconnect interval, 1 s); hitting it is a failure.
@@ -426,18 +426,8 @@ async def test_many_coroutines_share_one_pool(pool: Pool, servers: list[Beanstal
 
 
 def run_cli(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("BEANSTALKD_")
-    }
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "beanstalkt.cmd", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    """``python -m beanstalkt.cmd ARGS``, in this process, with only ``env``'s BEANSTALKD_*."""
+    return cli(None, *args, env=environment(None, **(env or {})))
 
 
 def test_cli_with_two_servers(servers: list[BeanstalkdServer]) -> None:

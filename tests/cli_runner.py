@@ -1,0 +1,80 @@
+"""Running ``python -m beanstalkt.cmd ARGS`` from tests: in this process, or for real.
+
+One runner for every test file that drives the command line (``test_cmd``,
+``test_pool``...): in this process by default, through ``beanstalkt.cmd.main``
+with its own environment and standard streams (a subprocess per call made the
+CLI tests most of the suite's run time); ``in_subprocess=True`` runs the real
+command, as the few end-to-end tests do.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from typing import Optional
+from unittest import mock
+
+from beanstalkt import cmd
+from beanstalkt.testing import BeanstalkdServer
+
+
+def environment(server: Optional[BeanstalkdServer], **extra: str) -> dict[str, str]:
+    """The parent's environment without BEANSTALKD_*, pointed at ``server`` (or at nothing)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEANSTALKD_")}
+    if server is not None:
+        env["BEANSTALKD_HOST"] = server.address
+        env["BEANSTALKD_PORT"] = str(server.port)
+    env.update(extra)
+    return env
+
+
+def cli(
+    server: Optional[BeanstalkdServer],
+    *args: str,
+    stdin: bytes = b"",
+    env: Optional[dict[str, str]] = None,
+    in_subprocess: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m beanstalkt.cmd ARGS`` against ``server``; text stdout and stderr.
+
+    In this process by default, through ``beanstalkt.cmd.main`` with its own
+    environment, stdin, stdout and stderr (a subprocess per call made this
+    file most of the suite's run time); ``in_subprocess=True`` runs the real
+    command, as a few end-to-end tests do.
+    """
+    environment_ = env if env is not None else environment(server)
+    if in_subprocess:
+        finished = subprocess.run(
+            [sys.executable, "-m", "beanstalkt.cmd", *args],
+            input=stdin,  # bytes: bodies from stdin are raw bytes
+            capture_output=True,
+            env=environment_,
+            timeout=30,
+        )
+        returncode, out, err = finished.returncode, finished.stdout, finished.stderr
+    else:
+        stdout, stderr = io.BytesIO(), io.BytesIO()
+        streams = {
+            "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
+            "stdout": io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
+            "stderr": io.TextIOWrapper(stderr, encoding="utf-8", write_through=True),
+        }
+        with (
+            mock.patch.dict(os.environ, environment_, clear=True),
+            mock.patch.multiple(sys, **streams),
+            mock.patch.object(cmd, "_program_name", lambda: "python -m beanstalkt.cmd"),
+        ):
+            returncode = cmd.main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        out, err = stdout.getvalue(), stderr.getvalue()
+    result = subprocess.CompletedProcess(
+        [sys.executable, "-m", "beanstalkt.cmd", *args],
+        returncode,
+        out.decode("utf-8"),
+        err.decode("utf-8"),
+    )
+    assert "Traceback" not in result.stderr
+    return result
