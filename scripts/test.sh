@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh machine: installs what it needs first.
 # Extra arguments go to pytest, e.g.: bash scripts/test.sh -k yaml -x
+# The tests run in TEST_WORKERS processes (default 4: most of a test's time is
+# spent waiting on a server or a timer, so more processes than cores pay off);
+# TEST_WORKERS=0 runs them in this process, one after another.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+workers="${TEST_WORKERS:-4}"
+parallel=()
+if [ "$workers" != 0 ]; then
+    parallel=(-n "$workers" --dist worksteal)
+fi
+.venv/bin/python -m pytest "${parallel[@]}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "test.sh: pytest collected no tests; that is a failure" >&2
     exit 1

@@ -14,7 +14,7 @@ import contextlib
 import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -474,7 +474,7 @@ def test_cli_with_two_servers(servers: list[BeanstalkdServer]) -> None:
 
 @pytest.mark.slow
 async def test_soak_each_server_killed_and_restarted_under_load(
-    servers: list[BeanstalkdServer],
+    servers: list[BeanstalkdServer], report: Callable[[str], None]
 ) -> None:
     total_puts = 20_000
     producers = 8
@@ -528,7 +528,7 @@ async def test_soak_each_server_killed_and_restarted_under_load(
                     missing += 1
     finally:
         await pool.close()
-    print(
+    report(
         f"soak: {total_puts} puts, {len(acknowledged)} acknowledged, {unknown} unknown outcome "
         f"(ConnectionLost), {stored} stored, {missing} lost, "
         f"{stored - len(acknowledged)} unknown-outcome jobs that landed"

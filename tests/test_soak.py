@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Callable
 
 import pytest
 
@@ -92,7 +93,9 @@ async def restart_now_and_then(
 
 
 @pytest.mark.slow
-async def test_soak_100k_jobs_across_restarts(beanstalkd_with_binlog: BeanstalkdServer) -> None:
+async def test_soak_100k_jobs_across_restarts(
+    beanstalkd_with_binlog: BeanstalkdServer, report: Callable[[str], None]
+) -> None:
     server = beanstalkd_with_binlog
     options = {"reconnect_interval": 0.2}
     producer = beanstalkt.Client(server.host, server.port, use="soak", **options)
@@ -123,8 +126,8 @@ async def test_soak_100k_jobs_across_restarts(beanstalkd_with_binlog: Beanstalkd
 
     missing = set(confirmed) - set(delivered)
     duplicates = sum(count - 1 for count in delivered.values())
-    print(
-        f"\nsoak: {len(confirmed)} jobs confirmed, {len(delivered)} delivered, "
+    report(
+        f"soak: {len(confirmed)} jobs confirmed, {len(delivered)} delivered, "
         f"{duplicates} duplicates, {stats['put retries']} put retries, "
         f"{stats['lost deletes']} deletes lost, {stats['damaged jobs']} damaged jobs, "
         f"{stats['restarts']} restarts, "

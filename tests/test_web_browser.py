@@ -25,6 +25,7 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -169,7 +170,10 @@ def consoles() -> Iterator[Consoles]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition, message=what)
+    # The live feed replaces elements as it redraws: a stale one is read again.
+    return WebDriverWait(
+        driver, WAIT, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, message=what)
 
 
 def cell(driver: WebDriver, server: int, tube: str, field: str) -> Optional[str]:
@@ -239,10 +243,17 @@ def test_counts_change_without_reload(browser: WebDriver, consoles: Consoles) ->
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "ready") == "4", "gamma shows 4 ready")
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "buried") == "1", "gamma shows 1 buried")
     assert browser.execute_script("return window.notReloaded;") is True
-    # The row's chart has a ready and a buried line drawn from the live feed.
-    lines = browser.find_elements(By.CSS_SELECTOR, 'tr[data-tube="b-gamma"] td.chart polyline')
-    assert [line.get_attribute("class") for line in lines] == ["ready", "buried"]
-    assert len((lines[0].get_attribute("points") or "").split()) >= 2
+    # The row's chart has a ready and a buried line drawn from the live feed (read
+    # again while the feed redraws it under us).
+
+    def chart_drawn(driver: WebDriver) -> bool:
+        lines = driver.find_elements(By.CSS_SELECTOR, 'tr[data-tube="b-gamma"] td.chart polyline')
+        kinds = [line.get_attribute("class") for line in lines]
+        return kinds == ["ready", "buried"] and (
+            len((lines[0].get_attribute("points") or "").split()) >= 2
+        )
+
+    wait_for(browser, chart_drawn, "the chart draws a ready and a buried line")
 
 
 def test_tube_page_shows_a_hostile_body_as_inert_text(
