@@ -13,7 +13,7 @@ import io
 import os
 import subprocess
 import sys
-from typing import Optional
+from typing import Any, Optional
 from unittest import mock
 
 from beanstalkt import cmd
@@ -56,7 +56,7 @@ def cli(
         returncode, out, err = finished.returncode, finished.stdout, finished.stderr
     else:
         stdout, stderr = io.BytesIO(), io.BytesIO()
-        streams = {
+        streams: dict[str, Any] = {
             "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
             "stdout": io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
             "stderr": io.TextIOWrapper(stderr, encoding="utf-8", write_through=True),

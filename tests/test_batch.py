@@ -17,6 +17,7 @@ async def test_a_large_batch_goes_in_slices_and_resolves_in_order(
         bodies = [b"%06d" % n + b"x" * 10_000 for n in range(300)]  # about 3 MB: 12 slices
         ids = await client.put_many(bodies, tube="big")
         assert ids == list(range(1, 301))
+        assert isinstance(ids[150], int)
         assert (await client.peek(ids[150])).body == bodies[150]
         assert (await client.stats_tube("big"))["current-jobs-ready"] == 300
         assert await client.put_many([]) == []

@@ -336,7 +336,7 @@ async def test_stats_job_is_a_typed_dict(beanstalkd: BeanstalkdServer) -> None:
         for key in ("id", "pri", "age", "delay", "ttr", "time-left", "file"):
             assert type(stats[key]) is int, key
         for key in ("reserves", "timeouts", "releases", "buries", "kicks"):
-            assert type(stats[key]) is int, key
+            assert type(stats[key]) is int, key  # type: ignore[literal-required]
         assert type(stats["tube"]) is str and type(stats["state"]) is str
 
 
@@ -945,7 +945,8 @@ OUT_OF_RANGE: dict[str, Command] = {
     "reserve timeout -inf": lambda c: c.reserve(timeout=float("-inf")),
     **{
         f"{command} id {job_id}": (
-            lambda c, command=command, job_id=job_id: getattr(c, command)(job_id)
+            # (mypy cannot type a lambda with bound defaults)
+            lambda c, command=command, job_id=job_id: getattr(c, command)(job_id)  # type: ignore[misc]
         )
         for command in (
             "delete",
@@ -1141,7 +1142,11 @@ async def test_using_takes_effect_at_the_call_watching_follows_the_server(
 async def test_in_flight_counts_unanswered_commands(beanstalkd: BeanstalkdServer) -> None:
     async with connected(beanstalkd) as client:
         assert client.in_flight == 0
-        futures = [client.use("other"), client.put(b"x"), client.peek(UNKNOWN_ID)]
+        futures: list[asyncio.Future[Any]] = [
+            client.use("other"),
+            client.put(b"x"),
+            client.peek(UNKNOWN_ID),
+        ]
         assert client.in_flight == 3
         await asyncio.gather(*futures, return_exceptions=True)
         assert client.in_flight == 0

@@ -138,8 +138,8 @@ async def test_metrics_equal_the_server_stats(beanstalkd: BeanstalkdServer) -> N
         for state in exporter.JOB_STATES:
             assert (
                 metrics.value("beanstalkd_tube_current_jobs", state=state, **labels)
-                == tube[f"current-jobs-{state}"]
-            )  # type: ignore[literal-required]
+                == tube[f"current-jobs-{state}"]  # type: ignore[literal-required]
+            )
         for spec in exporter.TUBE_METRICS:
             sample = spec.name + ("_total" if spec.counter else "")
             assert metrics.value(sample, **labels) == tube[spec.key], spec.key  # type: ignore[literal-required]

@@ -119,7 +119,7 @@ class Proxy:
 
 def command_ends(stream: bytes) -> list[int]:
     """Offsets just past each complete command in a client-to-server byte stream."""
-    ends = []
+    ends: list[int] = []
     position = 0
     while True:
         line_end = stream.find(b"\r\n", position)
@@ -206,7 +206,7 @@ async def test_mixed_pipelined_burst_matches_every_reply_despite_failures(
         results = await asyncio.wait_for(
             asyncio.gather(*[future for _, future in burst], return_exceptions=True), HANG
         )
-        got = dict(zip([name for name, _ in burst], results))
+        got: dict[str, Any] = dict(zip([name for name, _ in burst], results))
 
     assert got["put one"] == 1
     assert got["use mixed"] == "mixed"
@@ -354,7 +354,7 @@ async def test_coalesced_replies_in_one_write_are_all_matched(
         tubes = client.list_tubes_watched()
         peeked = client.peek(1)
         end = client.use("coalesce-end")
-        results = await asyncio.wait_for(
+        results: list[Any] = await asyncio.wait_for(
             asyncio.gather(
                 *puts,
                 tricky,

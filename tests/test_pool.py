@@ -29,7 +29,7 @@ from beanstalkt import (
     ServerState,
     parse_address,
 )
-from beanstalkt.pool import format_address
+from beanstalkt.address import format_address
 from beanstalkt.testing import BeanstalkdServer, free_port
 
 from .cli_runner import cli, environment
@@ -115,7 +115,7 @@ async def test_bad_put_arguments_raise_before_sending(pool: Pool) -> None:
     with pytest.raises(ValueError):
         pool.put(b"x", priority=-1)
     with pytest.raises(TypeError):
-        pool.put("text without an encoding")  # type: ignore[arg-type]
+        pool.put("text without an encoding")
     with pytest.raises(TypeError, match="key must be"):
         pool.put(b"x", key=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -389,9 +389,7 @@ async def test_aggregates_are_the_sums_of_the_servers(
     partial = await pool.stats()
     assert isinstance(partial.per_server[address_of(servers[2])], NotConnected)
     assert partial.total["current-jobs-ready"] == sum(
-        s["current-jobs-ready"]  # type: ignore[index]
-        for s in partial.per_server.values()
-        if isinstance(s, dict)
+        s["current-jobs-ready"] for s in partial.per_server.values() if isinstance(s, dict)
     )
 
 
@@ -501,7 +499,7 @@ async def test_soak_each_server_killed_and_restarted_under_load(
                 elif isinstance(outcome, ConnectionLost):
                     unknown += 1
                 else:
-                    other_failures.append(outcome)  # type: ignore[arg-type]
+                    other_failures.append(outcome)
 
     async def kill_each_in_turn() -> None:
         for server in servers:

@@ -279,7 +279,7 @@ async def test_client_checks_its_arguments_before_sending_anything() -> None:
         with pytest.raises(TypeError, match="delay must be an int, not float"):
             client.put(b"x", delay=1.5)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="job body must be bytes"):
-            client.put("text")
+            client.put("text")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="job id must be between"):
             client.delete(0)
         with pytest.raises(TypeError, match="job id must be an int, not bool"):

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from collections.abc import Awaitable
 
 import pytest
 
@@ -228,7 +229,7 @@ def test_close_outside_any_loop_after_the_loop_closed(beanstalkd: BeanstalkdServ
         await client.put(b"again")
         job = await client.reserve(timeout=0)
         await client.close()
-        return job.body  # type: ignore[return-value]
+        return job.body
 
     assert asyncio.run(again()) == b"again"
 
@@ -288,6 +289,7 @@ async def test_puts_that_fail_during_an_outage_free_their_memory(
     async def put_them_all() -> set[str]:
         # Twice the bound: the first half waits (and fails), the rest is refused at once.
         count = 2 * bound // len(body)
+        puts: list[Awaitable[int]]
         if how == "wait_for":
             puts = [asyncio.wait_for(client.put(body), 0.05) for _ in range(count)]
         else:

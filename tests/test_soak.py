@@ -60,7 +60,11 @@ async def consume(
         # A put cut short by kill -9 can come back from the binlog with its body
         # zeroed (beanstalkd wrote the record's header, not yet its body, and had
         # not answered INSERTED): reserve says so, and the job is thrown away.
-        damaged = [bad.job_id for bad in reserves if isinstance(bad, beanstalkt.BadJob)]
+        damaged = [
+            bad.job_id
+            for bad in reserves
+            if isinstance(bad, beanstalkt.BadJob) and bad.job_id is not None
+        ]
         stats["damaged jobs"] += len(damaged)
         deletes = await asyncio.gather(
             *[client.delete(job_id) for job_id in [job.id for job in jobs] + damaged],
@@ -97,9 +101,8 @@ async def test_soak_100k_jobs_across_restarts(
     beanstalkd_with_binlog: BeanstalkdServer, report: Callable[[str], None]
 ) -> None:
     server = beanstalkd_with_binlog
-    options = {"reconnect_interval": 0.2}
-    producer = beanstalkt.Client(server.host, server.port, use="soak", **options)
-    worker = beanstalkt.Client(server.host, server.port, watch="soak", **options)
+    producer = beanstalkt.Client(server.host, server.port, use="soak", reconnect_interval=0.2)
+    worker = beanstalkt.Client(server.host, server.port, watch="soak", reconnect_interval=0.2)
     await producer.connect()
     await worker.connect()
     confirmed: dict[int, int] = {}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Union
 
 import pytest
 
@@ -24,7 +25,7 @@ REAL_BINARY = find_beanstalkd()
 HINT = "apt-get install -y beanstalkd"
 
 
-def stats_over_socket(family: socket.AddressFamily, target: object) -> bytes:
+def stats_over_socket(family: socket.AddressFamily, target: Union[str, tuple[str, int]]) -> bytes:
     """Send ``stats`` with a bare socket; return the reply's first line."""
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)

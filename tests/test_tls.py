@@ -698,7 +698,7 @@ async def test_a_worker_works_through_tls(terminator: Stunnel, certificates: Cer
     done: list[bytes] = []
 
     async def handle(job: ReservedJob) -> None:
-        done.append(job.body)  # type: ignore[arg-type]
+        done.append(job.body)
 
     worker = Worker(
         {"secure": handle},

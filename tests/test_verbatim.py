@@ -23,6 +23,7 @@ async def test_each_yaml_reply_verbatim(beanstalkd: BeanstalkdServer) -> None:
         )
         stats, stats_job, stats_tube, tubes, watched = documents
         assert all(document.startswith(b"---\n") for document in documents)
+        assert beanstalkd.process is not None
         assert parse_mapping(stats)["pid"] == beanstalkd.process.pid
         assert parse_mapping(stats_job)["id"] == job_id
         assert parse_mapping(stats_tube)["current-jobs-ready"] == 1

@@ -268,7 +268,7 @@ def test_tube_page_shows_a_hostile_body_as_inert_text(
     assert body.find_elements(By.CSS_SELECTOR, "*") == []  # no <b>, <script> or <img> made
     assert browser.execute_script("return window.pwned === undefined;") is True
     scripts = browser.find_elements(By.TAG_NAME, "script")
-    assert [s.get_attribute("src").split("?")[0] for s in scripts] == [
+    assert [(s.get_attribute("src") or "").split("?")[0] for s in scripts] == [
         consoles.urls["rw"] + "/static/console.js"
     ]
 

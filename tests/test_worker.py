@@ -345,7 +345,7 @@ async def test_three_tubes_three_handlers_concurrency_eight(beanstalkd: Beanstal
         async def handle(job: ReservedJob) -> None:
             assert job.tube == tube
             await gate.wait()
-            handled[tube].append(bytes(job.body))  # type: ignore[arg-type]
+            handled[tube].append(bytes(job.body))
 
         return handle
 
@@ -498,7 +498,7 @@ async def test_worker_survives_a_server_restart(
 
     async def handle(job: ReservedJob) -> None:
         await asyncio.sleep(0.2)
-        runs[bytes(job.body)] += 1  # type: ignore[arg-type]
+        runs[bytes(job.body)] += 1
 
     client = beanstalkt.Client(server.host, server.port, use="restart", reconnect_interval=0.2)
     await client.connect()

@@ -56,7 +56,7 @@ async def test_server_facts_behind_the_attempt_count(beanstalkd: BeanstalkdServe
 
             # A failure's mark: bury, reserve-job, release with a delay, in one write.
             await worker.reserve(timeout=0)
-            marked = [
+            marked: list[asyncio.Future[Any]] = [
                 worker.bury(job_id, 5),
                 worker.reserve_job(job_id),
                 worker.release(job_id, 5, 9),
@@ -123,7 +123,7 @@ async def test_shared_connection_with_a_busy_slot_polls_gently_and_picks_up_new_
     async def handle(job: ReservedJob) -> None:
         if job.body == b"long":
             await gate.wait()
-        handled.append(bytes(job.body))  # type: ignore[arg-type]
+        handled.append(bytes(job.body))
 
     worker = make_worker(beanstalkd, {"mix": handle}, concurrency=4, slots_per_connection=4)
     async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="mix") as client, worker:
