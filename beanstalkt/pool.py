@@ -24,7 +24,8 @@ import datetime
 import functools
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -173,6 +174,39 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)
+
+
+#: The environment variable naming several servers for the command lines
+#: (``beanstalkt``, ``python -m beanstalkt.worker``): ``host:port,host:port``.
+SERVERS_VARIABLE = "BEANSTALKD_SERVERS"
+
+
+def addresses_from_command_line(
+    servers: Optional[Sequence[str]],
+    host_or_port_given: bool,
+    environ: Optional[Mapping[str, str]] = None,
+) -> list[tuple[str, int]]:
+    """The servers a command line names with ``--server``, parsed (empty: use host/port).
+
+    The one rule of both command lines: repeated ``--server`` flags, else
+    (when neither ``--host`` nor ``--port`` is given) the comma-separated
+    ``$BEANSTALKD_SERVERS``; an empty list means "one server, from
+    ``--host``/``--port`` or ``$BEANSTALKD_HOST``/``$BEANSTALKD_PORT``".
+    Raises ``ValueError`` (with a message for a usage line) for ``--server``
+    together with ``--host``/``--port``, and for a bad address.
+    """
+    addresses = list(servers or [])
+    if addresses and host_or_port_given:
+        raise ValueError("give either --server, or --host/--port, not both")
+    source = "--server"
+    if not addresses and not host_or_port_given:
+        text = (os.environ if environ is None else environ).get(SERVERS_VARIABLE, "")
+        addresses = [part.strip() for part in text.split(",") if part.strip()]
+        source = SERVERS_VARIABLE
+    try:
+        return [parse_address(address) for address in addresses]
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def format_address(host: str, port: int) -> str:
