@@ -42,6 +42,24 @@ nothing else is pending there, a pending reserve never delays shutdown, and
 should the server have just handed such a connection a job, closing it puts
 that job straight back to ready.
 
+Over several servers
+--------------------
+``Worker(handlers, servers=[...])`` reserves from every server: each gets
+``ceil(concurrency / slots_per_connection)`` connections and the slots start
+spread over them. A slot moves only between jobs, once its last job is
+acknowledged on the connection that reserved it (``job.server`` names it).
+A slot whose reserve found its server empty moves to a server where a quick
+reserve (``reserve-with-timeout 0``) just handed out a job, a sign of a
+backlog (a job found by a waiting reserve may be the only one, and does not
+call every idle slot over); else to a server with fewer slots, so that idle
+slots stay spread with one waiting reserve per server; else it stays. A slot
+that just finished a job visits, with a reserve answered at once, a server
+that has had no slot and no look for a reserve timeout, so no server's jobs
+wait long behind another's backlog. No reserve is sent on a connection being
+reconnected (it would wait): its slots move to live servers. A server back
+(reconnected, or reached for the first time) is looked at by the idle slots
+at once, since its binlog may hold jobs.
+
 The cost per job
 ----------------
 Per job a slot sends the acknowledgement of the previous job and its next
