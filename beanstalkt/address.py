@@ -9,6 +9,8 @@ one place.
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 #: beanstalkd's port, used when an address names a host only.
@@ -66,6 +68,39 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+#: The environment variable naming several servers for the command lines
+#: (``beanstalkt``, ``python -m beanstalkt.worker``): ``host:port,host:port``.
+SERVERS_VARIABLE = "BEANSTALKD_SERVERS"
+
+
+def addresses_from_command_line(
+    servers: Optional[Sequence[str]],
+    host_or_port_given: bool,
+    environ: Optional[Mapping[str, str]] = None,
+) -> list[tuple[str, int]]:
+    """The servers a command line names with ``--server``, parsed (empty: use host/port).
+
+    The one rule of both command lines: repeated ``--server`` flags, else
+    (when neither ``--host`` nor ``--port`` is given) the comma-separated
+    ``$BEANSTALKD_SERVERS``; an empty list means "one server, from
+    ``--host``/``--port`` or ``$BEANSTALKD_HOST``/``$BEANSTALKD_PORT``".
+    Raises ``ValueError`` (with a message for a usage line) for ``--server``
+    together with ``--host``/``--port``, and for a bad address.
+    """
+    addresses = list(servers or [])
+    if addresses and host_or_port_given:
+        raise ValueError("give either --server, or --host/--port, not both")
+    source = "--server"
+    if not addresses and not host_or_port_given:
+        text = (os.environ if environ is None else environ).get(SERVERS_VARIABLE, "")
+        addresses = [part.strip() for part in text.split(",") if part.strip()]
+        source = SERVERS_VARIABLE
+    try:
+        return [parse_address(address) for address in addresses]
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
 def _is_ipv6(text: str) -> bool:
     try:
         ipaddress.IPv6Address(text)
@@ -74,4 +109,12 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-__all__ = ["DEFAULT_PORT", "UNIX_PREFIX", "format_address", "parse_address", "unix_socket_path"]
+__all__ = [
+    "DEFAULT_PORT",
+    "SERVERS_VARIABLE",
+    "UNIX_PREFIX",
+    "addresses_from_command_line",
+    "format_address",
+    "parse_address",
+    "unix_socket_path",
+]

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Callable, NamedTuple, Optional
 
 from . import __version__
-from .address import format_address, parse_address
+from .address import addresses_from_command_line, format_address
 from .client import Client
 from .errors import (
     BeanstalkConnectionError,
@@ -772,19 +772,11 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
     ``args.pool_addresses`` lists them and the first is returned.
     """
     args.pool_addresses = None
-    addresses: list[str] = args.server or []
-    if addresses and (args.host or args.port is not None):
-        parser.error("give either --server, or --host/--port, not both")
-    source = "--server"
-    if not addresses and not args.host and args.port is None:
-        text = os.environ.get("BEANSTALKD_SERVERS", "")
-        addresses = [part.strip() for part in text.split(",") if part.strip()]
-        source = "BEANSTALKD_SERVERS"
-    if addresses:
-        try:
-            parsed = [parse_address(address) for address in addresses]
-        except ValueError as exc:
-            parser.error(f"{source}: {exc}")
+    try:
+        parsed = addresses_from_command_line(args.server, bool(args.host or args.port is not None))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if parsed:
         if len(parsed) > 1:
             if args.command not in _POOL_HANDLERS:
                 args.parser.error(
@@ -793,7 +785,7 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
                 )
             if getattr(args, "raw", False):
                 args.parser.error("--raw needs one server")
-            args.pool_addresses = addresses
+            args.pool_addresses = [format_address(*address) for address in parsed]
         return Server(*parsed[0])
     host = args.host or os.environ.get("BEANSTALKD_HOST") or DEFAULT_HOST
     port = args.port

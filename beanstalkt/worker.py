@@ -42,6 +42,24 @@ nothing else is pending there, a pending reserve never delays shutdown, and
 should the server have just handed such a connection a job, closing it puts
 that job straight back to ready.
 
+Over several servers
+--------------------
+``Worker(handlers, servers=[...])`` reserves from every server: each gets
+``ceil(concurrency / slots_per_connection)`` connections and the slots start
+spread over them. A slot moves only between jobs, once its last job is
+acknowledged on the connection that reserved it (``job.server`` names it).
+A slot whose reserve found its server empty moves to a server where a quick
+reserve (``reserve-with-timeout 0``) just handed out a job, a sign of a
+backlog (a job found by a waiting reserve may be the only one, and does not
+call every idle slot over); else to a server with fewer slots, so that idle
+slots stay spread with one waiting reserve per server; else it stays. A slot
+that just finished a job visits, with a reserve answered at once, a server
+that has had no slot and no look for a reserve timeout, so no server's jobs
+wait long behind another's backlog. No reserve is sent on a connection being
+reconnected (it would wait): its slots move to live servers. A server back
+(reconnected, or reached for the first time) is looked at by the idle slots
+at once, since its binlog may hold jobs.
+
 The cost per job
 ----------------
 Per job a slot sends the acknowledgement of the previous job and its next
@@ -121,8 +139,9 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from .address import addresses_from_command_line, format_address, parse_address
 from .client import Client
 from .connection import SSLOption
 from .errors import (
@@ -137,6 +156,7 @@ from .errors import (
     TimedOut,
 )
 from .models import Body, Job, StatsJob
+from .monitor import per_tube
 from .protocol import MAX_UINT32, check_integer, check_tube_name
 from .tls import add_tls_arguments, context_or_usage_error
 
@@ -168,7 +188,7 @@ _IDLE_POLL_INTERVAL = 0.1
 # What handlers see and what they may ask for.
 
 
-class ReservedJob(Job):
+class ReservedJob(Job[Any]):
     """A job reserved by a :class:`Worker`, as its handler receives it.
 
     Still a :class:`~beanstalkt.Job` (``job.id``, ``job.body``, equal to
@@ -180,16 +200,30 @@ class ReservedJob(Job):
     raises ``RuntimeError``.
     """
 
-    __slots__ = ("_epoch", "_slot", "_stats", "tube")
+    __slots__ = ("_epoch", "_lane", "_slot", "_stats", "tube")
 
     def __init__(self, id: int, body: Body, tube: str, stats: Optional[StatsJob] = None) -> None:
         super().__init__(id, body)
         #: The tube the job was reserved from.
         self.tube = tube
         self._stats = stats
-        # The slot that reserved it, and the slot's epoch then (None: made by hand).
+        # The slot that reserved it, the connection it was reserved on (a
+        # slot of a pooled worker moves between servers from job to job) and
+        # that connection's epoch then (None: made by hand).
         self._slot: Optional[_Slot] = None
+        self._lane: Optional[_Lane] = None
         self._epoch = 0
+
+    @property
+    def server(self) -> Optional[str]:
+        """The address of the server that handed the job out (``None``: made by hand).
+
+        ``"host:port"`` (or ``unix:/path``): with ``Worker(servers=...)``, as
+        spelled by :func:`~beanstalkt.pool.format_address`. The job is
+        acknowledged and touched there, on the connection that reserved it.
+        """
+        lane = self._lane
+        return None if lane is None else lane.address
 
     @property
     def stats(self) -> StatsJob:
@@ -217,16 +251,16 @@ class ReservedJob(Job):
         """
         if self._stats is not None and not refresh:
             return self._stats
-        slot = self._slot
-        if slot is None:
+        lane = self._lane
+        if lane is None:
             raise RuntimeError(f"job {self.id} was not reserved by a worker: no stats to load")
-        if slot.epoch != self._epoch or slot.client.closed():
+        if lane.epoch != self._epoch or lane.client.closed():
             raise ConnectionLost(
                 command=f"stats-job {self.id}",
                 message=f"job {self.id}: its reservation was lost with the connection",
             )
-        stats = await slot.client.stats_job(self.id)
-        if slot.epoch != self._epoch:
+        stats = await lane.client.stats_job(self.id)
+        if lane.epoch != self._epoch:
             # Answered by a new connection: after a restart without binlog
             # this id may name another job.
             raise ConnectionLost(
@@ -260,7 +294,7 @@ class ReservedJob(Job):
         return f"ReservedJob(id={self.id!r}, tube={self.tube!r}{attempt})"
 
 
-def _reserved_job(job: Job, tube: str, slot: _Slot, stats: Optional[StatsJob]) -> ReservedJob:
+def _reserved_job(job: Job[Any], tube: str, slot: _Slot, stats: Optional[StatsJob]) -> ReservedJob:
     """The :class:`ReservedJob` a handler gets for ``job``, reserved by ``slot``.
 
     The one place a reserved :class:`~beanstalkt.Job` becomes a ReservedJob
@@ -271,6 +305,7 @@ def _reserved_job(job: Job, tube: str, slot: _Slot, stats: Optional[StatsJob]) -
     # it once the connection that reserved it is gone.
     reserved.reservation = job.reservation
     reserved._slot = slot
+    reserved._lane = slot.lane
     reserved._epoch = slot.epoch
     return reserved
 
@@ -383,10 +418,27 @@ class _Lane:
     otherwise slots ask with ``reserve-with-timeout 0``, answered at once.
     """
 
-    __slots__ = ("blocking", "changed", "client", "epoch", "polling", "reserving", "running")
+    __slots__ = (
+        "address",
+        "blocking",
+        "changed",
+        "client",
+        "epoch",
+        "polling",
+        "reserving",
+        "running",
+        "site",
+        "slots",
+    )
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client[Any], site: Optional[_Site] = None) -> None:
         self.client = client
+        # The server's address (what ReservedJob.server says), and, in a pooled
+        # worker, the server's shared state.
+        self.site = site
+        self.address = site.address if site is not None else client.address
+        # Slots on this connection now (a pooled worker's slots move).
+        self.slots = 0
         # Bumped at each reconnect: a reservation made in an older epoch is gone.
         self.epoch = 0
         # Jobs reserved on this connection and not acknowledged yet.
@@ -416,6 +468,54 @@ class _Lane:
             await asyncio.wait_for(self.changed.wait(), timeout)
 
 
+class _Site:
+    """One server of a pooled worker: its connections and what is known of its tubes.
+
+    Slots move between servers only between jobs, so a job is always
+    acknowledged on the connection that reserved it.
+    """
+
+    __slots__ = ("address", "has_work", "lanes", "looked_at", "reserved", "slots")
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.lanes: list[_Lane] = []
+        # Slots homed here now (those running a job here included).
+        self.slots = 0
+        # The last reserve answered here handed out a job: more may wait.
+        self.has_work = False
+        # Loop time of the last reserve answered here (-inf: never, or since
+        # the server came back): a server nobody looked at lately gets a visit.
+        self.looked_at = -math.inf
+        # Jobs reserved here (the per-server count of Worker.servers).
+        self.reserved = 0
+
+    def live(self) -> bool:
+        """True while at least one of its connections is established."""
+        return any(not lane.client.closed() for lane in self.lanes)
+
+    def open_lane(self) -> Optional[_Lane]:
+        """Its established connection with the fewest slots, if any."""
+        best: Optional[_Lane] = None
+        for lane in self.lanes:
+            if not lane.client.closed() and (best is None or lane.slots < best.slots):
+                best = lane
+        return best
+
+
+class WorkerServer(NamedTuple):
+    """One server of a :class:`Worker` (see :attr:`Worker.servers`).
+
+    ``slots``: slots there now (running a job there, or looking for one);
+    ``reserved``: jobs reserved there since the worker started.
+    """
+
+    address: str
+    live: bool
+    slots: int
+    reserved: int
+
+
 class _Slot:
     """A place for one running job (reused from job to job) on one lane's connection."""
 
@@ -435,6 +535,9 @@ class _Slot:
     def __init__(self, index: int, lane: _Lane) -> None:
         self.index = index
         self.lane = lane
+        lane.slots += 1
+        if lane.site is not None:
+            lane.site.slots += 1
         # The delete in flight that no callback counts: the slot counts it itself.
         self.uncounted_delete: Optional[tuple[TubeCounters, ReservedJob]] = None
         self.task: Optional[asyncio.Task[None]] = None
@@ -450,7 +553,7 @@ class _Slot:
         self.abandoned = False
 
     @property
-    def client(self) -> Client:
+    def client(self) -> Client[Any]:
         return self.lane.client
 
     @property
@@ -469,6 +572,14 @@ class Worker:
     :param host: beanstalkd host (or ``unix:/path``), when no ``client_factory``
         (default: the :class:`~beanstalkt.Client` default, ``localhost``).
     :param port: beanstalkd port, when no ``client_factory`` (default: 11300).
+    :param servers: several beanstalkd servers to reserve from, instead of
+        ``host``/``port``: addresses ``"host:port"`` or ``"unix:/path"`` (see
+        :func:`~beanstalkt.pool.parse_address`), each once. Each server gets
+        ``ceil(concurrency / slots_per_connection)`` connections, and the
+        slots move, between jobs, to where the jobs are (see "Over several
+        servers" in the module's documentation). :attr:`ReservedJob.server`
+        names the server of a job. Servers down at :meth:`start` are retried
+        every second in the background (it fails only when none answers).
     :param client_factory: called with no argument, once per connection, to
         make its (unconnected) :class:`~beanstalkt.Client`; each must be a new
         client. The worker sets its watch list and its reconnect callback.
@@ -512,7 +623,8 @@ class Worker:
         *,
         host: Optional[str] = None,
         port: Optional[int] = None,
-        client_factory: Optional[Callable[[], Client]] = None,
+        servers: Optional[Sequence[str]] = None,
+        client_factory: Optional[Callable[[], Client[Any]]] = None,
         encoding: Optional[str] = None,
         ssl: SSLOption = None,
         concurrency: int = 1,
@@ -566,6 +678,27 @@ class Worker:
         self._reserve_seconds = max(1, math.ceil(reserve_timeout))
         # With one tube every job's tube is known without asking the server.
         self._only_tube = next(iter(self.handlers)) if len(self.handlers) == 1 else None
+        # A pooled worker: one _Site per server, slots moving between them.
+        self._sites: list[_Site] = []
+        self._site_addresses: list[tuple[str, int]] = []
+        if servers is not None:
+            if isinstance(servers, str):
+                raise TypeError("servers must be a list of addresses, not one string")
+            if host is not None or port is not None or client_factory is not None:
+                raise TypeError("give either servers=, or host=/port=/client_factory=, not both")
+            for text in servers:
+                parsed = parse_address(text)
+                address_text = format_address(*parsed)
+                if any(site.address == address_text for site in self._sites):
+                    raise ValueError(f"server {address_text} is listed twice")
+                self._sites.append(_Site(address_text))
+                self._site_addresses.append(parsed)
+            if not self._sites:
+                raise ValueError("servers must name at least one server")
+        self._encoding = encoding
+        self._ssl = ssl
+        # Background first connections of the servers down at start().
+        self._connecting: list[asyncio.Task[None]] = []
         if client_factory is None:
             address: dict[str, Any] = {}
             if host is not None:
@@ -618,13 +751,19 @@ class Worker:
             stopped.set()
             return
         lanes = math.ceil(self.concurrency / self.slots_per_connection)
-        self._lanes = [_Lane(self._client_factory()) for _ in range(lanes)]
-        # Spread evenly: 10 slots at 8 per connection make 5 + 5, not 8 + 2.
-        self._slots = [
-            _Slot(index, self._lanes[index % lanes]) for index in range(self.concurrency)
-        ]
+        if self._sites:
+            self._make_sites(lanes)
+        else:
+            self._lanes = [_Lane(self._client_factory()) for _ in range(lanes)]
+            # Spread evenly: 10 slots at 8 per connection make 5 + 5, not 8 + 2.
+            self._slots = [
+                _Slot(index, self._lanes[index % lanes]) for index in range(self.concurrency)
+            ]
         try:
-            await asyncio.gather(*[self._prepare(lane) for lane in self._lanes])
+            if self._sites:
+                await self._connect_sites()
+            else:
+                await asyncio.gather(*[self._prepare(lane) for lane in self._lanes])
         except BaseException:
             for lane in self._lanes:
                 lane.client.close()
@@ -721,10 +860,75 @@ class Worker:
     # ------------------------------------------------------------------
     # Slots.
 
+    def _make_sites(self, lanes_per_site: int) -> None:
+        """A pooled worker's connections (``lanes_per_site`` per server) and slots."""
+        for site, (host, port) in zip(self._sites, self._site_addresses):
+            site.lanes = [
+                _Lane(Client(host, port, encoding=self._encoding, ssl=self._ssl), site)
+                for _ in range(lanes_per_site)
+            ]
+        self._lanes = [lane for site in self._sites for lane in site.lanes]
+        # Slot i on server i % n: the slots start spread over the servers.
+        count = len(self._sites)
+        self._slots = [
+            _Slot(index, self._sites[index % count].lanes[(index // count) % lanes_per_site])
+            for index in range(self.concurrency)
+        ]
+
+    async def _connect_sites(self) -> None:
+        """Connect every server's connections; succeed when at least one answers.
+
+        The connections that failed are retried every second in the
+        background; raises the first failure when none answers.
+        """
+        outcomes = await asyncio.gather(
+            *[self._prepare(lane) for lane in self._lanes], return_exceptions=True
+        )
+        failed = []
+        for lane, outcome in zip(self._lanes, outcomes):
+            if outcome is None:
+                continue
+            if not isinstance(outcome, BeanstalkConnectionError):
+                raise outcome
+            failed.append((lane, outcome))
+        if len(failed) == len(self._lanes):
+            raise failed[0][1]
+        for lane, error in failed:
+            logger.warning(
+                "worker: %s unreachable (%s); retrying every second", lane.address, error
+            )
+            self._connecting.append(asyncio.ensure_future(self._connect_later(lane)))
+
+    async def _connect_later(self, lane: _Lane) -> None:
+        # A client reconnects by itself only after a first success: until
+        # then, retrying is the worker's job.
+        while not self._stopping:
+            await self._pause(_ERROR_PAUSE)
+            if self._stopping:
+                return
+            try:
+                await self._prepare(lane)
+            except BeanstalkConnectionError as exc:
+                logger.debug("worker: %s still unreachable: %s", lane.address, exc)
+                continue
+            logger.warning("worker: %s answers; reserving from it", lane.address)
+            assert lane.site is not None
+            self._server_back(lane.site)
+            return
+
+    def _reconnected(self, lane: _Lane) -> None:
+        lane.reconnected()
+        if lane.site is not None:
+            self._server_back(lane.site)
+        if self.metrics is not None:
+            self.metrics.reconnected()
+
     async def _prepare(self, lane: _Lane) -> None:
         client = lane.client
         metrics = self.metrics
-        if metrics is None:
+        if lane.site is not None:
+            client.set_reconnect_callback(functools.partial(self._reconnected, lane))
+        elif metrics is None:
             client.set_reconnect_callback(lane.reconnected)
         else:
 
@@ -745,8 +949,26 @@ class Worker:
         ack: Optional[asyncio.Future[Any]] = None
         # True once a reserve found no job: only then is waiting for one worth it.
         empty = False
+        pooled = bool(self._sites)
         while not self._stopping:
             try:
+                if pooled:
+                    # Between jobs only: the slot's last job is acknowledged
+                    # on the connection that reserved it before it moves.
+                    target = self._where_to(slot, empty)
+                    if target is not None or lane.client.closed():
+                        if ack is not None:
+                            await _settle(slot, ack)
+                            ack = None
+                        if target is None:
+                            # Every server is down: wait for one to come back
+                            # (never reserve on a reconnecting client: it waits).
+                            await lane.wait_for_change(_ERROR_PAUSE)
+                        else:
+                            self._move(slot, target)
+                            lane = target
+                            empty = False
+                        continue
                 if lane.blocking:
                     # A sibling waits for the next job on this connection: so do
                     # we (our delete, sent before its reserve, is answered first).
@@ -786,6 +1008,8 @@ class Worker:
                                 # Counted in the same step as the reserve's end: no
                                 # sibling may see the lane empty in between.
                                 lane.running += 1
+                                if pooled:
+                                    self._found_job(lane, may_wait)
                 finally:
                     lane.reserving -= 1
                     if may_wait:
@@ -815,6 +1039,121 @@ class Worker:
         if ack is not None:
             await _settle(slot, ack)
 
+    # ------------------------------------------------------------------
+    # Over several servers: where a slot goes between jobs.
+
+    def _where_to(self, slot: _Slot, empty: bool) -> Optional[_Lane]:
+        """The connection ``slot`` should move to before its next reserve (None: stay).
+
+        * Its server is down: to a live one, one with work first.
+        * It found its server empty: to a server whose last quick reserve
+          handed out a job (work waits there), else to a server with fewer
+          slots (idle slots spread out, one waiting reserve on each server),
+          else to a server nobody has looked at for a reserve timeout.
+        * Busy where it is: it stays, unless a server has had no slot and no
+          look for a reserve timeout: then it pays that one a visit (its
+          jobs never wait long behind another server's backlog).
+        """
+        lane = slot.lane
+        site = lane.site
+        assert site is not None
+        sites = self._sites
+        if lane.client.closed():
+            best: Optional[_Lane] = None
+            best_rank = (True, 0)
+            for other in sites:
+                candidate = other.open_lane()
+                if candidate is None:
+                    continue
+                rank = (not other.has_work, other.slots)
+                if best is None or rank < best_rank:
+                    best, best_rank = candidate, rank
+            return best
+        if len(sites) == 1:
+            return None
+        now = asyncio.get_running_loop().time()
+        stale_before = now - self._reserve_seconds
+        if not empty:
+            for other in sites:
+                if other.slots == 0 and other.looked_at < stale_before:
+                    candidate = other.open_lane()
+                    if candidate is not None:
+                        other.looked_at = now  # one visitor at a time
+                        return candidate
+            return None
+        with_work: Optional[_Lane] = None
+        fewest: Optional[_Lane] = None
+        unseen: Optional[_Lane] = None
+        for other in sites:
+            if other is site:
+                continue
+            candidate = other.open_lane()
+            if candidate is None:
+                continue
+            if other.has_work and (with_work is None or other.slots < _site_slots(with_work)):
+                with_work = candidate
+            if fewest is None or other.slots < _site_slots(fewest):
+                fewest = candidate
+            if other.slots == 0 and other.looked_at < stale_before:
+                unseen = candidate
+        if with_work is not None:
+            return with_work
+        if fewest is not None and site.slots > _site_slots(fewest) + 1:
+            return fewest
+        if unseen is not None:
+            assert unseen.site is not None
+            unseen.site.looked_at = now
+            return unseen
+        return None
+
+    def _move(self, slot: _Slot, target: _Lane) -> None:
+        """Move an idle slot to another connection (of its server, or of another)."""
+        old = slot.lane
+        old.slots -= 1
+        target.slots += 1
+        if old.site is not target.site:
+            assert old.site is not None and target.site is not None
+            old.site.slots -= 1
+            target.site.slots += 1
+        slot.lane = target
+        # Its former siblings look again: one of them may now wait on the server.
+        old.notify()
+
+    def _found_job(self, lane: _Lane, waited: bool) -> None:
+        """A reserve on ``lane`` handed out a job: note it on the server's record."""
+        site = lane.site
+        assert site is not None
+        site.reserved += 1
+        site.looked_at = asyncio.get_running_loop().time()
+        # A job that came to a waiting reserve may be the only one; one found
+        # by a quick reserve means a backlog: idle slots elsewhere come over.
+        if not waited and not site.has_work:
+            site.has_work = True
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Every waiting idle slot looks again (work was found, or a server is back)."""
+        for lane in self._lanes:
+            lane.notify()
+
+    def _server_back(self, site: _Site) -> None:
+        """A server of a pooled worker answers again: have its jobs looked at."""
+        # Its binlog may hold jobs: slots come to look rather than wait for a visit.
+        site.has_work = True
+        site.looked_at = -math.inf
+        self._wake_all()
+
+    @property
+    def servers(self) -> list[WorkerServer]:
+        """Each server of a pooled worker (``servers=``): live, its slots, jobs reserved.
+
+        Empty for a worker of one server (``host``/``port`` or ``client_factory``).
+        """
+        return [
+            WorkerServer(site.address, site.live(), site.slots, site.reserved)
+            for site in self._sites
+        ]
+
     async def _idle(self, lane: _Lane) -> None:
         """Nothing to reserve, and jobs of the lane still running: wait for news.
 
@@ -833,6 +1172,10 @@ class Worker:
     async def _no_job(self, slot: _Slot, error: BeanstalkException) -> None:
         """A reserve answered without a job to run; raises what it cannot handle."""
         if isinstance(error, TimedOut):
+            site = slot.lane.site
+            if site is not None:
+                site.has_work = False
+                site.looked_at = asyncio.get_running_loop().time()
             if self.metrics is not None:
                 self.metrics.reserve_timed_out(self._only_tube or "")
             return
@@ -855,7 +1198,8 @@ class Worker:
                 # The next reserve waits for the reconnection; a closed client
                 # (NotConnected) would answer at once, hence the pause.
                 logger.debug("worker slot %d: %s", slot.index, error)
-                if slot.client.closed():
+                # (A pooled worker's slot moves to a live server instead.)
+                if slot.client.closed() and not self._sites:
                     await self._pause(_ERROR_PAUSE)
         else:
             raise error
@@ -879,7 +1223,7 @@ class Worker:
             counters = self._counters[tube] = TubeCounters(tube, self.metrics)
         return counters
 
-    async def _run_job(self, slot: _Slot, job: Job) -> Optional[asyncio.Future[Any]]:
+    async def _run_job(self, slot: _Slot, job: Job[Any]) -> Optional[asyncio.Future[Any]]:
         """Run one reserved job; return its acknowledgement, if one was sent."""
         loop = asyncio.get_running_loop()
         reserved_at = loop.time()
@@ -1255,6 +1599,8 @@ class Worker:
                     await asyncio.wait(remaining)
         for lane in self._lanes:
             lane.client.close()
+        for connecting in self._connecting:
+            connecting.cancel()
         for slot in self._slots:
             if slot.keep_alive is not None:
                 slot.keep_alive.cancel()
@@ -1297,6 +1643,11 @@ class Worker:
 
 # ----------------------------------------------------------------------
 # Helpers.
+
+
+def _site_slots(lane: _Lane) -> int:
+    assert lane.site is not None
+    return lane.site.slots
 
 
 def _is_coroutine_function(handler: Callable[..., Any]) -> bool:
@@ -1385,7 +1736,7 @@ def _count_when_answered(slot: _Slot, ack: asyncio.Future[Any]) -> None:
 async def _retried(
     job: ReservedJob,
     buried: asyncio.Future[None],
-    taken_back: asyncio.Future[Job],
+    taken_back: asyncio.Future[Job[Any]],
     released: asyncio.Future[None],
 ) -> str:
     """The outcome of a retry's bury, reserve-job and release: ``retried`` or ``buried``.
@@ -1447,26 +1798,21 @@ def _describe(error: Optional[BaseException]) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-async def buried_tubes(client: Client, tubes: Optional[Iterable[str]] = None) -> dict[str, int]:
+async def buried_tubes(
+    client: Client[Any], tubes: Optional[Iterable[str]] = None
+) -> dict[str, int]:
     """``{tube: buried job count}`` for the tubes that have buried jobs.
 
     Buried jobs are failures nobody has looked at yet: alert when this is not
     empty. ``tubes`` defaults to every tube on the server.
     """
     names = list(tubes) if tubes is not None else await client.list_tubes()
-    replies = await asyncio.gather(
-        *[client.stats_tube(name) for name in names], return_exceptions=True
-    )
-    buried = {}
-    for name, reply in zip(names, replies):
-        if isinstance(reply, NotFound):
-            continue  # the tube vanished meanwhile: nothing buried in it
-        if isinstance(reply, BaseException):
-            raise reply
-        count = reply.get("current-jobs-buried", 0)
-        if count:
-            buried[name] = count
-    return buried
+    every_tube = await per_tube(names, client.stats_tube)
+    return {
+        name: stats["current-jobs-buried"]
+        for name, stats in every_tube.items()
+        if stats.get("current-jobs-buried", 0)
+    }
 
 
 # ----------------------------------------------------------------------
@@ -1514,6 +1860,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="a beanstalkd server (or unix:/path); repeat it to reserve from several: the "
+        "slots move to where the jobs are (default: $BEANSTALKD_SERVERS, a comma-separated "
+        "list; not with --host/--port)",
     )
     parser.add_argument(
         "--concurrency",
@@ -1626,7 +1981,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             parser.error(f"--metrics-port: {exc}")
         metrics = WorkerMetrics()
-    # The same environment as `beanstalkt` (python -m beanstalkt.cmd) reads.
+    # The same flags and environment as `beanstalkt` (python -m beanstalkt.cmd) reads.
+    try:
+        addresses = addresses_from_command_line(
+            arguments.server, arguments.host is not None or arguments.port is not None
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    if len(addresses) == 1:  # one server: the worker of one server, as with --host/--port
+        arguments.host, arguments.port = addresses[0]
     if arguments.host is None:
         arguments.host = os.environ.get("BEANSTALKD_HOST") or None
     if arguments.port is None and os.environ.get("BEANSTALKD_PORT"):
@@ -1637,12 +2000,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ValueError as exc:
             parser.error(f"BEANSTALKD_PORT={os.environ['BEANSTALKD_PORT']!r}: {exc}")
     host = arguments.host if arguments.host is not None else "localhost"
-    ssl_context = context_or_usage_error(parser, arguments, [host])
+    hosts = [address[0] for address in addresses] if len(addresses) > 1 else [host]
+    ssl_context = context_or_usage_error(parser, arguments, hosts)
+    where: dict[str, Any] = (
+        {"servers": [format_address(*address) for address in addresses]}
+        if len(addresses) > 1
+        else {"host": arguments.host, "port": arguments.port}
+    )
     try:
         worker = Worker(
             _load_handlers(arguments),
-            host=arguments.host,
-            port=arguments.port,
+            **where,
             encoding=arguments.encoding,
             concurrency=arguments.concurrency,
             max_attempts=arguments.max_attempts,

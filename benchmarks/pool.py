@@ -8,7 +8,11 @@ two ways:
 * ``put_many``: pipelined batches of ``--batch`` bodies (each batch is cut
   into one slice per live server, written in one piece);
 * ``gather``: ``--concurrency`` single ``pool.put`` calls at a time, awaited
-  together (round-robin over the servers).
+  together (round-robin over the servers);
+* ``worker``: a pooled :class:`~beanstalkt.Worker` (``servers=[...]``,
+  ``--worker-concurrency`` slots, a no-op ``async`` handler) consumes
+  ``--jobs`` jobs put beforehand (untimed), spread evenly over the servers;
+  the time runs from ``start()`` until the last delete is confirmed.
 
 Each row shows jobs/s (median of ``--repeat`` runs) and, per server, the CPU
 it used during the run (utime+stime from ``/proc/<pid>/stat``) as a share of
@@ -41,6 +45,8 @@ import beanstalkt  # noqa: E402
 from beanstalkt.testing import BeanstalkdServer  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: No run may take longer than this (a hang guard, not a timing assertion).
+HANG = 300.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,6 +69,28 @@ async def gather_run(pool: beanstalkt.Pool, jobs: int, concurrency: int, body: b
         await asyncio.gather(*(pool.put(body) for _ in range(min(concurrency, jobs - start))))
 
 
+async def worker_run(addresses: Sequence[str], jobs: int, concurrency: int) -> None:
+    """Consume ``jobs`` jobs with one pooled worker; return once every delete is confirmed."""
+    handled = 0
+    all_handled = asyncio.Event()
+
+    async def handler(job: beanstalkt.ReservedJob) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == jobs:
+            all_handled.set()
+
+    worker = beanstalkt.Worker({"default": handler}, servers=addresses, concurrency=concurrency)
+    await worker.start()
+    try:
+        await asyncio.wait_for(all_handled.wait(), HANG)
+        # The last deletes are confirmed when the slots' next reserves come back.
+        while worker.counters()["default"]["done"] < jobs:
+            await asyncio.sleep(0.001)
+    finally:
+        await worker.stop()
+
+
 async def measure(
     servers: Sequence[BeanstalkdServer], mode: str, args: argparse.Namespace
 ) -> tuple[float, list[float], float]:
@@ -70,12 +98,17 @@ async def measure(
     body = b"x" * args.body_size
     addresses = [f"{server.host}:{server.port}" for server in servers]
     async with beanstalkt.Pool(addresses) as pool:
+        if mode == "worker":  # the jobs to consume, put beforehand (not timed)
+            for start in range(0, args.jobs, args.batch):
+                await pool.put_many([body] * min(args.batch, args.jobs - start))
         pids = [server.process.pid for server in servers if server.process is not None]
         cpu_before = [cpu_seconds(pid) for pid in pids]
         client_before = time.process_time()
         started = time.perf_counter()
         if mode == "put_many":
             await put_many_run(pool, args.jobs, args.batch, body)
+        elif mode == "worker":
+            await worker_run(addresses, args.jobs, args.worker_concurrency)
         else:
             await gather_run(pool, args.jobs, args.concurrency, body)
         elapsed = time.perf_counter() - started
@@ -86,12 +119,17 @@ async def measure(
 
 async def run(args: argparse.Namespace) -> None:
     print(
-        f"{os.cpu_count()} CPU(s); {args.jobs} puts of {args.body_size} bytes per run, "
-        f"median of {args.repeat}"
+        f"{os.cpu_count()} CPU(s); {args.jobs} jobs of {args.body_size} bytes per run, "
+        f"median of {args.repeat}; worker: {args.worker_concurrency} slots"
     )
+    if (os.cpu_count() or 1) <= 2:
+        print(
+            "on 2 cores the machine, not the pool, is the limit: the servers and this "
+            "process share them (more servers cannot add throughput here)"
+        )
     print(f"{'servers':>7} {'mode':>9} {'jobs/s':>10} {'client cpu':>10}  server cpu shares")
     for count in args.servers:
-        for mode in ("put_many", "gather"):
+        for mode in args.modes:
             rates, shares_by_run, client_shares = [], [], []
             for _ in range(args.repeat):
                 # Fresh servers per run: queues never grow from one run to the next.
@@ -122,6 +160,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (median shown)")
     parser.add_argument(
         "--servers", type=int, nargs="+", default=[1, 2, 3], help="server counts to measure"
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("put_many", "gather", "worker"),
+        default=["put_many", "gather", "worker"],
+        help="rows to measure per server count",
+    )
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=50, help="slots of the pooled worker"
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args(argv)
