@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, Callable, NamedTuple, Optional
 
 from . import __version__
+from ._options import Option, add_options, option
 from .address import addresses_from_command_line, format_address
 from .client import Client
 from .errors import (
@@ -484,19 +485,8 @@ def _epilog() -> str:
     )
 
 
-class Option(NamedTuple):
-    """One argument of a command: its flags (or its name) and ``add_argument``'s settings."""
-
-    flags: tuple[str, ...]
-    settings: dict[str, Any]
-
-
-def _option(*flags: str, **settings: Any) -> Option:
-    return Option(flags, settings)
-
-
-def _use_option(doing: str) -> Option:
-    return _option(
+def _useoption(doing: str) -> Option:
+    return option(
         "-u",
         "--use",
         type=_tube,
@@ -517,27 +507,27 @@ class Command(NamedTuple):
     description: Optional[str] = None
 
 
-_JOB_ID = _option("id", type=_job_id, metavar="ID", help="the job id")
-_RAW = _option(
+_JOB_ID = option("id", type=_job_id, metavar="ID", help="the job id")
+_RAW = option(
     "--raw",
     action="store_true",
     help="print the YAML exactly as the server sent it instead of JSON",
 )
 # What reserve and reserve-job do with the job once printed.
 _ACTION_OPTIONS = (
-    _option(
+    option(
         "action",
         choices=["delete", "release", "bury"],
         help="what to do with the job once printed: delete it, release it back to "
         "ready (or delayed, with -d), or bury it",
     ),
-    _option(
+    option(
         "-p",
         "--priority",
         type=_PRIORITY,
         help="new priority when releasing or burying (default: the job's own)",
     ),
-    _option(
+    option(
         "-d",
         "--delay",
         type=_DELAY,
@@ -552,28 +542,28 @@ COMMANDS: tuple[Command, ...] = (
         cmd_put,
         "put a job into a tube and print its id",
         (
-            _option("body", metavar="BODY", help="the job body, or - to read it from stdin"),
-            _option(
+            option("body", metavar="BODY", help="the job body, or - to read it from stdin"),
+            option(
                 "-k",
                 "--key",
                 help="with several servers: put every job with this key on the same server",
             ),
-            _option(
+            option(
                 "-p",
                 "--priority",
                 type=_PRIORITY,
                 default=DEFAULT_PRIORITY,
                 help=f"0 (most urgent) to {MAX_UINT32} (default: {DEFAULT_PRIORITY})",
             ),
-            _use_option("put the job into"),
-            _option(
+            _useoption("put the job into"),
+            option(
                 "-d",
                 "--delay",
                 type=_DELAY,
                 default=0,
                 help="seconds the job waits, delayed, before it becomes ready (default: 0)",
             ),
-            _option(
+            option(
                 "-t",
                 "--ttr",
                 type=_TTR,
@@ -592,14 +582,14 @@ COMMANDS: tuple[Command, ...] = (
         "reserve a job, print it, then delete, release or bury it",
         (
             *_ACTION_OPTIONS,
-            _option(
+            option(
                 "-t",
                 "--timeout",
                 type=_TIMEOUT,
                 help="give up (exit status 1) when no job comes within this many seconds; "
                 "0 only takes a job that is ready now (default: wait forever)",
             ),
-            _option(
+            option(
                 "-w",
                 "--watch",
                 type=_tube,
@@ -608,7 +598,7 @@ COMMANDS: tuple[Command, ...] = (
                 metavar="TUBE",
                 help="also watch this tube; repeat to watch several",
             ),
-            _option(
+            option(
                 "-i",
                 "--ignore-default",
                 action="store_true",
@@ -634,7 +624,7 @@ COMMANDS: tuple[Command, ...] = (
             f"peek-{state}",
             _peek_state(state),
             f"print the next {state} job of a tube without reserving it",
-            (_use_option("look into"),),
+            (_useoption("look into"),),
         )
         for state in ("ready", "delayed", "buried")
     ),
@@ -643,14 +633,14 @@ COMMANDS: tuple[Command, ...] = (
         cmd_kick,
         "move buried jobs (or, if none, delayed jobs) of a tube to ready; print how many",
         (
-            _option(
+            option(
                 "-b",
                 "--bound",
                 type=_BOUND,
                 default=1,
                 help="kick at most this many jobs (default: 1)",
             ),
-            _use_option("kick jobs in"),
+            _useoption("kick jobs in"),
         ),
     ),
     Command("kick-job", cmd_kick_job, "move one buried or delayed job to ready", (_JOB_ID,)),
@@ -660,7 +650,7 @@ COMMANDS: tuple[Command, ...] = (
         cmd_stats_tube,
         "print a tube's statistics, or every tube's, as JSON",
         (
-            _option(
+            option(
                 "name",
                 nargs="?",
                 type=_tube,
@@ -683,8 +673,8 @@ COMMANDS: tuple[Command, ...] = (
             cmd_pause_tube,
             "stop jobs of a tube from being reserved for a while",
             (
-                _option("name", type=_tube, metavar="NAME", help="the tube to pause"),
-                _option(
+                option("name", type=_tube, metavar="NAME", help="the tube to pause"),
+                option(
                     "-d",
                     "--delay",
                     type=_DELAY,
@@ -744,8 +734,7 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
             epilog=_epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        for option in command.options:
-            sub.add_argument(*option.flags, **option.settings)
+        add_options(sub, command.options)
         sub.set_defaults(handler=command.handler, parser=sub)
     return parser
 

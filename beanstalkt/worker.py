@@ -141,6 +141,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from ._options import add_options, option
 from .address import addresses_from_command_line, format_address, parse_address
 from .client import Client
 from .connection import SSLOption
@@ -311,7 +312,20 @@ def _reserved_job(job: Job[Any], tube: str, slot: _Slot, stats: Optional[StatsJo
 
 
 class JobAction(Exception):
-    """Base of what a handler may raise (or return) to decide a job's fate itself."""
+    """Base of what a handler may raise (or return) to decide a job's fate itself.
+
+    Each action carries out its own decision (:meth:`_settle`): the worker
+    only asks it to.
+    """
+
+    #: Whether the job counts as done (finished by its handler) in the metrics.
+    finishes_job = False
+
+    async def _settle(
+        self, worker: Worker, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        """Tell the server what becomes of ``job``; return the acknowledgement sent, if any."""
+        raise NotImplementedError
 
 
 class Release(JobAction):
@@ -328,6 +342,11 @@ class Release(JobAction):
             None if priority is None else check_integer("priority", priority, 0, MAX_UINT32)
         )
 
+    async def _settle(
+        self, worker: Worker, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        return await worker._release(slot, job, counters, self.priority, self.delay, "released")
+
 
 class Bury(JobAction):
     """Bury the job at once, whatever attempt this is (``reason`` is logged).
@@ -342,13 +361,27 @@ class Bury(JobAction):
             None if priority is None else check_integer("priority", priority, 0, MAX_UINT32)
         )
 
+    async def _settle(
+        self, worker: Worker, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        logger.warning("job %d (tube %s) buried by its handler: %s", job.id, job.tube, self)
+        return await worker._bury(slot, job, counters, self.priority)
+
 
 class Delete(JobAction):
     """Delete the job without running it further (counted ``done``; ``reason`` is logged)."""
 
+    finishes_job = True
+
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason or "deleted by its handler")
         self.reason = reason
+
+    async def _settle(
+        self, worker: Worker, slot: _Slot, job: ReservedJob, counters: TubeCounters
+    ) -> Optional[asyncio.Future[Any]]:
+        logger.info("job %d (tube %s) deleted by its handler: %s", job.id, job.tube, self)
+        return worker._delete(slot, job, counters)
 
 
 # ----------------------------------------------------------------------
@@ -1299,7 +1332,7 @@ class Worker:
             seconds = loop.time() - started
             if error is not None:
                 metrics.job_failed(tube, seconds)
-            elif action is None or isinstance(action, Delete):
+            elif action is None or action.finishes_job:
                 metrics.job_done(tube, seconds)
         if action is None and error is None:
             return self._delete(slot, reserved, counters)
@@ -1363,17 +1396,8 @@ class Worker:
     ) -> Optional[asyncio.Future[Any]]:
         """Turn a handler's outcome other than "returned" into delete, release or bury."""
         if error is None:
-            if isinstance(action, Release):
-                return await self._release(
-                    slot, job, counters, action.priority, action.delay, "released"
-                )
-            if isinstance(action, Bury):
-                logger.warning(
-                    "job %d (tube %s) buried by its handler: %s", job.id, job.tube, action
-                )
-                return await self._bury(slot, job, counters, action.priority)
-            logger.info("job %d (tube %s) deleted by its handler: %s", job.id, job.tube, action)
-            return self._delete(slot, job, counters)
+            assert action is not None  # "returned" was handled by the caller
+            return await action._settle(self, slot, job, counters)
         counters.failed += 1
         if not await self._stats_for(slot, job, "retried"):
             counters.lost += 1
@@ -1833,35 +1857,28 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m beanstalkt.worker`` (also used by the docs)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m beanstalkt.worker",
-        description="Run beanstalkd jobs through a handler function, with retries, "
-        "TTR touches and graceful shutdown on SIGTERM/SIGINT.",
-    )
-    parser.add_argument(
-        "handler", help="module:function handling every --tube without a handler of its own"
-    )
-    parser.add_argument(
+#: The worker's options before the TLS ones (see tls.add_tls_arguments), in -h order.
+_OPTIONS = (
+    option("handler", help="module:function handling every --tube without a handler of its own"),
+    option(
         "--tube",
         action="append",
         default=[],
         metavar="TUBE[=module:function]",
         help="a tube to work on (repeatable; default: 'default')",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--host",
         default=None,
         help="beanstalkd host, or unix:/path (default: $BEANSTALKD_HOST, else localhost)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--port",
         type=int,
         default=None,
         help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--server",
         action="append",
         default=None,
@@ -1869,79 +1886,90 @@ def build_parser() -> argparse.ArgumentParser:
         help="a beanstalkd server (or unix:/path); repeat it to reserve from several: the "
         "slots move to where the jobs are (default: $BEANSTALKD_SERVERS, a comma-separated "
         "list; not with --host/--port)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--concurrency",
         type=int,
         default=1,
         help="jobs run at once (default: 1)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--max-attempts",
         type=int,
         default=5,
         help="the attempt that fails this many times buries the job (default: 5)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--backoff-base",
         type=float,
         default=1.0,
         help="seconds of delay after the first failure (default: 1)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--backoff-factor",
         type=float,
         default=2.0,
         help="each further failure multiplies the delay by this (default: 2)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--backoff-max",
         type=float,
         default=3600.0,
         help="cap on the delay, seconds (default: 3600)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--grace-period",
         type=float,
         default=30.0,
         help="on SIGTERM/SIGINT, seconds running jobs may take to finish before they are "
         "released (default: 30)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--reserve-timeout",
         type=float,
         default=1.0,
         help="seconds each reserve-with-timeout waits for a job; under 1 (0 included) "
         "counts as 1, so an idle worker never polls (default: 1)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--slots-per-connection",
         type=int,
         default=8,
         help="slots sharing one connection; 1 gives each its own (default: 8)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--prefetch-stats",
         action="store_true",
         help="read each job's stats-job before its handler runs (job.attempt, priority, "
         "ttr readable at once; one more round trip per job)",
-    )
-    parser.add_argument("--encoding", default=None, help="decode bodies to str, e.g. utf-8")
-    parser.add_argument(
-        "--stats-interval", type=float, default=None, help="log counters every N seconds"
-    )
-    add_tls_arguments(parser)
-    parser.add_argument(
+    ),
+    option("--encoding", default=None, help="decode bodies to str, e.g. utf-8"),
+    option("--stats-interval", type=float, default=None, help="log counters every N seconds"),
+)
+#: Its options after the TLS ones.
+_LATER_OPTIONS = (
+    option(
         "--metrics-port",
         type=int,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics "
         "(needs the metrics extra: pip install 'beanstalkt[metrics]')",
+    ),
+    option("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m beanstalkt.worker`` (also used by the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m beanstalkt.worker",
+        description="Run beanstalkd jobs through a handler function, with retries, "
+        "TTR touches and graceful shutdown on SIGTERM/SIGINT.",
     )
-    parser.add_argument(
-        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
-    )
+    add_options(parser, _OPTIONS)
+    add_tls_arguments(parser)
+    add_options(parser, _LATER_OPTIONS)
     return parser
 
 
