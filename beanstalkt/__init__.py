@@ -51,30 +51,18 @@ from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR
 
 if TYPE_CHECKING:
     from .worker import (
-        Bury,
-        Delete,
-        JobAction,
-        Release,
         ReservedJob,
         TubeCounters,
         Worker,
+        WorkerServer,
         buried_tubes,
     )
 
 # The worker names load on first use, so that ``python -m beanstalkt.worker``
-# does not find its own module already imported by the package.
-_WORKER_NAMES = frozenset(
-    {
-        "Bury",
-        "Delete",
-        "JobAction",
-        "Release",
-        "ReservedJob",
-        "TubeCounters",
-        "Worker",
-        "buried_tubes",
-    }
-)
+# does not find its own module already imported by the package. The actions a
+# handler raises (Release, Bury, Delete) stay in beanstalkt.worker: beside the
+# exceptions here, Bury would read like Buried, the server's reply.
+_WORKER_NAMES = frozenset({"ReservedJob", "TubeCounters", "Worker", "WorkerServer", "buried_tubes"})
 
 
 def __getattr__(name: str) -> Any:
@@ -97,17 +85,14 @@ __all__ = [
     "BeanstalkException",
     "BufferFull",
     "Buried",
-    "Bury",
     "Client",
     "CommandFailed",
     "ConnectFailed",
     "ConnectionLost",
     "DeadlineSoon",
-    "Delete",
     "Draining",
     "ExpectedCRLF",
     "Job",
-    "JobAction",
     "JobTooBig",
     "Keepalive",
     "NotConnected",
@@ -120,7 +105,6 @@ __all__ = [
     "PoolStats",
     "PoolTubes",
     "Priority",
-    "Release",
     "ReservationLost",
     "ReservedJob",
     "ServerError",
@@ -133,6 +117,7 @@ __all__ = [
     "UndecodableBody",
     "UnexpectedResponse",
     "Worker",
+    "WorkerServer",
     "WrongEventLoop",
     "buried_tubes",
     "parse_address",

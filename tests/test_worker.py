@@ -703,3 +703,14 @@ async def test_soak_50k_jobs_through_four_workers(beanstalkd: BeanstalkdServer) 
     for worker in workers:
         counters = worker.counters()["soak"]
         assert counters["lost"] == counters["failed"] == counters["in_progress"] == 0
+
+
+def test_handler_actions_live_in_the_worker_module_only() -> None:
+    # Beside beanstalkt.Buried (the server's reply), a top-level Bury would be misread.
+    import beanstalkt.worker
+
+    for name in ("Release", "Bury", "Delete", "JobAction"):
+        assert not hasattr(beanstalkt, name)
+        assert name not in beanstalkt.__all__
+        assert issubclass(getattr(beanstalkt.worker, name), beanstalkt.worker.JobAction)
+    assert beanstalkt.WorkerServer is beanstalkt.worker.WorkerServer
