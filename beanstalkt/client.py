@@ -15,9 +15,9 @@ import contextlib
 import datetime
 import math
 from asyncio.events import _get_running_loop
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Callable, Generic, Optional, TypeVar, Union, overload
+from typing import Any, Generic, Optional, TypeVar, Union, overload
 
 from .connection import (
     DEFAULT_KEEPALIVE,
@@ -735,7 +735,7 @@ def _joined_batches(
         if remaining[0] or joined.done():
             return
         results: list[BatchResult] = []
-        for part, count in zip(slices, counts):
+        for part, count in zip(slices, counts, strict=True):
             if part.cancelled():
                 joined.cancel()
                 return

@@ -18,8 +18,8 @@ import os
 import ssl
 import sys
 import textwrap
-from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, NamedTuple, Optional
 
 from . import __version__
 from ._options import Option, add_options, option

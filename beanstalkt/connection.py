@@ -26,8 +26,8 @@ import socket
 import ssl as ssl_module
 import time
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Iterable
-from typing import Any, Callable, NamedTuple, Optional, Union, cast
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, NamedTuple, Optional, Union, cast
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient

@@ -26,9 +26,9 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import tornado.httpserver
 import tornado.netutil
@@ -208,7 +208,7 @@ def metric_families(results: Sequence[ScrapeResult]) -> Iterator[Metric]:
         for key, value in sorted(stats.items()):
             if key.startswith("cmd-"):
                 commands.add_metric([server, key[4:]], _number(value))
-        for spec, family in zip(SERVER_METRICS, server_families):
+        for spec, family in zip(SERVER_METRICS, server_families, strict=True):
             if spec.key in stats:
                 family.add_metric([server], _number(stats[spec.key]))  # type: ignore[literal-required]
         for tube in snapshot.tubes:
@@ -217,7 +217,7 @@ def metric_families(results: Sequence[ScrapeResult]) -> Iterator[Metric]:
                 tube_jobs.add_metric(
                     [server, tube.name, state], _number(tube_stats.get(f"current-jobs-{state}"))
                 )
-            for spec, family in zip(TUBE_METRICS, tube_families):
+            for spec, family in zip(TUBE_METRICS, tube_families, strict=True):
                 if spec.key in tube_stats:
                     family.add_metric(
                         [server, tube.name],

@@ -23,9 +23,9 @@ import contextlib
 import fnmatch
 import ssl
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 from .address import parse_address
 from .client import Client
@@ -122,7 +122,7 @@ async def per_tube(
     names = list(names)
     replies = await asyncio.gather(*(ask(name) for name in names), return_exceptions=True)
     answers: dict[str, _Answer] = {}
-    for name, reply in zip(names, replies):
+    for name, reply in zip(names, replies, strict=True):
         if isinstance(reply, NotFound):
             continue  # the tube vanished since it was listed: nothing to report
         if isinstance(reply, BaseException):

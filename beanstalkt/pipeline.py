@@ -43,8 +43,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Iterable
+from typing import Any, Optional, Union
 
 from . import errors
 from .models import Job

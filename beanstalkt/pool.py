@@ -24,9 +24,9 @@ import datetime
 import functools
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from .address import format_address, parse_address
 from .client import Client
@@ -278,7 +278,7 @@ class Pool:
         if self._closed:  # close() meanwhile
             raise NotConnected(message="pool closed while connecting")
         failures = []
-        for server, outcome in zip(self._servers, outcomes):
+        for server, outcome in zip(self._servers, outcomes, strict=True):
             if outcome is None:
                 self._set_live(server, True, "connected")
             elif isinstance(outcome, (ConnectFailed, NotConnected)):
@@ -616,7 +616,7 @@ class Pool:
             elif error is not None:
                 raise error
             else:
-                for index, outcome in zip(part, future.result()):
+                for index, outcome in zip(part, future.result(), strict=True):
                     if isinstance(outcome, int):
                         batch.results[index] = PoolJobRef(server.address, outcome)
                     elif isinstance(outcome, Draining) or (
@@ -732,7 +732,7 @@ class Pool:
         replies = await asyncio.gather(
             *(command(server.client) for server in live), return_exceptions=True
         )
-        answered = dict(zip((server.address for server in live), replies))
+        answered = dict(zip((server.address for server in live), replies, strict=True))
         return {
             server.address: (
                 answered[server.address]

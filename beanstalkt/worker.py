@@ -137,9 +137,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ._options import add_options, option
 from .address import addresses_from_command_line, format_address, parse_address
@@ -895,7 +895,7 @@ class Worker:
 
     def _make_sites(self, lanes_per_site: int) -> None:
         """A pooled worker's connections (``lanes_per_site`` per server) and slots."""
-        for site, (host, port) in zip(self._sites, self._site_addresses):
+        for site, (host, port) in zip(self._sites, self._site_addresses, strict=True):
             site.lanes = [
                 _Lane(Client(host, port, encoding=self._encoding, ssl=self._ssl), site)
                 for _ in range(lanes_per_site)
@@ -918,7 +918,7 @@ class Worker:
             *[self._prepare(lane) for lane in self._lanes], return_exceptions=True
         )
         failed = []
-        for lane, outcome in zip(self._lanes, outcomes):
+        for lane, outcome in zip(self._lanes, outcomes, strict=True):
             if outcome is None:
                 continue
             if not isinstance(outcome, BeanstalkConnectionError):

@@ -113,7 +113,10 @@ async def measure(
             await gather_run(pool, args.jobs, args.concurrency, body)
         elapsed = time.perf_counter() - started
         client_share = (time.process_time() - client_before) / elapsed
-        shares = [(cpu_seconds(pid) - before) / elapsed for pid, before in zip(pids, cpu_before)]
+        shares = [
+            (cpu_seconds(pid) - before) / elapsed
+            for pid, before in zip(pids, cpu_before, strict=True)
+        ]
     return args.jobs / elapsed, shares, client_share
 
 

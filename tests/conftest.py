@@ -8,7 +8,7 @@ itself, and under pytest-xdist the line must travel from the worker process
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -9,6 +9,7 @@ headings) are both read; no Sphinx or Markdown library is needed.
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def _rst_blocks(page: Path, lines: list[str]) -> list[Block]:
             block.instruction, block.argument = comment.group(1), comment.group(2).strip()
         found.append(block)
     # An output block belongs to the Python block right before it.
-    for before, after in zip(found, found[1:]):
+    for before, after in itertools.pairwise(found):
         if (
             before.language == "python"
             and after.language == "text"

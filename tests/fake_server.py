@@ -8,8 +8,7 @@ connection misbehave and the next one answer properly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Callable
+from collections.abc import Awaitable, Callable
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 

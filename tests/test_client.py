@@ -14,8 +14,8 @@ import pickle
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from tornado.ioloop import IOLoop
@@ -1222,7 +1222,7 @@ def unaccepting_port() -> Iterator[int]:
             fillers.append(filler)
             try:
                 filler.connect(("127.0.0.1", port))
-            except socket.timeout:  # TimeoutError from Python 3.10 on
+            except TimeoutError:  # TimeoutError from Python 3.10 on
                 break
         else:
             pytest.fail("could not fill the accept queue of a listening socket")

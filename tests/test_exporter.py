@@ -17,8 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable
-from typing import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import tornado.httpclient

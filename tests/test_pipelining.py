@@ -8,6 +8,7 @@ forward the server's replies one byte at a time or all in one write.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any, Optional
 
 import pytest
@@ -160,10 +161,10 @@ async def test_ten_thousand_gathered_puts_get_increasing_ids_in_issue_order(
             asyncio.gather(*[client.put(b"x%d" % i) for i in range(10000)]), HANG
         )
         assert len(ids) == 10000
-        assert all(earlier < later for earlier, later in zip(ids, ids[1:]))
+        assert all(earlier < later for earlier, later in itertools.pairwise(ids))
         sample = [*range(0, 10000, 613), 9999]
         jobs = await asyncio.gather(*[client.peek(ids[i]) for i in sample])
-        for i, job in zip(sample, jobs):
+        for i, job in zip(sample, jobs, strict=True):
             assert job == {"id": ids[i], "body": b"x%d" % i}
         stats = await client.stats()
         assert stats["current-jobs-ready"] == 10000
@@ -206,7 +207,7 @@ async def test_mixed_pipelined_burst_matches_every_reply_despite_failures(
         results = await asyncio.wait_for(
             asyncio.gather(*[future for _, future in burst], return_exceptions=True), HANG
         )
-        got: dict[str, Any] = dict(zip([name for name, _ in burst], results))
+        got: dict[str, Any] = dict(zip([name for name, _ in burst], results, strict=True))
 
     assert got["put one"] == 1
     assert got["use mixed"] == "mixed"

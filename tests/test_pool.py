@@ -13,8 +13,8 @@ import collections
 import contextlib
 import json
 import subprocess
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable, Optional
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Optional
 
 import pytest
 
@@ -158,7 +158,7 @@ async def test_key_is_stable_and_moves_only_when_its_server_dies(
 
     async def placement() -> dict[str, str]:
         refs = await asyncio.gather(*(pool.put(b"k", key=key) for key in keys))
-        return {key: ref.server for key, ref in zip(keys, refs)}
+        return {key: ref.server for key, ref in zip(keys, refs, strict=True)}
 
     before = await placement()
     assert await placement() == before
@@ -492,7 +492,7 @@ async def test_soak_each_server_killed_and_restarted_under_load(
             outcomes = await asyncio.gather(
                 *(pool.put(payload) for payload in payloads), return_exceptions=True
             )
-            for payload, outcome in zip(payloads, outcomes):
+            for payload, outcome in zip(payloads, outcomes, strict=True):
                 if isinstance(outcome, PoolJobRef):
                     acknowledged.append(outcome)
                     bodies[outcome] = payload
@@ -521,7 +521,7 @@ async def test_soak_each_server_killed_and_restarted_under_load(
         missing = 0
         for refs in by_server.values():
             jobs = await asyncio.gather(*(pool.peek(ref) for ref in refs), return_exceptions=True)
-            for ref, job in zip(refs, jobs):
+            for ref, job in zip(refs, jobs, strict=True):
                 if isinstance(job, BaseException) or job.body != bodies[ref]:
                     missing += 1
     finally:

@@ -12,8 +12,8 @@ import collections
 import os
 import signal
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any, Callable, Optional, Union
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Optional, Union
 
 import pytest
 
@@ -421,7 +421,7 @@ async def test_soak_100k_jobs_two_pooled_workers_servers_killed_in_turn(
                         await asyncio.sleep(0.1)
                         continue
                     retry = []
-                    for body, result in zip(bodies, results):
+                    for body, result in zip(bodies, results, strict=True):
                         if isinstance(result, PoolJobRef):
                             put_bodies.add(body)
                         else:

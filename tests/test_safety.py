@@ -60,7 +60,7 @@ async def test_a_thousand_coroutines_put_into_their_own_tubes_with_none_misroute
         stats = await asyncio.gather(*[client.stats_job(job_id) for job_id, _tube in placed])
         misrouted = [
             (job_id, tube, job_stats["tube"])
-            for (job_id, tube), job_stats in zip(placed, stats)
+            for (job_id, tube), job_stats in zip(placed, stats, strict=True)
             if job_stats["tube"] != tube
         ]
         assert misrouted == []

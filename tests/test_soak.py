@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -31,7 +31,7 @@ async def produce(
         results = await asyncio.gather(
             *[client.put(b"%d" % seq) for seq in batch], return_exceptions=True
         )
-        for seq, result in zip(batch, results):
+        for seq, result in zip(batch, results, strict=True):
             if isinstance(result, int):
                 confirmed[seq] = result
             else:

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Callable, Optional
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Optional
 
 import pytest
 

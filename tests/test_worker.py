@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable
-from typing import Any, Callable, Union
+from collections.abc import Awaitable, Callable
+from typing import Any, Union
 
 import pytest
 

@@ -16,7 +16,8 @@ import logging
 import ssl
 import time
 from collections import deque
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from ..address import format_address
 from ..client import Client
@@ -144,7 +145,7 @@ class ServerMonitor:
             *(client.stats_tube(name) for name in tubes), return_exceptions=True
         )
         tube_stats: dict[str, StatsTube] = {}
-        for name, reply in zip(tubes, replies):
+        for name, reply in zip(tubes, replies, strict=True):
             if isinstance(reply, NotFound):
                 continue  # the tube went away between the two commands
             if isinstance(reply, BaseException):
