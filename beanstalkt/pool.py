@@ -53,10 +53,6 @@ from .protocol import (
 
 logger = logging.getLogger("beanstalkt")
 
-#: Seconds between the pool's looks at its clients for a connection lost while
-#: no put was under way to notice it (puts notice at once).
-HEALTH_CHECK_INTERVAL = 0.25
-
 #: Stats fields that describe one process, not an amount: left out of totals.
 NON_ADDITIVE_FIELDS = frozenset(
     {
@@ -174,13 +170,11 @@ class Pool:
     """Many beanstalkd servers used as one: puts sharded and failed over, stats summed.
 
     :param servers: addresses, ``"host:port"`` or ``"unix:/path"`` (see
-        :func:`parse_address`); each once.
+        :func:`~beanstalkt.address.parse_address`); each once.
     :param retry_unknown: also place elsewhere a put whose outcome is unknown
         (written, then the connection died): such a job may then exist twice,
         but is never lost. Default ``False``: the put fails with
         :class:`~beanstalkt.errors.ConnectionLost`.
-    :param health_check_interval: seconds between looks for a server lost
-        while idle (one with puts under way is noticed at once).
     :param client_options: passed to every :class:`~beanstalkt.Client`
         (``connect_timeout``, ``encoding``, ``use``, ``ssl``,
         ``reconnect_interval``...). ``reconnect_interval`` also paces the
@@ -197,7 +191,6 @@ class Pool:
         servers: Iterable[str],
         *,
         retry_unknown: bool = False,
-        health_check_interval: float = HEALTH_CHECK_INTERVAL,
         **client_options: Any,
     ) -> None:
         if isinstance(servers, str):
@@ -205,8 +198,6 @@ class Pool:
         for name in ("host", "port"):
             if name in client_options:
                 raise TypeError(f"{name}= is not a pool option: name the servers in 'servers'")
-        if not isinstance(health_check_interval, (int, float)) or health_check_interval <= 0:
-            raise ValueError("health_check_interval must be a positive number of seconds")
         self._servers: list[_Server] = []
         self._by_address: dict[str, _Server] = {}
         for text in servers:
@@ -215,6 +206,8 @@ class Pool:
             if address in self._by_address:
                 raise ValueError(f"server {address} is listed twice")
             server = _Server(address, Client(host, port, **client_options))
+            # The client says when its connection goes and comes back: no polling.
+            server.client.set_disconnect_callback(functools.partial(self._disconnected, server))
             server.client.set_reconnect_callback(functools.partial(self._reconnected, server))
             self._servers.append(server)
             self._by_address[address] = server
@@ -223,11 +216,9 @@ class Pool:
         self.retry_unknown = bool(retry_unknown)
         self._encoding: Optional[str] = client_options.get("encoding")
         self._retry_interval = float(client_options.get("reconnect_interval", 1.0))
-        self._health_check_interval = float(health_check_interval)
         self._live: list[_Server] = []
         self._next = 0  # round-robin position
         self._state_callbacks: list[StateCallback] = []
-        self._health_task: Optional[asyncio.Task[None]] = None
         self._closed = True
 
     def __repr__(self) -> str:
@@ -295,7 +286,6 @@ class Pool:
                     "pool: %s unreachable; retrying every %ss", server.address, self._retry_interval
                 )
                 server.connecting = asyncio.ensure_future(self._first_connect(server))
-        self._health_task = asyncio.ensure_future(self._check_health())
 
     async def close(self) -> None:
         """Close every client and stop retrying.
@@ -303,9 +293,7 @@ class Pool:
         Puts not answered yet fail, as with ``Client.close``.
         """
         self._closed = True
-        tasks = [self._health_task] + [server.connecting for server in self._servers]
-        self._health_task = None
-        for task in tasks:
+        for task in [server.connecting for server in self._servers]:
             if task is not None:
                 task.cancel()
         for server in self._servers:
@@ -344,12 +332,6 @@ class Pool:
             self._set_live(server, True, f"connected after {attempt} attempt(s)")
             return
 
-    async def _check_health(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self._health_check_interval)
-            for server in self._servers:
-                self._refresh(server)
-
     def _refresh(self, server: _Server) -> None:
         """Bring ``server.live`` in line with its client's connection."""
         closed = server.client.closed()
@@ -357,6 +339,10 @@ class Pool:
             self._set_live(server, False, "connection lost")
         elif not server.live and not closed and server.connecting is None and not self._closed:
             self._set_live(server, True, "reconnected")
+
+    def _disconnected(self, server: _Server, reason: str) -> None:
+        if not self._closed:
+            self._set_live(server, False, reason)
 
     def _reconnected(self, server: _Server) -> None:
         if not self._closed and not server.client.closed():
@@ -798,7 +784,6 @@ def _sum(values: Iterable[object]) -> dict[str, Union[int, float]]:
 
 
 __all__ = [
-    "HEALTH_CHECK_INTERVAL",
     "NON_ADDITIVE_FIELDS",
     "NoServerAvailable",
     "Pool",
