@@ -1,7 +1,8 @@
 """The README's Python example runs, as written, against a real beanstalkd.
 
-The README is the front page: its one Python block is the quick start, a
-Tornado application and a Worker in one service. It runs in an interpreter of
+The README is the front page: its Python blocks are the quick start, a
+Tornado application and a Worker in one service, and the pool example of
+"Scaling out", run against three servers. It runs in an interpreter of
 its own whose ``Client`` defaults point at the test's throwaway server, on a
 free port instead of 8888; the test sends it the request the README shows,
 waits for the worker's line, stops it with SIGTERM as a service manager would,
@@ -39,9 +40,12 @@ beanstalkt.Client.__init__.__defaults__ = (
 HANG_GUARD = 30.0
 
 
-def test_the_readme_has_one_python_example_the_quick_start() -> None:
+def test_every_python_example_of_the_readme_is_run_here() -> None:
     python = [block for block in blocks(README) if block.language == "python"]
-    assert [block.code for block in python] == [section_block(README, "Quick start", "python")]
+    assert [block.code for block in python] == [
+        section_block(README, "Quick start", "python"),
+        section_block(README, "Scaling out", "python"),
+    ]
 
 
 def wait_until_listening(port: int, process: subprocess.Popen[str]) -> None:
@@ -105,3 +109,38 @@ def test_quick_start_queues_a_signup_and_works_it(
     assert (stats["total-jobs"], stats["cmd-put"], stats["cmd-delete"]) == (1, 1, 1)
     assert (stats["current-jobs-ready"], stats["current-jobs-reserved"]) == (0, 0)
     assert stats["current-jobs-buried"] == 0
+
+
+def test_scaling_out_spreads_by_key_and_the_pooled_worker_drains_every_server() -> None:
+    code = section_block(README, "Scaling out", "python")
+    servers = [BeanstalkdServer().start() for _ in range(3)]
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD,
+            env={
+                "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                "BEANSTALKD_SERVERS": ",".join(f"{s.host}:{s.port}" for s in servers),
+            },
+        )
+        assert finished.returncode == 0, finished.stderr
+        printed = sorted(finished.stdout.splitlines())
+        assert printed == [f"resized photo-{n}.jpg" for n in range(4)]
+
+        async def totals() -> list[tuple[int, int, int]]:
+            counts = []
+            for server in servers:
+                async with beanstalkt.Client(server.host, server.port) as client:
+                    stats = await client.stats()
+                counts.append((stats["cmd-put"], stats["cmd-delete"], stats["total-jobs"]))
+            return counts
+
+        counts = asyncio.run(totals())
+    finally:
+        for server in servers:
+            server.stop()
+    # Every job deleted on the server it was put on (where the key sent it).
+    assert all(put == deleted == jobs for put, deleted, jobs in counts)
+    assert sum(put for put, _, _ in counts) == 4
