@@ -395,7 +395,7 @@ SOAK_JOBS = 100_000
 
 @pytest.mark.slow
 async def test_soak_100k_jobs_two_pooled_workers_servers_killed_in_turn(
-    servers: list[BeanstalkdServer],
+    servers: list[BeanstalkdServer], report: Callable[[str], None]
 ) -> None:
     addresses = [address_of(server) for server in servers]
     delivered: collections.Counter[bytes] = collections.Counter()
@@ -465,8 +465,8 @@ async def test_soak_100k_jobs_two_pooled_workers_servers_killed_in_turn(
                 await client.delete(job.id)
     duplicates = sum(count - 1 for count in delivered.values())
     lost = put_bodies - set(delivered) - left_bodies
-    print(
-        f"\nsoak: put {len(put_bodies)}, delivered {len(delivered)}, duplicates {duplicates}, "
+    report(
+        f"soak: put {len(put_bodies)}, delivered {len(delivered)}, duplicates {duplicates}, "
         f"left in servers {len(left_bodies)}, lost {len(lost)}; "
         f"per worker and server: {[[tuple(s) for s in w.servers] for w in workers]}"
     )
