@@ -323,6 +323,7 @@ async def cmd_list_tubes(args: argparse.Namespace, server: Server) -> None:
 def _pool(args: argparse.Namespace, use: Optional[str] = None) -> Pool:
     return Pool(
         args.pool_addresses,
+        ssl=args.ssl_context,
         connect_timeout=CONNECT_TIMEOUT,
         use=use,
         # Never wait for a reconnect: a put goes to another server, or fails.
@@ -775,7 +776,9 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
             if getattr(args, "raw", False):
                 args.parser.error("--raw needs one server")
             args.pool_addresses = [format_address(*address) for address in parsed]
-        return Server(*parsed[0])
+        # TLS (--tls...) applies to every server named, as to --host.
+        args.ssl_context = context_or_usage_error(parser, args, [host for host, _ in parsed])
+        return Server(*parsed[0], args.ssl_context)
     host = args.host or os.environ.get("BEANSTALKD_HOST") or DEFAULT_HOST
     port = args.port
     if port is None:

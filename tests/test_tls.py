@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -509,6 +510,18 @@ def test_cli_through_tls(terminator: Stunnel, certificates: Certificates) -> Non
     raw = run("beanstalkt.cmd", *where, "stats-job", "--raw", str(job_id))
     assert (raw.returncode, raw.stderr) == (0, "")
     assert raw.stdout.startswith(f"---\nid: {job_id}\ntube: default\nstate: ready\n")
+
+
+def test_cli_tls_with_server_flags(terminator: Stunnel, certificates: Certificates) -> None:
+    tls = ["--tls", "--tls-ca", str(certificates.ca)]
+    one = ["--server", f"127.0.0.1:{terminator.port}"]
+    put = run("beanstalkt.cmd", *tls, *one, "put", "through --server")
+    assert (put.returncode, put.stderr) == (0, "")
+    # Two names of the one terminator: a pool, every client through TLS.
+    two = [*one, "--server", f"localhost:{terminator.port}"]
+    stats = run("beanstalkt.cmd", *tls, *two, "stats")
+    assert (stats.returncode, stats.stderr) == (0, "")
+    assert json.loads(stats.stdout)["total"]["current-jobs-ready"] == 2  # counted twice
 
 
 def test_cli_mutual_tls(mutual_terminator: Stunnel, certificates: Certificates) -> None:
