@@ -68,37 +68,55 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-#: The environment variable naming several servers for the command lines
-#: (``beanstalkt``, ``python -m beanstalkt.worker``): ``host:port,host:port``.
+#: The environment variables the command lines read their servers from.
 SERVERS_VARIABLE = "BEANSTALKD_SERVERS"
+HOST_VARIABLE = "BEANSTALKD_HOST"
+PORT_VARIABLE = "BEANSTALKD_PORT"
+#: Where a command line looks when nothing names a server.
+DEFAULT_HOST = "localhost"
 
 
-def addresses_from_command_line(
+def command_line_servers(
     servers: Optional[Sequence[str]],
-    host_or_port_given: bool,
+    host: Optional[str],
+    port: Optional[int],
     environ: Optional[Mapping[str, str]] = None,
 ) -> list[tuple[str, int]]:
-    """The servers a command line names with ``--server``, parsed (empty: use host/port).
+    """The servers a command line names, as ``(host, port)`` pairs (at least one).
 
-    The one rule of both command lines: repeated ``--server`` flags, else
-    (when neither ``--host`` nor ``--port`` is given) the comma-separated
-    ``$BEANSTALKD_SERVERS``; an empty list means "one server, from
-    ``--host``/``--port`` or ``$BEANSTALKD_HOST``/``$BEANSTALKD_PORT``".
-    Raises ``ValueError`` (with a message for a usage line) for ``--server``
-    together with ``--host``/``--port``, and for a bad address.
+    The one rule of ``beanstalkt`` and ``python -m beanstalkt.worker``:
+    ``--server`` options (``servers``, repeatable), else ``--host``/``--port``,
+    else ``$BEANSTALKD_SERVERS`` (comma-separated addresses), else
+    ``$BEANSTALKD_HOST``/``$BEANSTALKD_PORT`` (each filling in what the
+    options left out), else ``localhost:11300``. ``--server`` with
+    ``--host``/``--port`` is refused rather than one of them ignored. Raises
+    ``ValueError`` naming the option or variable at fault.
     """
-    addresses = list(servers or [])
-    if addresses and host_or_port_given:
+    environ = os.environ if environ is None else environ
+    if servers and (host or port is not None):
         raise ValueError("give either --server, or --host/--port, not both")
     source = "--server"
-    if not addresses and not host_or_port_given:
-        text = (os.environ if environ is None else environ).get(SERVERS_VARIABLE, "")
+    addresses = list(servers or [])
+    if not addresses and not host and port is None:
+        text = environ.get(SERVERS_VARIABLE, "")
         addresses = [part.strip() for part in text.split(",") if part.strip()]
         source = SERVERS_VARIABLE
-    try:
-        return [parse_address(address) for address in addresses]
-    except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from None
+    if addresses:
+        try:
+            return [parse_address(address) for address in addresses]
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    host = host or environ.get(HOST_VARIABLE) or DEFAULT_HOST
+    if port is None:
+        text = environ.get(PORT_VARIABLE) or str(DEFAULT_PORT)
+        if not text.isdigit():
+            raise ValueError(f"{PORT_VARIABLE}={text!r}: port must be an integer, not {text!r}")
+        port = int(text)
+        if not 1 <= port <= 65535:
+            raise ValueError(
+                f"{PORT_VARIABLE}={text!r}: port must be between 1 and 65535, not {port}"
+            )
+    return [(host, port)]
 
 
 def _is_ipv6(text: str) -> bool:
@@ -110,10 +128,13 @@ def _is_ipv6(text: str) -> bool:
 
 
 __all__ = [
+    "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "HOST_VARIABLE",
+    "PORT_VARIABLE",
     "SERVERS_VARIABLE",
     "UNIX_PREFIX",
-    "addresses_from_command_line",
+    "command_line_servers",
     "format_address",
     "parse_address",
     "unix_socket_path",

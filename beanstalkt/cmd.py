@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Optional
 
 from . import __version__
 from ._options import Option, add_options, option
-from .address import addresses_from_command_line, format_address
+from .address import DEFAULT_HOST, DEFAULT_PORT, command_line_servers, format_address
 from .client import Client
 from .errors import (
     BeanstalkConnectionError,
@@ -47,8 +47,6 @@ from .protocol import (
 )
 from .tls import add_tls_arguments, context_or_usage_error
 
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 11300
 #: Seconds allowed to reach the server: a CLI must fail, not hang, when nobody answers.
 CONNECT_TIMEOUT = 5.0
 #: Seconds a server may stay silent while it owes a reply to a non-blocking command.
@@ -763,31 +761,21 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
     """
     args.pool_addresses = None
     try:
-        parsed = addresses_from_command_line(args.server, bool(args.host or args.port is not None))
+        parsed = command_line_servers(args.server, args.host, args.port)
     except ValueError as exc:
         parser.error(str(exc))
-    if parsed:
-        if len(parsed) > 1:
-            if args.command not in _POOL_HANDLERS:
-                args.parser.error(
-                    f"{args.command} acts on one server: give --server once "
-                    "(put, stats, stats-tube, list and kick take several)"
-                )
-            if getattr(args, "raw", False):
-                args.parser.error("--raw needs one server")
-            args.pool_addresses = [format_address(*address) for address in parsed]
-        # TLS (--tls...) applies to every server named, as to --host.
-        args.ssl_context = context_or_usage_error(parser, args, [host for host, _ in parsed])
-        return Server(*parsed[0], args.ssl_context)
-    host = args.host or os.environ.get("BEANSTALKD_HOST") or DEFAULT_HOST
-    port = args.port
-    if port is None:
-        text = os.environ.get("BEANSTALKD_PORT") or str(DEFAULT_PORT)
-        try:
-            port = _PORT(text)
-        except argparse.ArgumentTypeError as exc:
-            parser.error(f"BEANSTALKD_PORT={text!r}: {exc}")
-    return Server(host, port, context_or_usage_error(parser, args, [host]))
+    if len(parsed) > 1:
+        if args.command not in _POOL_HANDLERS:
+            args.parser.error(
+                f"{args.command} acts on one server: give --server once "
+                "(put, stats, stats-tube, list and kick take several)"
+            )
+        if getattr(args, "raw", False):
+            args.parser.error("--raw needs one server")
+        args.pool_addresses = [format_address(*address) for address in parsed]
+    # TLS (--tls...) applies to every server named.
+    args.ssl_context = context_or_usage_error(parser, args, [host for host, _ in parsed])
+    return Server(*parsed[0], args.ssl_context)
 
 
 def _program_name() -> str:

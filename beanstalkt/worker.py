@@ -142,7 +142,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ._options import add_options, option
-from .address import addresses_from_command_line, format_address, parse_address
+from .address import command_line_servers, format_address, parse_address
 from .client import Client
 from .connection import SSLOption
 from .errors import (
@@ -2011,29 +2011,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         metrics = WorkerMetrics()
     # The same flags and environment as `beanstalkt` (python -m beanstalkt.cmd) reads.
     try:
-        addresses = addresses_from_command_line(
-            arguments.server, arguments.host is not None or arguments.port is not None
-        )
+        addresses = command_line_servers(arguments.server, arguments.host, arguments.port)
     except ValueError as exc:
         parser.error(str(exc))
-    if len(addresses) == 1:  # one server: the worker of one server, as with --host/--port
-        arguments.host, arguments.port = addresses[0]
-    if arguments.host is None:
-        arguments.host = os.environ.get("BEANSTALKD_HOST") or None
-    if arguments.port is None and os.environ.get("BEANSTALKD_PORT"):
-        try:
-            arguments.port = check_integer(
-                "BEANSTALKD_PORT", int(os.environ["BEANSTALKD_PORT"]), 1, 65535
-            )
-        except ValueError as exc:
-            parser.error(f"BEANSTALKD_PORT={os.environ['BEANSTALKD_PORT']!r}: {exc}")
-    host = arguments.host if arguments.host is not None else "localhost"
-    hosts = [address[0] for address in addresses] if len(addresses) > 1 else [host]
-    ssl_context = context_or_usage_error(parser, arguments, hosts)
+    ssl_context = context_or_usage_error(parser, arguments, [host for host, _ in addresses])
+    # One server: the worker of one server, however it was named.
     where: dict[str, Any] = (
         {"servers": [format_address(*address) for address in addresses]}
         if len(addresses) > 1
-        else {"host": arguments.host, "port": arguments.port}
+        else {"host": addresses[0][0], "port": addresses[0][1]}
     )
     try:
         worker = Worker(

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 
 from beanstalkt import parse_address as exported
-from beanstalkt.address import format_address, parse_address, unix_socket_path
+from beanstalkt.address import (
+    command_line_servers,
+    format_address,
+    parse_address,
+    unix_socket_path,
+)
 from beanstalkt.web import parse_address as web_parse_address
 
 
@@ -65,3 +72,42 @@ def test_one_spelling_per_server() -> None:
     assert format_address("localhost", 11300) == "localhost:11300"
     assert unix_socket_path("unix:/tmp/b.sock") == "/tmp/b.sock"
     assert unix_socket_path("localhost") is None
+
+
+@pytest.mark.parametrize(
+    ("servers", "host", "port", "environ", "expected"),
+    [
+        (None, None, None, {}, [("localhost", 11300)]),
+        (["a:1", "b"], None, None, {"BEANSTALKD_SERVERS": "c:3"}, [("a", 1), ("b", 11300)]),
+        (None, "h", None, {"BEANSTALKD_SERVERS": "c:3", "BEANSTALKD_PORT": "7"}, [("h", 7)]),
+        (None, None, 9, {"BEANSTALKD_HOST": "e"}, [("e", 9)]),
+        (None, None, None, {"BEANSTALKD_SERVERS": " c:3 , d:4 ,"}, [("c", 3), ("d", 4)]),
+        (None, None, None, {"BEANSTALKD_HOST": "e", "BEANSTALKD_PORT": "5"}, [("e", 5)]),
+    ],
+)
+def test_command_lines_find_their_servers_by_one_rule(
+    servers: Optional[list[str]],
+    host: Optional[str],
+    port: Optional[int],
+    environ: dict[str, str],
+    expected: list[tuple[str, int]],
+) -> None:
+    assert command_line_servers(servers, host, port, environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("servers", "host", "environ", "message"),
+    [
+        (["a:1"], "h", {}, "give either --server, or --host/--port, not both"),
+        (["a:x"], None, {}, "--server: 'a:x': the port must be a number from 1 to 65535"),
+        (None, None, {"BEANSTALKD_SERVERS": "::1:1130000"}, "BEANSTALKD_SERVERS: '::1:1130000'"),
+        (None, None, {"BEANSTALKD_PORT": "eleven"}, "port must be an integer, not 'eleven'"),
+        (None, None, {"BEANSTALKD_PORT": "0"}, "port must be between 1 and 65535, not 0"),
+    ],
+)
+def test_command_line_servers_refused_with_what_is_at_fault(
+    servers: Optional[list[str]], host: Optional[str], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        command_line_servers(servers, host, None, environ)
+    assert message in str(caught.value)
