@@ -68,9 +68,11 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-#: The environment variables the command lines read their servers from.
+#: The environment variable naming several servers: ``host:port,host:port``.
 SERVERS_VARIABLE = "BEANSTALKD_SERVERS"
+#: The environment variable naming the server's host (one server).
 HOST_VARIABLE = "BEANSTALKD_HOST"
+#: The environment variable naming the server's port (one server).
 PORT_VARIABLE = "BEANSTALKD_PORT"
 #: Where a command line looks when nothing names a server.
 DEFAULT_HOST = "localhost"
