@@ -57,13 +57,21 @@ if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
             >/dev/null 2>&1 || echo "setup: could not install chromium; browser tests will skip" >&2
     fi
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 \
-    || echo "setup: could not upgrade pip; going on with the one the venv has" >&2
-# pip's notices (editable installs, a newer pip) are not for the user of these
-# scripts: its output is shown only when the install fails.
-if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \
-    >.venv/pip-install.log 2>&1; then
-    cat .venv/pip-install.log >&2
-    echo "setup: installing the package failed (log above)" >&2
-    exit 1
+# The install is editable, so code changes need no reinstall: pip runs again
+# only when the dependencies (pyproject.toml) or this script change.
+stamp=".venv/setup-stamp-${extras:-none}"
+wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip \
+        >/dev/null 2>&1 \
+        || echo "setup: could not upgrade pip; going on with the one the venv has" >&2
+    # pip's notices (editable installs, a newer pip) are not for the user of these
+    # scripts: its output is shown only when the install fails.
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \
+        >.venv/pip-install.log 2>&1; then
+        cat .venv/pip-install.log >&2
+        echo "setup: installing the package failed (log above)" >&2
+        exit 1
+    fi
+    echo "$wanted" >"$stamp"
 fi

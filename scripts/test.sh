@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh machine: installs what it needs first.
 # Extra arguments go to pytest, e.g.: bash scripts/test.sh -k yaml -x
-# The tests run in TEST_WORKERS processes (default 4: most of a test's time is
+# The tests run in TEST_WORKERS processes (default 8: most of a test's time is
 # spent waiting on a server or a timer, so more processes than cores pay off);
 # TEST_WORKERS=0 runs them in this process, one after another.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
+# Each test process (and each interpreter a test starts) would compile the
+# package and the tests anew if compiled modules were never written.
+unset PYTHONDONTWRITEBYTECODE
 status=0
-workers="${TEST_WORKERS:-4}"
+workers="${TEST_WORKERS:-8}"
 parallel=()
 if [ "$workers" != 0 ]; then
     parallel=(-n "$workers" --dist worksteal)

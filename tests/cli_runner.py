@@ -9,6 +9,7 @@ command, as the few end-to-end tests do.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import subprocess
@@ -36,10 +37,13 @@ def cli(
     stdin: bytes = b"",
     env: Optional[dict[str, str]] = None,
     in_subprocess: bool = False,
+    module: str = "beanstalkt.cmd",
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m beanstalkt.cmd ARGS`` against ``server``; text stdout and stderr.
+    """Run ``python -m MODULE ARGS`` against ``server``; text stdout and stderr.
 
-    In this process by default, through ``beanstalkt.cmd.main`` with its own
+    ``MODULE`` is ``beanstalkt.cmd`` unless given (``beanstalkt.top``,
+    ``beanstalkt.exporter``: any module whose ``main(argv)`` returns the exit
+    status). In this process by default, through that ``main`` with its own
     environment, stdin, stdout and stderr (a subprocess per call made this
     file most of the suite's run time); ``in_subprocess=True`` runs the real
     command, as a few end-to-end tests do.
@@ -47,7 +51,7 @@ def cli(
     environment_ = env if env is not None else environment(server)
     if in_subprocess:
         finished = subprocess.run(
-            [sys.executable, "-m", "beanstalkt.cmd", *args],
+            [sys.executable, "-m", module, *args],
             input=stdin,  # bytes: bodies from stdin are raw bytes
             capture_output=True,
             env=environment_,
@@ -66,12 +70,15 @@ def cli(
             mock.patch.multiple(sys, **streams),
             mock.patch.object(cmd, "_program_name", lambda: "python -m beanstalkt.cmd"),
         ):
-            returncode = cmd.main(list(args))
+            try:
+                returncode = importlib.import_module(module).main(list(args))
+            except SystemExit as exc:  # argparse's usage errors, in the other tools
+                returncode = exc.code if isinstance(exc.code, int) else 1
             sys.stdout.flush()
             sys.stderr.flush()
         out, err = stdout.getvalue(), stderr.getvalue()
     result = subprocess.CompletedProcess(
-        [sys.executable, "-m", "beanstalkt.cmd", *args],
+        [sys.executable, "-m", module, *args],
         returncode,
         out.decode("utf-8"),
         err.decode("utf-8"),

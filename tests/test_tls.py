@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shutil
 import socket
 import ssl
@@ -35,6 +34,7 @@ from beanstalkt.exporter import Exporter
 from beanstalkt.testing import BeanstalkdServer, free_port
 from beanstalkt.web.monitor import Monitor
 
+from .cli_runner import cli
 from .doc_sources import DOCS, section_block
 
 # How long stunnel may take to start listening before the test fails (a guard, not an assertion).
@@ -488,14 +488,8 @@ def test_an_encrypted_key_is_refused_without_a_prompt(
 
 
 def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEANSTALKD_")}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    """``python -m MODULE ARGS``, in this process (tests/cli_runner.py), no BEANSTALKD_*."""
+    return cli(None, *args, module=module)
 
 
 def test_cli_through_tls(terminator: Stunnel, certificates: Certificates) -> None:
