@@ -8,9 +8,13 @@ itself, and under pytest-xdist the line must travel from the worker process
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported for real by the plugin line below, which must come first
+    from beanstalkt.testing import BeanstalkdServer
 
 pytest_plugins = ["beanstalkt.testing"]
 
@@ -25,6 +29,21 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
         request.node.user_properties.append((_REPORT, line))
 
     return add
+
+
+@pytest.fixture
+def servers() -> Iterator[list[BeanstalkdServer]]:
+    """Three beanstalkd servers with a binlog each (a pool's), stopped after the test."""
+    from beanstalkt.testing import BeanstalkdServer
+
+    started: list[BeanstalkdServer] = []
+    try:
+        for _ in range(3):
+            started.append(BeanstalkdServer(binlog=True).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -13,7 +13,7 @@ import collections
 import contextlib
 import json
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Optional
 
 import pytest
@@ -41,18 +41,6 @@ STATE_WAIT = 15.0
 
 def address_of(server: BeanstalkdServer) -> str:
     return f"{server.host}:{server.port}"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[BeanstalkdServer]]:
-    started: list[BeanstalkdServer] = []
-    try:
-        for _ in range(3):
-            started.append(BeanstalkdServer(binlog=True).start())
-        yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ import asyncio
 import collections
 import os
 import signal
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Optional, Union
+from collections.abc import Callable
+from typing import Any, Optional
 
 import pytest
 
@@ -22,39 +21,11 @@ from beanstalkt import Client, Pool, PoolJobRef
 from beanstalkt.testing import BeanstalkdServer
 from beanstalkt.worker import ReservedJob, Worker, WorkerServer, main
 
+from .test_pool import address_of
+from .test_worker import eventually
+
 # Generous bound against hangs; every wait below normally takes well under a second or two.
 HANG = 30.0
-
-
-def address_of(server: BeanstalkdServer) -> str:
-    return f"{server.host}:{server.port}"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[BeanstalkdServer]]:
-    started: list[BeanstalkdServer] = []
-    try:
-        for _ in range(3):
-            started.append(BeanstalkdServer(binlog=True).start())
-        yield started
-    finally:
-        for server in started:
-            server.stop()
-
-
-async def eventually(
-    condition: Callable[[], Union[bool, Awaitable[bool]]], what: str, limit: float = HANG
-) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        outcome = condition()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def put_on(server: BeanstalkdServer, tube: str, bodies: list[bytes]) -> list[int]:
