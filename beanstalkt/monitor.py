@@ -219,7 +219,7 @@ class ServerWatcher:
             )
             for _ in range(2)
         )
-        # Made in the loop that uses it (Python 3.9 binds a lock to a loop at creation).
+        # Made in the loop that uses it: a Lock is tied to the loop that first waits on it.
         self._peek_lock: Optional[asyncio.Lock] = None
         self._connecting: Optional[asyncio.Future[tuple[None, None]]] = None
         self._connected = False

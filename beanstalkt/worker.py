@@ -1582,7 +1582,8 @@ class Worker:
     # Shutdown.
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
-        # Created on first use, inside the running loop (Python 3.9 binds them).
+        # Created on first use, in the running loop: an Event is tied to the loop that
+        # first waits on it.
         if self._stop_requested is None or self._stopped is None:
             self._stop_requested = asyncio.Event()
             self._stopped = asyncio.Event()
