@@ -137,7 +137,7 @@ def matches(record: dict[str, Any], stats: dict[str, Any], now: Optional[float] 
     created = record.get("created")
     if stats.get("tube") != record["tube"] or not isinstance(created, (int, float)):
         return False
-    return abs((when - stats.get("age", 0)) - created) <= CREATED_TOLERANCE
+    return bool(abs((when - stats.get("age", 0)) - created) <= CREATED_TOLERANCE)
 
 
 async def read_failures(client: Client[Any], tube: str) -> list[dict[str, Any]]:
@@ -181,7 +181,9 @@ async def read_failures(client: Client[Any], tube: str) -> list[dict[str, Any]]:
     return found
 
 
-async def _take_records(client: Client[Any], name: str) -> list[tuple[Any, Optional[dict[str, Any]]]]:
+async def _take_records(
+    client: Client[Any], name: str
+) -> list[tuple[Any, Optional[dict[str, Any]]]]:
     """Reserve every ready job of record tube ``name`` (the watch list restored after)."""
     watched = await client.list_tubes_watched()
     await client.watch(name)

@@ -8,9 +8,9 @@ written twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from ..protocol import MAX_UINT32, check_integer
 
@@ -114,9 +114,13 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     attempts = settings.get("max_attempts")
     if attempts is not None:
         check_integer("max_attempts", attempts, 1, MAX_UINT32)
-    base, factor, most = (settings.get(name) for name in ("backoff_base", "backoff_factor", "backoff_max"))
-    if (base is not None and base < 0) or (factor is not None and factor < 1) or (
-        most is not None and most < 0
+    base, factor, most = (
+        settings.get(name) for name in ("backoff_base", "backoff_factor", "backoff_max")
+    )
+    if (
+        (base is not None and base < 0)
+        or (factor is not None and factor < 1)
+        or (most is not None and most < 0)
     ):
         raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
     jitter = settings.get("backoff_jitter")
@@ -137,9 +141,7 @@ def resolve(entry: Union[Handler, TubePolicy], defaults: Mapping[str, Any]) -> P
         if not callable(entry):
             raise TypeError("a handler must be callable (or a TubePolicy)")
         own, handler, concurrency = {}, entry, None
-    values = {
-        name: own[name] if own.get(name) is not None else defaults[name] for name in DEFAULTS
-    }
+    values = {name: own[name] if own.get(name) is not None else defaults[name] for name in DEFAULTS}
     limit = values["time_limit"]
     return Policy(
         handler=handler,

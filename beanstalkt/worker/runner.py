@@ -131,7 +131,11 @@ class Site:
         """Its established, prepared connection with the fewest slots, if any."""
         best: Optional[Lane] = None
         for lane in self.lanes:
-            if lane.ready and not lane.client.closed() and (best is None or lane.slots < best.slots):
+            if (
+                lane.ready
+                and not lane.client.closed()
+                and (best is None or lane.slots < best.slots)
+            ):
                 best = lane
         return best
 
@@ -340,14 +344,13 @@ class Runner:
         while not worker._stopping:
             try:
                 lane = slot.lane
-                if many or not lane.ready or lane.client.closed():
-                    # Between jobs only: the last job is acknowledged first.
-                    if self._moved(slot, empty):
-                        ack = await self._settle(slot, ack)
-                        if slot.lane is lane:  # nowhere to go: every server is down
-                            await lane.wait_for_change(ERROR_PAUSE)
-                        empty = False
-                        continue
+                # Between jobs only: the last job is acknowledged first.
+                if (many or not lane.ready or lane.client.closed()) and self._moved(slot, empty):
+                    ack = await self._settle(slot, ack)
+                    if slot.lane is lane:  # nowhere to go: every server is down
+                        await lane.wait_for_change(ERROR_PAUSE)
+                    empty = False
+                    continue
                 if lane.blocking:
                     # A sibling waits for the next job on this connection: so do
                     # we (our delete, sent before its reserve, is answered first).
@@ -415,7 +418,7 @@ class Runner:
                 lane.notify()  # idle siblings look again: the tube may hold more
         return job
 
-    async def _settle(self, slot: Slot, ack: Ack) -> None:
+    async def _settle(self, slot: Slot, ack: Ack) -> Ack:
         """Wait for an acknowledgement (usually answered already), and count a delete.
 
         A callback counts the other acknowledgements; the delete of every job
@@ -429,7 +432,7 @@ class Runner:
         if uncounted is not None:
             slot.uncounted_delete = None
             _count(uncounted[0], "done", uncounted[1], ack)
-        return None
+        return None  # settled: nothing is owed any more
 
     async def _idle(self, lane: Lane) -> None:
         """Nothing to reserve, and jobs of the lane still running: wait for news.
@@ -506,7 +509,12 @@ class Runner:
         current = self.sites.index(lane.site)
         is_open = lane.ready and not lane.client.closed()
         move = scheduling.next_site(
-            self.sites, current, is_open, empty, asyncio.get_running_loop().time(), self.worker._reserve_seconds
+            self.sites,
+            current,
+            is_open,
+            empty,
+            asyncio.get_running_loop().time(),
+            self.worker._reserve_seconds,
         )
         if move is None:
             return not is_open
@@ -574,8 +582,13 @@ class Runner:
                 return None
             tube = stats["tube"]
         reserved = ReservedJob(
-            job["id"], job["body"], tube, stats,
-            reservation=job.reservation, client=lane.client, server=lane.address,
+            job["id"],
+            job["body"],
+            tube,
+            stats,
+            reservation=job.reservation,
+            client=lane.client,
+            server=lane.address,
         )
         counters = worker._counters_of(tube)
         policy = worker._policies.get(tube)
@@ -692,18 +705,30 @@ class Runner:
         if scheduling.after_failure(attempt, policy.max_attempts) == "bury":
             logger.error(
                 "job %d (tube %s) failed on attempt %d of %d; burying it: %s",
-                job.id, job.tube, attempt, policy.max_attempts, text, exc_info=error,
+                job.id,
+                job.tube,
+                attempt,
+                policy.max_attempts,
+                text,
+                exc_info=error,
             )
             trace = failures.format_traceback(error)
             return await self.bury(slot, job, counters, None, text, trace)
         delay = scheduling.jittered(
-            scheduling.backoff_delay(attempt, policy.backoff_base, policy.backoff_factor, policy.backoff_max),
+            scheduling.backoff_delay(
+                attempt, policy.backoff_base, policy.backoff_factor, policy.backoff_max
+            ),
             policy.backoff_jitter,
             random.random(),
         )
         logger.warning(
             "job %d (tube %s) failed on attempt %d of %d; retrying in %ds: %s",
-            job.id, job.tube, attempt, policy.max_attempts, delay, text,
+            job.id,
+            job.tube,
+            attempt,
+            policy.max_attempts,
+            delay,
+            text,
         )
         return self._retry(slot, job, counters, delay)
 
@@ -718,7 +743,9 @@ class Runner:
         logger.warning(
             "job %d (tube %s): reservation lost with the connection; not %s, "
             "it will be handed out again",
-            job.id, job.tube, outcome,
+            job.id,
+            job.tube,
+            outcome,
         )
         return False
 
@@ -733,7 +760,10 @@ class Runner:
         except (BeanstalkConnectionError, NotFound, ReservationLost) as exc:
             logger.warning(
                 "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
-                job.id, job.tube, outcome, exc,
+                job.id,
+                job.tube,
+                outcome,
+                exc,
             )
             return False
         return True
@@ -750,7 +780,12 @@ class Runner:
             return client.delete(job)
 
     async def release(
-        self, slot: Slot, job: ReservedJob, counters: TubeCounters, priority: Optional[int], delay: int
+        self,
+        slot: Slot,
+        job: ReservedJob,
+        counters: TubeCounters,
+        priority: Optional[int],
+        delay: int,
     ) -> Ack:
         if priority is None:
             if not await self._stats_for(job, "released"):
@@ -814,11 +849,15 @@ class Runner:
             if job is None:
                 continue
             if slot.keep_alive is None and slot.reserved_at < found_before:
-                slot.keep_alive = asyncio.ensure_future(self._keep_alive(slot, job, slot.reserved_at))
+                slot.keep_alive = asyncio.ensure_future(
+                    self._keep_alive(slot, job, slot.reserved_at)
+                )
             if slot.cut is None and scheduling.overdue(slot.started, slot.limit, now):
                 logger.warning(
                     "job %d (tube %s): the handler ran past its time limit of %gs; stopping it",
-                    job.id, job.tube, slot.limit,
+                    job.id,
+                    job.tube,
+                    slot.limit,
                 )
                 slot.interrupt("time_limit")
 
@@ -886,7 +925,9 @@ def _record_outcome(
         metrics.job_done(tube, seconds)
 
 
-def _count(counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[Any]) -> None:
+def _count(
+    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[Any]
+) -> None:
     """Done-callback of an acknowledgement: count it, or count the job lost."""
     if future.cancelled():
         counters.add("lost")
@@ -903,19 +944,26 @@ def _count(counters: TubeCounters, outcome: str, job: ReservedJob, future: async
         if isinstance(error, (NotFound, BeanstalkConnectionError, ReservationLost)):
             logger.warning(
                 "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
-                job.id, job.tube, outcome, error,
+                job.id,
+                job.tube,
+                outcome,
+                error,
             )
         else:
             logger.error("job %d (tube %s): acknowledgement failed: %s", job.id, job.tube, error)
 
 
-def _counted(future: asyncio.Future[Any], counters: TubeCounters, outcome: str, job: ReservedJob) -> asyncio.Future[Any]:
+def _counted(
+    future: asyncio.Future[Any], counters: TubeCounters, outcome: str, job: ReservedJob
+) -> asyncio.Future[Any]:
     """``future``, counted as ``outcome`` of ``job`` once the server has answered."""
     future.add_done_callback(functools.partial(_count, counters, outcome, job))
     return future
 
 
-def _record_after_burial(client: Client[Any], job: ReservedJob, body: bytes, future: asyncio.Future[Any]) -> None:
+def _record_after_burial(
+    client: Client[Any], job: ReservedJob, body: bytes, future: asyncio.Future[Any]
+) -> None:
     if not future.cancelled() and future.exception() is None:
         _put_record(client, job.tube, body, job.id)
 
@@ -944,7 +992,8 @@ def _touched(job: ReservedJob, future: asyncio.Future[None]) -> None:
         logger.warning(
             "job %d (tube %s): touch refused, the reservation has expired; another "
             "worker may run it too",
-            job.id, job.tube,
+            job.id,
+            job.tube,
         )
     elif error is not None:
         logger.debug("job %d (tube %s): touch failed: %s", job.id, job.tube, error)
@@ -976,12 +1025,16 @@ async def _retried(
         raise bury_error
     if take_error is None and release_error is None:
         return "retried"
-    if take_error is None and isinstance(release_error, (BeanstalkConnectionError, ReservationLost)):
+    if take_error is None and isinstance(
+        release_error, (BeanstalkConnectionError, ReservationLost)
+    ):
         # Reserved again on a connection now gone: the server made it ready.
         raise release_error
     logger.error(
         "job %d (tube %s): buried to mark a failure, but not released (%s); it stays buried",
-        job.id, job.tube, take_error or release_error,
+        job.id,
+        job.tube,
+        take_error or release_error,
     )
     return "buried"
 

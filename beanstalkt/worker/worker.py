@@ -1,4 +1,4 @@
-"""A production worker: concurrency, retries with backoff, time limits, TTR touches, graceful shutdown.
+"""A production worker: concurrency, retries with backoff, time limits, TTR touches, shutdown.
 
 ::
 
@@ -124,9 +124,9 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from ..address import format_address, parse_address
 from ..client import Client
@@ -548,13 +548,13 @@ class Worker:
     # Inside.
 
     def _make_client(self, address: Optional[str]) -> Client[Any]:
-        if address is None:
-            assert self._factory is not None
+        """A new client for ``address`` (None: the client_factory's, or the Client's defaults)."""
+        if address is None and self._factory is not None:
             return self._factory()
-        host, port = parse_address(address)
-        client: Client[Any] = Client(
-            host, port, encoding=self._encoding, ssl=self._ssl, **self._client_options
-        )
+        options = dict(self._client_options)
+        if address is not None:
+            options["host"], options["port"] = parse_address(address)
+        client: Client[Any] = Client(encoding=self._encoding, ssl=self._ssl, **options)
         return client
 
     def _make_runners(self) -> list[Runner]:
@@ -571,7 +571,10 @@ class Worker:
         for tubes, slots in groups:
             runner = Runner(self, tubes, slots)
             made = [self._make_client(address) for address in addresses]
-            names = [client.address if address is None else address for client, address in zip(made, addresses, strict=True)]
+            names = [
+                client.address if address is None else address
+                for client, address in zip(made, addresses, strict=True)
+            ]
             pending = {index: [client] for index, client in enumerate(made)}
 
             def make(index: int, pending: dict[int, list[Client[Any]]] = pending) -> Client[Any]:
@@ -728,6 +731,8 @@ def _where(
         if host is not None or port is not None:
             raise TypeError("give either client_factory=, or host=/port=, not both")
         return [], client_factory
+    if host is None and port is None:
+        return [], None  # the Client's own defaults (see Worker._make_client)
     text = host if host is not None else "localhost"
     if port is not None and not text.startswith("unix:"):
         return [format_address(*parse_address(text, port))], None
