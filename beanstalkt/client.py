@@ -19,8 +19,12 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union, overload
 
+from .backoff import Backoff
 from .connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DISCONNECTED_TIMEOUT,
     DEFAULT_KEEPALIVE,
+    DEFAULT_STALL_TIMEOUT,
     RECONNECT_INTERVAL,
     Connection,
     DisconnectCallback,
@@ -92,8 +96,9 @@ class Client(Generic[BodyT]):
     :param host: host name or address, or ``'unix:/path/to/socket'`` for a Unix
         domain socket (as beanstalkd's ``-l unix:/path``).
     :param port: TCP port (ignored for Unix sockets).
-    :param connect_timeout: seconds a connection attempt may take (``None``:
-        the operating system's limit).
+    :param connect_timeout: seconds a connection attempt may take before it
+        fails with ``ConnectFailed`` (default 5; ``None``: the operating
+        system's limit, minutes for a host that drops packets).
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
     :param use: the client's own tube: where ``put`` (and ``peek_ready``,
@@ -107,12 +112,14 @@ class Client(Generic[BodyT]):
     :param reconnect_interval: seconds between reconnection attempts after the
         connection is lost (:data:`RECONNECT_INTERVAL`, 1 s).
     :param disconnected_timeout: how long a command may wait for the
-        connection to come back before it fails with ``NotConnected``
-        (``None``: wait as long as it takes).
+        connection to come back before it fails with ``NotConnected``, never
+        sent (default 5 s, so a web handler can answer 503; ``None``: wait as
+        long as it takes).
     :param stall_timeout: if the server sends nothing for this many seconds
         while replies to non-blocking commands are owed, the connection is
-        treated as lost (``None``: no guard). A blocking ``reserve`` is exempt,
-        and ``reserve(timeout=t)`` is allowed ``t`` seconds more.
+        treated as lost and they fail with ``ConnectionLost`` (default 10 s;
+        ``None``: no guard). A blocking ``reserve`` is exempt (``keepalive``
+        bounds it), and ``reserve(timeout=t)`` is allowed ``t`` seconds more.
     :param max_pending_bytes: bound on the bytes of commands not answered yet
         (in flight, or waiting for a connection); past it a command fails at
         once with :class:`~beanstalkt.errors.BufferFull` (``None``: no bound).
@@ -121,6 +128,9 @@ class Client(Generic[BodyT]):
     :param ssl: ``True`` for TLS with the system's certificate authorities,
         or an :class:`ssl.SSLContext` (own CA, client certificate); for
         beanstalkd behind a TLS terminator such as stunnel or haproxy.
+    :param reconnect_backoff: a :class:`~beanstalkt.backoff.Backoff` to pace
+        reconnection attempts instead of the fixed ``reconnect_interval``
+        (the server layer passes its own).
     """
 
     # Which body type a client has follows from encoding=: the overloads say so.
@@ -129,18 +139,19 @@ class Client(Generic[BodyT]):
         self: Client[bytes],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: None = None,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None: ...
 
     @overload
@@ -148,36 +159,38 @@ class Client(Generic[BodyT]):
         self: Client[str],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: str,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None: ...
 
     def __init__(
         self,
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None:
         del io_loop  # kept only so old call sites keep working
         if use is not None:
@@ -205,6 +218,7 @@ class Client(Generic[BodyT]):
             max_pending_bytes=max_pending_bytes,
             keepalive=keepalive,
             ssl=ssl,
+            reconnect_backoff=reconnect_backoff,
         )
         self._submit = self._connection.submit
 

@@ -35,6 +35,7 @@ from tornado.tcpclient import TCPClient
 from . import errors
 from ._tornado import current_asyncio_loop, start_read
 from .address import format_address, unix_socket_path
+from .backoff import Backoff
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
 from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
@@ -44,6 +45,16 @@ logger = logging.getLogger("beanstalkt")
 RECONNECT_INTERVAL = 1.0
 #: The original beanstalkt's name for :data:`RECONNECT_INTERVAL`.
 RECONNECT_TIMEOUT = RECONNECT_INTERVAL
+
+# Nothing waits for ever by default (httpx's finite, documented, overridable
+# 5 s is the model): a web handler gets an answer or a typed error in seconds.
+#: Seconds a connection attempt may take before it fails with ``ConnectFailed``.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds a command may wait for a connection before it fails with ``NotConnected``.
+DEFAULT_DISCONNECTED_TIMEOUT = 5.0
+#: Seconds a server may stay silent while replies are owed before the
+#: connection counts as lost (a blocking reserve is allowed its own timeout more).
+DEFAULT_STALL_TIMEOUT = 10.0
 
 # Large reads let one wake-up parse hundreds of replies.
 READ_CHUNK_SIZE = 256 * 1024
@@ -112,15 +123,17 @@ class Connection:
         use: str = "default",
         watch: Iterable[str] = ("default",),
         encoding: Optional[str] = None,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None:
         self.host = host
+        self.reconnect_backoff = reconnect_backoff
         self.port = port
         self.connect_timeout = connect_timeout
         self.reconnect_interval = reconnect_interval
@@ -158,6 +171,8 @@ class Connection:
         # When the head of the pipeline last made progress (for the stall
         # guard; kept up to date only while there is one).
         self._last_progress = 0.0
+        #: When the connection last received anything (time.monotonic; -inf: never).
+        self.last_received = -float("inf")
         # Why the connection was last lost (for the commands that then fail).
         self._last_loss: Optional[str] = None
         # The reader: Tornado reads straight into _buffer (read_into: no fresh
@@ -495,8 +510,9 @@ class Connection:
         if error is not None:
             self._lost(stream, error)
             return False
+        now = self.last_received = time.monotonic()
         if self.stall_timeout is not None:
-            self._last_progress = time.monotonic()
+            self._last_progress = now
         pipeline = self.pipeline
         try:
             events = pipeline.receive_data(self._view[: read.result()].tobytes())
@@ -601,7 +617,10 @@ class Connection:
         _deliver(self.pipeline.connection_lost(reason, failure))
         if self.state is State.CLOSED:
             return
-        logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        if self.reconnect_backoff is None:
+            logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        else:
+            logger.warning("%s; reconnecting with backoff", reason)
         self.state = State.RECONNECTING
         for future in self.pipeline.unsent_tokens():
             self._wait(future)
@@ -611,8 +630,11 @@ class Connection:
 
     async def _reconnect_loop(self) -> None:
         attempt = 0
+        backoff = self.reconnect_backoff
         while self.state is State.RECONNECTING:
-            await asyncio.sleep(self.reconnect_interval)
+            await asyncio.sleep(
+                self.reconnect_interval if backoff is None else backoff.delay(attempt + 1)
+            )
             if self.state is not State.RECONNECTING:
                 return
             attempt += 1
@@ -632,6 +654,18 @@ class Connection:
             if self.reconnect_callback is not None:
                 _run_callback(self.reconnect_callback, "reconnect")
             return
+
+    def abort(self, reason: str) -> bool:
+        """Treat the open connection as lost now (``reason`` for the errors); False if none.
+
+        What was written fails with ``ConnectionLost``; the client reconnects
+        as after any loss. For the server layer, when a probe goes unanswered.
+        """
+        stream = self._stream
+        if stream is None or self.state is not State.OPEN:
+            return False
+        self._drop(stream, reason)
+        return True
 
     # ------------------------------------------------------------------
     # Waiting while disconnected.
