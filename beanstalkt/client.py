@@ -332,6 +332,28 @@ class Client(Generic[BodyT]):
         # The work is done above; the block itself needs nothing on exit.
         return _NO_EXIT
 
+    def sequence(self) -> contextlib.AbstractContextManager[None]:
+        """Issue the commands of this block as one sequence: one write, one connection.
+
+        ::
+
+            with client.sequence():
+                buried = client.bury(job)
+                taken_back = client.reserve_job(job.id)
+                released = client.release(job, delay=10)
+
+        The commands are written together, in one write, when the block ends,
+        on the connection open at its start. None of them is ever sent on
+        another connection: if that one is lost before they are written (or
+        there was none), they fail with
+        :class:`~beanstalkt.errors.NotConnected` instead of waiting for the
+        next connection, where a ``reserve-job`` by id could take a stranger's
+        job. A command refused at the call (``ReservationLost``,
+        ``BufferFull``) takes the others back, unsent. Issue the commands
+        without awaiting in between: the block is one moment of the caller.
+        """
+        return self._connection.sequence()
+
     async def __aenter__(self) -> Client[BodyT]:
         await self.connect()
         return self

@@ -26,7 +26,7 @@ import socket
 import ssl as ssl_module
 import time
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Optional, Union, cast
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -36,7 +36,14 @@ from . import errors
 from ._tornado import current_asyncio_loop, start_read
 from .address import format_address, unix_socket_path
 from .backoff import Backoff
-from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
+from .pipeline import (
+    DEFAULT_MAX_PENDING_BYTES,
+    BatchResult,
+    Event,
+    Pipeline,
+    Reservation,
+    Sequence,
+)
 from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
 logger = logging.getLogger("beanstalkt")
@@ -168,6 +175,8 @@ class Connection:
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         # connect() calls made while reconnecting, resolved by the next _start.
         self._reopen_waiters: list[asyncio.Future[None]] = []
+        # The sequence being issued (Connection.sequence), if any.
+        self._sequence: Optional[Sequence] = None
         # When the head of the pipeline last made progress (for the stall
         # guard; kept up to date only while there is one).
         self._last_progress = 0.0
@@ -229,6 +238,7 @@ class Connection:
         if state is State.CLOSED or state is State.NEW:
             future.set_exception(self._not_connected_error(spec, line))
             return future
+        sequence = self._sequence
         try:
             self.pipeline.send(
                 future,
@@ -239,12 +249,17 @@ class Connection:
                 reservation=reservation,
                 timeout=timeout,
                 batch=batch,
+                sequence=sequence,
             )
         except errors.BeanstalkException as exc:
             # Without its traceback: the frames in it would keep this call's
             # arguments (a job body) alive as long as the future is.
             future.set_exception(exc.with_traceback(None))
+            if sequence is not None:
+                _deliver(self.pipeline.break_sequence(sequence, exc))
             return future
+        if sequence is not None:
+            return future  # written with the rest of its sequence, when it ends
         if state is State.OPEN:
             if self.pipeline.owed == 0 and not self._flush_scheduled:
                 # Nothing else is owed, so nothing can join this write: a
@@ -282,6 +297,25 @@ class Connection:
         if self.state is State.OPEN and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    @contextlib.contextmanager
+    def sequence(self) -> Iterator[None]:
+        """Issue the commands of the block as one :class:`~beanstalkt.pipeline.Sequence`.
+
+        They are written in one write when the block ends, on the connection
+        open now, or not at all (see the pipeline's rules). A block inside
+        another is part of the outer one.
+        """
+        if self._sequence is not None:
+            yield
+            return
+        self._sequence = self.pipeline.begin_sequence()
+        try:
+            yield
+        finally:
+            self._sequence = None
+            if self.state is State.OPEN and self.pipeline.has_data_to_send:
+                self._flush()
 
     def _submit_elsewhere(
         self,
