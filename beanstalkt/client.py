@@ -33,7 +33,7 @@ from .connection import (
     SSLOption,
     State,
 )
-from .errors import BeanstalkException
+from .errors import BeanstalkException, BufferFull
 from .models import BodyT, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
@@ -221,6 +221,8 @@ class Client(Generic[BodyT]):
             reconnect_backoff=reconnect_backoff,
         )
         self._submit = self._connection.submit
+        # The slices of each put_many under way (for withdraw).
+        self._batch_slices: dict[Future[Any], list[Future[list[BatchResult]]]] = {}
 
     def __repr__(self) -> str:
         return f"<beanstalkt.Client {self._connection.address} {self._connection.state.value}>"
@@ -332,6 +334,18 @@ class Client(Generic[BodyT]):
         # The work is done above; the block itself needs nothing on exit.
         return _NO_EXIT
 
+    def withdraw(self, future: Future[Any], reason: str = "withdrawn by the caller") -> int:
+        """Take back a command (or the parts of a ``put_many``) not written yet.
+
+        What was still waiting to be written fails with
+        :class:`~beanstalkt.errors.NotConnected` (so it was certainly never
+        sent: safe to send elsewhere); what was written goes on. Returns how
+        many commands were taken back. A pool uses it when a server leaves
+        rotation.
+        """
+        parts = self._batch_slices.get(future, [future])
+        return sum(1 for part in parts if self._connection.withdraw(part, reason))
+
     def sequence(self) -> contextlib.AbstractContextManager[None]:
         """Issue the commands of this block as one sequence: one write, one connection.
 
@@ -440,6 +454,7 @@ class Client(Generic[BodyT]):
         slices: list[Future[list[BatchResult]]] = []
         counts: list[int] = []
         start = 0
+        refused: Optional[BaseException] = None
         while start < len(commands):
             end, size = start, 0
             while end < len(commands) and (size < _BATCH_SLICE or end == start):
@@ -447,12 +462,27 @@ class Client(Generic[BodyT]):
                 end += 1
             count = end - start
             line = b"put (batch of %d)" % count
-            slices.append(
-                self._connection.submit_batch(b"".join(commands[start:end]), line, tube, count)
-            )
+            if refused is not None:
+                # Once a slice is refused (BufferFull), so is every later one,
+                # even one small enough to fit: the failures are a suffix of the
+                # batch, never a hole in its middle, and a caller retries in order.
+                part: Future[list[BatchResult]] = self._connection.loop.create_future()
+                part.set_exception(refused)
+            else:
+                part = self._connection.submit_batch(
+                    b"".join(commands[start:end]), line, tube, count
+                )
+                if part.done() and not part.cancelled():
+                    error = part.exception()
+                    if isinstance(error, BufferFull):
+                        refused = error
+            slices.append(part)
             counts.append(count)
             start = end
         future = _joined_batches(self._connection.loop, slices, counts)
+        if len(slices) > 1:
+            self._batch_slices[future] = slices
+            future.add_done_callback(self._batch_slices.pop)
         if callback is not None:
             _call_back(future, callback)
         return future

@@ -689,6 +689,14 @@ class Connection:
                 _run_callback(self.reconnect_callback, "reconnect")
             return
 
+    def withdraw(self, future: asyncio.Future[Any], reason: str) -> bool:
+        """Take back ``future``'s command if it was never written: it fails with
+        ``NotConnected`` (``reason``) and is never sent. Returns whether it was."""
+        if future.done() or not self.pipeline.discard(future):
+            return False
+        future.set_exception(errors.NotConnected(message=f"not sent: {reason}"))
+        return True
+
     def abort(self, reason: str) -> bool:
         """Treat the open connection as lost now (``reason`` for the errors); False if none.
 
