@@ -376,14 +376,11 @@ class Pipeline:
     ) -> None:
         if sequence.error is None and sequence.reservation is not self._reservation:
             sequence.error = errors.NotConnected(
-                message=f"not sent: the connection to {self.address} its sequence began on "
-                "was lost"
+                message=f"not sent: the connection to {self.address} its sequence began on was lost"
             )
         if sequence.error is not None:
             command = describe_command(spec, line)
-            raise type(sequence.error)(
-                command=command, message=f"{command!r} {sequence.error}"
-            )
+            raise type(sequence.error)(command=command, message=f"{command!r} {sequence.error}")
 
     def break_sequence(self, sequence: Sequence, error: errors.BeanstalkException) -> list[Event]:
         """A command of ``sequence`` was refused with ``error``: take the others back.
@@ -406,9 +403,7 @@ class Pipeline:
                 (
                     token,
                     False,
-                    errors.NotConnected(
-                        command=command, message=f"{command!r} {sequence.error}"
-                    ),
+                    errors.NotConnected(command=command, message=f"{command!r} {sequence.error}"),
                 )
             )
         sequence.tokens = []

@@ -192,6 +192,7 @@ class Server:
     __slots__ = (
         "_wake",
         "address",
+        "binlog",
         "client",
         "host",
         "last_error",
@@ -216,6 +217,9 @@ class Server:
         #: before the first): a restart changes it. Trust it only while
         #: :attr:`live` (proven on the current connection).
         self.pid: Optional[int] = None
+        #: Whether the server keeps a binlog (its jobs and ids survive a restart),
+        #: from the last probe.
+        self.binlog = False
         #: The server's uptime (seconds) at the last probe.
         self.uptime: Optional[int] = None
         #: Times the pid was seen to change (the server restarted).
@@ -499,6 +503,9 @@ class ServerSet:
                     "servers: %s restarted (pid %s, was %s)", server.address, pid, server.pid
                 )
             server.pid = pid
+        # beanstalkd without -b reports binlog index 0; with a binlog, 1 or more.
+        binlog_index = stats.get("binlog-current-index")
+        server.binlog = isinstance(binlog_index, int) and binlog_index > 0
         uptime = stats.get("uptime")
         server.uptime = uptime if isinstance(uptime, int) else None
         if server.liveness.probe_answered(time.monotonic()):
