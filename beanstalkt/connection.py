@@ -26,7 +26,7 @@ import socket
 import ssl as ssl_module
 import time
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Optional, Union, cast
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -35,7 +35,15 @@ from tornado.tcpclient import TCPClient
 from . import errors
 from ._tornado import current_asyncio_loop, start_read
 from .address import format_address, unix_socket_path
-from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
+from .backoff import Backoff
+from .pipeline import (
+    DEFAULT_MAX_PENDING_BYTES,
+    BatchResult,
+    Event,
+    Pipeline,
+    Reservation,
+    Sequence,
+)
 from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
 logger = logging.getLogger("beanstalkt")
@@ -44,6 +52,16 @@ logger = logging.getLogger("beanstalkt")
 RECONNECT_INTERVAL = 1.0
 #: The original beanstalkt's name for :data:`RECONNECT_INTERVAL`.
 RECONNECT_TIMEOUT = RECONNECT_INTERVAL
+
+# Nothing waits for ever by default (httpx's finite, documented, overridable
+# 5 s is the model): a web handler gets an answer or a typed error in seconds.
+#: Seconds a connection attempt may take before it fails with ``ConnectFailed``.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds a command may wait for a connection before it fails with ``NotConnected``.
+DEFAULT_DISCONNECTED_TIMEOUT = 5.0
+#: Seconds a server may stay silent while replies are owed before the
+#: connection counts as lost (a blocking reserve is allowed its own timeout more).
+DEFAULT_STALL_TIMEOUT = 10.0
 
 # Large reads let one wake-up parse hundreds of replies.
 READ_CHUNK_SIZE = 256 * 1024
@@ -112,15 +130,17 @@ class Connection:
         use: str = "default",
         watch: Iterable[str] = ("default",),
         encoding: Optional[str] = None,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None:
         self.host = host
+        self.reconnect_backoff = reconnect_backoff
         self.port = port
         self.connect_timeout = connect_timeout
         self.reconnect_interval = reconnect_interval
@@ -155,9 +175,13 @@ class Connection:
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         # connect() calls made while reconnecting, resolved by the next _start.
         self._reopen_waiters: list[asyncio.Future[None]] = []
+        # The sequence being issued (Connection.sequence), if any.
+        self._sequence: Optional[Sequence] = None
         # When the head of the pipeline last made progress (for the stall
         # guard; kept up to date only while there is one).
         self._last_progress = 0.0
+        #: When the connection last received anything (time.monotonic; -inf: never).
+        self.last_received = -float("inf")
         # Why the connection was last lost (for the commands that then fail).
         self._last_loss: Optional[str] = None
         # The reader: Tornado reads straight into _buffer (read_into: no fresh
@@ -214,6 +238,7 @@ class Connection:
         if state is State.CLOSED or state is State.NEW:
             future.set_exception(self._not_connected_error(spec, line))
             return future
+        sequence = self._sequence
         try:
             self.pipeline.send(
                 future,
@@ -224,12 +249,17 @@ class Connection:
                 reservation=reservation,
                 timeout=timeout,
                 batch=batch,
+                sequence=sequence,
             )
         except errors.BeanstalkException as exc:
             # Without its traceback: the frames in it would keep this call's
             # arguments (a job body) alive as long as the future is.
             future.set_exception(exc.with_traceback(None))
+            if sequence is not None:
+                _deliver(self.pipeline.break_sequence(sequence, exc))
             return future
+        if sequence is not None:
+            return future  # written with the rest of its sequence, when it ends
         if state is State.OPEN:
             if self.pipeline.owed == 0 and not self._flush_scheduled:
                 # Nothing else is owed, so nothing can join this write: a
@@ -267,6 +297,25 @@ class Connection:
         if self.state is State.OPEN and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    @contextlib.contextmanager
+    def sequence(self) -> Iterator[None]:
+        """Issue the commands of the block as one :class:`~beanstalkt.pipeline.Sequence`.
+
+        They are written in one write when the block ends, on the connection
+        open now, or not at all (see the pipeline's rules). A block inside
+        another is part of the outer one.
+        """
+        if self._sequence is not None:
+            yield
+            return
+        self._sequence = self.pipeline.begin_sequence()
+        try:
+            yield
+        finally:
+            self._sequence = None
+            if self.state is State.OPEN and self.pipeline.has_data_to_send:
+                self._flush()
 
     def _submit_elsewhere(
         self,
@@ -495,8 +544,9 @@ class Connection:
         if error is not None:
             self._lost(stream, error)
             return False
+        now = self.last_received = time.monotonic()
         if self.stall_timeout is not None:
-            self._last_progress = time.monotonic()
+            self._last_progress = now
         pipeline = self.pipeline
         try:
             events = pipeline.receive_data(self._view[: read.result()].tobytes())
@@ -601,7 +651,10 @@ class Connection:
         _deliver(self.pipeline.connection_lost(reason, failure))
         if self.state is State.CLOSED:
             return
-        logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        if self.reconnect_backoff is None:
+            logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        else:
+            logger.warning("%s; reconnecting with backoff", reason)
         self.state = State.RECONNECTING
         for future in self.pipeline.unsent_tokens():
             self._wait(future)
@@ -611,8 +664,11 @@ class Connection:
 
     async def _reconnect_loop(self) -> None:
         attempt = 0
+        backoff = self.reconnect_backoff
         while self.state is State.RECONNECTING:
-            await asyncio.sleep(self.reconnect_interval)
+            await asyncio.sleep(
+                self.reconnect_interval if backoff is None else backoff.delay(attempt + 1)
+            )
             if self.state is not State.RECONNECTING:
                 return
             attempt += 1
@@ -632,6 +688,26 @@ class Connection:
             if self.reconnect_callback is not None:
                 _run_callback(self.reconnect_callback, "reconnect")
             return
+
+    def withdraw(self, future: asyncio.Future[Any], reason: str) -> bool:
+        """Take back ``future``'s command if it was never written: it fails with
+        ``NotConnected`` (``reason``) and is never sent. Returns whether it was."""
+        if future.done() or not self.pipeline.discard(future):
+            return False
+        future.set_exception(errors.NotConnected(message=f"not sent: {reason}"))
+        return True
+
+    def abort(self, reason: str) -> bool:
+        """Treat the open connection as lost now (``reason`` for the errors); False if none.
+
+        What was written fails with ``ConnectionLost``; the client reconnects
+        as after any loss. For the server layer, when a probe goes unanswered.
+        """
+        stream = self._stream
+        if stream is None or self.state is not State.OPEN:
+            return False
+        self._drop(stream, reason)
+        return True
 
     # ------------------------------------------------------------------
     # Waiting while disconnected.

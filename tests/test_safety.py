@@ -19,6 +19,7 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
@@ -438,3 +439,51 @@ async def test_a_batch_is_one_write(beanstalkd: BeanstalkdServer) -> None:
         writes.clear()
         await client.stats_tube("default")  # outside a batch: written at once, alone
         assert writes == [b"stats-tube default\r\n"]
+
+
+async def test_a_sequence_is_one_write_even_when_nothing_is_owed(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        stream = client._connection._stream
+        assert stream is not None
+        writes: list[bytes] = []
+        write = stream.write
+        stream.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        await client.put(b"job")
+        job = await client.reserve(timeout=0)
+        writes.clear()
+        with client.sequence():
+            buried = client.bury(job, 5)
+            taken_back = client.reserve_job(job.id)
+            released = client.release(job, 5, 0)
+        await asyncio.gather(buried, taken_back, released)
+        assert writes == [b"bury 1 5\r\nreserve-job 1\r\nrelease 1 5 0\r\n"]
+        assert (await client.stats_job(job.id))["state"] == "ready"
+
+
+async def test_a_sequence_issued_while_disconnected_fails_at_once_and_is_never_sent(
+    beanstalkd_with_binlog: BeanstalkdServer,
+) -> None:
+    beanstalkd = beanstalkd_with_binlog
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.05)
+    await client.connect()
+    job_id = await client.put(b"a stranger's job, one day")
+    beanstalkd.kill()
+    await eventually_closed(client)
+    with client.sequence():
+        taken = client.reserve_job(job_id)
+    with pytest.raises(beanstalkt.NotConnected, match="not sent"):
+        await taken
+    beanstalkd.start()
+    await asyncio.wait_for(client.connect(), HANG)
+    assert (await client.stats_job(job_id))["state"] == "ready"  # nobody reserved it
+    await client.close()
+
+
+async def eventually_closed(client: beanstalkt.Client[Any]) -> None:
+    for _ in range(1000):
+        if client.closed():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the client never saw the server go")
