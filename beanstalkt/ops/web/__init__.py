@@ -30,12 +30,20 @@ from typing import Optional
 import tornado.httpserver
 
 from ...address import parse_address, unix_socket_path
-from ...cli.tls import add_tls_arguments, context_or_usage_error
+from ...cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_arguments,
+    exit_status,
+    servers_or_usage_error,
+    tls_or_usage_error,
+)
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .live import Monitor
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
-DEFAULT_SERVER = "localhost:11300"
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -50,8 +58,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentParser:
-    """The command line of the web console."""
+def build_parser(
+    prog: str = "python -m beanstalkt.web", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The command line of the web console (``argv``: the run's, for ``-h``'s servers line)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A web console for beanstalkd: live overview, tube pages, kick, "
@@ -62,12 +72,6 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT",
         help=f"where the console listens (default {DEFAULT_LISTEN}: this machine only)",
-    )
-    parser.add_argument(
-        "--server",
-        action="append",
-        metavar="HOST:PORT",
-        help=f"a beanstalkd server to show; repeat for several (default {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--read-only", action="store_true", help="hide and refuse every action that changes a queue"
@@ -87,7 +91,7 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         metavar="SECONDS",
         help="how often each server is polled (default 1)",
     )
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several="each is shown", argv=argv)
     return parser
 
 
@@ -136,23 +140,27 @@ async def serve(
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the console with the command line ``argv`` (default ``sys.argv[1:]``)."""
-    parser = build_parser(prog or "python -m beanstalkt.web")
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.web", words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         options = options_from(args, parser)
         listen = parse_address(args.listen, 8080)
-        servers = [parse_address(text, 11300) for text in args.server or [DEFAULT_SERVER]]
+        # The same rule as every command line (cli.common): --server, --host/--port,
+        # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
+        named = servers_or_usage_error(parser, args)
+        servers = list(named.addresses)
         if unix_socket_path(listen[0]) is not None:
             raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
-        ssl_context = context_or_usage_error(parser, args, [host for host, _ in servers])
+        ssl_context = tls_or_usage_error(parser, args, named)
     except ValueError as error:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_status(exit_.code)
     if not is_loopback(listen[0]) and not options.needs_auth:
         print(
             f"warning: listening on {listen[0]} without --token or --basic-auth: anyone who "
@@ -163,11 +171,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     try:
         asyncio.run(serve(listen, servers, options, args.interval, ssl_context))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as error:
         print(f"{parser.prog}: cannot listen on {args.listen}: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 __all__ = [
