@@ -237,20 +237,23 @@ def add_server_arguments(
     ``several`` says what the tool does with several servers (``""``: it takes
     one). The values land in ``args.server`` (a list or ``None``),
     ``args.host`` and ``args.port``; :func:`servers_or_usage_error` turns them
-    into servers. Given the run's ``argv``, the parser's epilog ends with
-    :func:`servers_note` for it and ``environ`` (default: ``os.environ``):
-    ``-h`` says where the servers of that very run come from. Without
-    ``argv`` (a parser built for the docs), it does not.
+    into servers. ``-h`` explains the rule in the group's heading and, given
+    the run's ``argv``, adds :func:`servers_note` for it and ``environ``
+    (default: ``os.environ``): where the servers of that very run come from.
+    Without ``argv`` (a parser built for the docs), it does not.
     ``suppress_defaults``: an option not given sets nothing (for a
     sub-command's parser repeating its program's options, so that a value
     given before the sub-command's name stays).
     """
     unset: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress_defaults else {}
-    group = parser.add_argument_group(
-        "servers",
-        "--server, else --host/--port, else $BEANSTALKD_SERVERS, else "
-        "$BEANSTALKD_HOST/$BEANSTALKD_PORT, else localhost:11300",
+    rule = (
+        "from --server, else --host/--port, else $BEANSTALKD_SERVERS, else "
+        "$BEANSTALKD_HOST/$BEANSTALKD_PORT, else localhost:11300."
     )
+    if argv is not None:
+        rule += f" {servers_note(argv, environ)}"
+    # Filled here: some tools print their help texts as written (RawDescriptionHelpFormatter).
+    group = parser.add_argument_group("servers", textwrap.fill(rule, 78))
     repeat = f"; repeat it for several: {several}" if several else " (this tool shows one)"
     group.add_argument(
         "--server",
@@ -273,9 +276,6 @@ def add_server_arguments(
         **unset,
         help=f"beanstalkd TCP port (default: ${PORT_VARIABLE}, else {DEFAULT_PORT})",
     )
-    if argv is not None:
-        note = servers_note(argv, environ)
-        parser.epilog = f"{parser.epilog}\n\n{note}" if parser.epilog else note
     return group
 
 
@@ -335,7 +335,7 @@ def tls_or_usage_error(
 
 
 def servers_note(argv: Sequence[str] = (), environ: Optional[Mapping[str, str]] = None) -> str:
-    """The line ``-h`` ends with: the servers this run would use, and where they came from.
+    """What ``-h`` says of this run's servers: ``This run: a:1, b:2 (from $BEANSTALKD_SERVERS).``
 
     ``argv`` is the run's command line (its ``--server``, ``--host`` and
     ``--port`` count), ``environ`` its environment (default ``os.environ``).
@@ -348,8 +348,8 @@ def servers_note(argv: Sequence[str] = (), environ: Optional[Mapping[str, str]] 
             values.get("--server"), values.get("--host", [None])[-1], port_value, environ
         )
     except ValueError as exc:
-        return f"servers: none usable: {exc}"
-    return f"servers: {found.describe()}"
+        return f"This run: no usable server: {exc}."
+    return f"This run: {found.describe()}."
 
 
 def _scan_values(argv: Sequence[str], names: Sequence[str]) -> dict[str, list[str]]:
