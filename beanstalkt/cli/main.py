@@ -14,15 +14,17 @@ import base64
 import importlib
 import json
 import os
-import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from ssl import SSLContext
 from typing import Any, NamedTuple, Optional
 
 from .. import __version__
+from .._compat import ssl_or_old_spelling
 from ..address import DEFAULT_HOST, DEFAULT_PORT, format_address
 from ..client import Client
+from ..connection import SSLOption
 from ..errors import (
     BeanstalkConnectionError,
     BeanstalkException,
@@ -82,12 +84,23 @@ class CommandError(Exception):
 
 
 class Server:
-    """Where beanstalkd is (TLS with ``ssl_context``), and the client this tool talks to it with."""
+    """Where beanstalkd is (TLS with ``ssl``), and the client this tool talks to it with.
 
-    def __init__(self, host: str, port: int, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
+    ) -> None:
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        #: TLS, as :class:`beanstalkt.Client`'s ``ssl``.
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "Server")
 
     @property
     def address(self) -> str:
@@ -105,7 +118,7 @@ class Server:
             # Never wait for a reconnect: a one-shot command reports the loss instead.
             disconnected_timeout=0,
             stall_timeout=REPLY_TIMEOUT,
-            ssl=self.ssl_context,
+            ssl=self.ssl,
         )
 
 

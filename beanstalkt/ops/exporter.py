@@ -23,11 +23,11 @@ import argparse
 import asyncio
 import logging
 import signal
-import ssl
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Optional, Union
 
 import tornado.httpserver
@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
     ) from exc
 
+from .._compat import ssl_or_old_spelling
 from ..address import parse_address, unix_socket_path
 from ..cli.common import (
     EXIT_FAILED,
@@ -53,6 +54,7 @@ from ..cli.common import (
     servers_or_usage_error,
     tls_or_usage_error,
 )
+from ..connection import SSLOption
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 
 logger = logging.getLogger("beanstalkt.exporter")
@@ -256,7 +258,8 @@ class Exporter:
     :param timeout: seconds any one server may take per scrape.
     :param tubes: ``fnmatch`` patterns of the tubes that get per-tube metrics.
     :param max_tubes: at most this many tubes per server get per-tube metrics.
-    :param ssl_context: reach every server with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
+    :param ssl: reach every server with TLS, as :class:`beanstalkt.Client`'s ``ssl``
+        (``ssl_context=`` is its old spelling, still accepted).
     """
 
     def __init__(
@@ -266,8 +269,10 @@ class Exporter:
         timeout: float = DEFAULT_TIMEOUT,
         tubes: Optional[Sequence[str]] = None,
         max_tubes: Optional[int] = DEFAULT_MAX_TUBES,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "Exporter")
         if not servers:
             raise ValueError("give at least one server")
         if len(set(servers)) != len(servers):
@@ -278,7 +283,7 @@ class Exporter:
                 timeout=timeout,
                 tubes=tubes,
                 max_tubes=max_tubes,
-                ssl_context=ssl_context,
+                ssl=ssl,
             )
             for server in servers
         ]
@@ -455,7 +460,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         timeout=args.timeout,
         tubes=args.tubes,
         max_tubes=args.max_tubes,
-        ssl_context=ssl_context,
+        ssl=ssl_context,
     )
     try:
         asyncio.run(serve(exporter, host, port))

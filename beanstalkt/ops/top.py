@@ -398,9 +398,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     # The library logs lost connections and reconnects; on a curses screen
     # they would scribble over the view, which shows the failure itself.
     silence_library_loggers()
-    watcher = ServerWatcher(
-        address, timeout=args.timeout, tubes=args.tubes, ssl_context=ssl_context
-    )
+    watcher = ServerWatcher(address, timeout=args.timeout, tubes=args.tubes, ssl=ssl_context)
     try:
         if args.once or not sys.stdout.isatty():
             lines = asyncio.run(_once_and_close(watcher, args.interval, args.sort))

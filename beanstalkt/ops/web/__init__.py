@@ -22,13 +22,14 @@ import ipaddress
 import logging
 import os
 import signal
-import ssl
 import sys
 from collections.abc import Sequence
+from ssl import SSLContext
 from typing import Optional
 
 import tornado.httpserver
 
+from ..._compat import ssl_or_old_spelling
 from ...address import parse_address, unix_socket_path
 from ...cli.common import (
     EXIT_FAILED,
@@ -40,6 +41,7 @@ from ...cli.common import (
     servers_or_usage_error,
     tls_or_usage_error,
 )
+from ...connection import SSLOption
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .live import Monitor
 
@@ -114,10 +116,17 @@ async def serve(
     servers: list[tuple[str, int]],
     options: ConsoleOptions,
     interval: float = 1.0,
-    ssl_context: Optional[ssl.SSLContext] = None,
+    ssl: SSLOption = None,
+    *,
+    ssl_context: Optional[SSLContext] = None,
 ) -> None:
-    """Run the console until SIGINT or SIGTERM; ``ssl_context``: reach the servers with TLS."""
-    monitor = Monitor(servers, interval=interval, ssl_context=ssl_context)
+    """Run the console until SIGINT or SIGTERM; ``ssl``: reach the servers with TLS.
+
+    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
+    """
+    monitor = Monitor(
+        servers, interval=interval, ssl=ssl_or_old_spelling(ssl, ssl_context, "serve")
+    )
     app = make_app(monitor, options)
     http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_REQUEST_BODY, xheaders=False)
     http.listen(listen[1], listen[0])
