@@ -13,17 +13,18 @@ import asyncio
 import base64
 import importlib
 import json
-import logging
 import os
-import ssl
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from ssl import SSLContext
 from typing import Any, NamedTuple, Optional
 
 from .. import __version__
-from ..address import DEFAULT_HOST, DEFAULT_PORT, command_line_servers, format_address
+from .._compat import ssl_or_old_spelling
+from ..address import DEFAULT_HOST, DEFAULT_PORT, format_address
 from ..client import Client
+from ..connection import SSLOption
 from ..errors import (
     BeanstalkConnectionError,
     BeanstalkException,
@@ -44,29 +45,28 @@ from ..protocol import (
     check_job_id,
     check_tube_name,
 )
+from .common import (
+    EXIT_CANNOT_CONNECT,
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_arguments,
+    exit_codes_text,
+    exit_status,
+    servers_or_usage_error,
+    silence_library_loggers,
+    split_global_options,
+    tls_or_usage_error,
+)
 from .options import Option, add_options, option
-from .tls import add_tls_arguments, context_or_usage_error
 
 #: Seconds allowed to reach the server: a CLI must fail, not hang, when nobody answers.
 CONNECT_TIMEOUT = 5.0
 #: Seconds a server may stay silent while it owes a reply to a non-blocking command.
 REPLY_TIMEOUT = 30.0
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANNOT_CONNECT = 3
-EXIT_INTERRUPTED = 130
-
-#: Exit status and meaning, as documented in ``-h``.
-EXIT_CODES = {
-    EXIT_OK: "success",
-    EXIT_FAILED: "the command failed: job or tube not found, reserve timed out, or another "
-    "refusal by the server",
-    EXIT_USAGE: "usage error: unknown command or option, bad tube name, number out of range",
-    EXIT_CANNOT_CONNECT: "cannot connect to beanstalkd, or the connection was lost",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
-}
 
 Handler = Callable[[argparse.Namespace, "Server"], Coroutine[Any, Any, None]]
 
@@ -84,12 +84,23 @@ class CommandError(Exception):
 
 
 class Server:
-    """Where beanstalkd is (TLS with ``ssl_context``), and the client this tool talks to it with."""
+    """Where beanstalkd is (TLS with ``ssl``), and the client this tool talks to it with.
 
-    def __init__(self, host: str, port: int, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
+    ) -> None:
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        #: TLS, as :class:`beanstalkt.Client`'s ``ssl``.
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "Server")
 
     @property
     def address(self) -> str:
@@ -107,7 +118,7 @@ class Server:
             # Never wait for a reconnect: a one-shot command reports the loss instead.
             disconnected_timeout=0,
             stall_timeout=REPLY_TIMEOUT,
-            ssl=self.ssl_context,
+            ssl=self.ssl,
         )
 
 
@@ -454,14 +465,9 @@ _DELAY = _integer("delay", 0, MAX_UINT32)
 _TTR = _integer("ttr", 0, MAX_UINT32)
 _TIMEOUT = _integer("timeout", 0, MAX_UINT32)
 _BOUND = _integer("bound", 0, MAX_UINT32)
-_PORT = _integer("port", 1, 65535)
 
 
 def _epilog() -> str:
-    codes = "\n".join(
-        textwrap.fill(meaning, 79, initial_indent=f"  {status:<5}", subsequent_indent=" " * 7)
-        for status, meaning in EXIT_CODES.items()
-    )
     return (
         "environment:\n"
         f"  BEANSTALKD_HOST  server host when --host is not given (default {DEFAULT_HOST})\n"
@@ -477,10 +483,13 @@ def _epilog() -> str:
         '{"HOST:PORT": ...}}, a server that did not answer as {"error": "..."}.\n'
         'A job body that is not UTF-8 is printed in base64, with "body_encoding": "base64".\n'
         "\n"
-        f"exit status:\n{codes}"
+        f"{exit_codes_text()}"
         "\n\noperations: beanstalkt top [-h] ... (live view of the tubes),\n"
         "            beanstalkt exporter [-h] ... (Prometheus metrics; beanstalkt[metrics]),\n"
-        "            beanstalkt web [-h] ... (the web console)"
+        "            beanstalkt web [-h] ... (the web console),\n"
+        "            beanstalkt worker [-h] ... (run jobs through a handler)\n"
+        "The options --server, --host, --port and --tls... go before or after the\n"
+        "name of a command or tool: beanstalkt --host H top = beanstalkt top --host H."
     )
 
 
@@ -688,33 +697,29 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
-    """The argument parser of the whole program: the global options, then :data:`COMMANDS`."""
+#: What ``beanstalkt`` does with several servers, for ``--server -h``.
+_SEVERAL = "put spreads jobs over them, stats, stats-tube, list and kick cover all"
+
+
+_COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
+
+
+def build_parser(
+    prog: str = "beanstalkt", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The argument parser of the whole program: the global options, then :data:`COMMANDS`.
+
+    ``argv`` (the run's arguments) only makes ``-h`` say where that run's
+    servers come from.
+    """
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Beanstalkd command line client: one beanstalkd command per run.",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--host",
-        help="beanstalkd host name or address, or unix:/path/to/socket "
-        f"(default: $BEANSTALKD_HOST, else {DEFAULT_HOST})",
-    )
-    parser.add_argument(
-        "--port",
-        type=_PORT,
-        help=f"beanstalkd TCP port (default: $BEANSTALKD_PORT, else {DEFAULT_PORT})",
-    )
-    parser.add_argument(
-        "--server",
-        action="append",
-        metavar="HOST:PORT",
-        help="a beanstalkd server (or unix:/path); repeat it to use several: put spreads jobs "
-        "over them, stats, stats-tube, list and kick cover all (default: $BEANSTALKD_SERVERS)",
-    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several=_SEVERAL, argv=argv)
     subparsers = parser.add_subparsers(
         dest="command",
         metavar="COMMAND",
@@ -734,6 +739,8 @@ def build_parser(prog: str = "beanstalkt") -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_options(sub, command.options)
+        # The program's options after the command's name too (beanstalkt stats --host H).
+        add_connection_arguments(sub, several=_SEVERAL, argv=argv, suppress_defaults=True)
         sub.set_defaults(handler=command.handler, parser=sub)
     return parser
 
@@ -760,10 +767,8 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
     ``args.pool_addresses`` lists them and the first is returned.
     """
     args.pool_addresses = None
-    try:
-        parsed = command_line_servers(args.server, args.host, args.port)
-    except ValueError as exc:
-        parser.error(str(exc))
+    servers = servers_or_usage_error(parser, args)
+    parsed = servers.addresses
     if len(parsed) > 1:
         if args.command not in _POOL_HANDLERS:
             args.parser.error(
@@ -772,9 +777,9 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
             )
         if getattr(args, "raw", False):
             args.parser.error("--raw needs one server")
-        args.pool_addresses = [format_address(*address) for address in parsed]
+        args.pool_addresses = servers.texts
     # TLS (--tls...) applies to every server named.
-    args.ssl_context = context_or_usage_error(parser, args, [host for host, _ in parsed])
+    args.ssl_context = tls_or_usage_error(parser, args, servers)
     return Server(*parsed[0], args.ssl_context)
 
 
@@ -788,20 +793,25 @@ def _program_name() -> str:
     )
 
 
+#: The tools with command lines of their own: ``beanstalkt NAME ARGS`` runs ``MODULE.main(ARGS)``.
 _TOOLS = {
     "top": "beanstalkt.ops.top",
     "exporter": "beanstalkt.ops.exporter",
     "web": "beanstalkt.ops.web",
+    "worker": "beanstalkt.cli.worker",
 }
 
 
 def _run_tool(name: str, argv: list[str]) -> int:
-    """Hand ``beanstalkt top|exporter|web ARGS`` to that module's ``main``."""
+    """Hand ``beanstalkt top|exporter|web|worker ARGS`` to that module's ``main``."""
     try:
         module = importlib.import_module(_TOOLS[name])
     except ImportError as exc:  # e.g. the exporter without prometheus_client
         return _fail(str(exc), EXIT_FAILED)
-    status: int = module.main(argv, prog=f"{_program_name()} {name}")
+    try:
+        status: int = module.main(argv, prog=f"{_program_name()} {name}")
+    except SystemExit as exc:  # a tool's argparse: -h, usage errors
+        return exit_status(exc.code)
     return status
 
 
@@ -810,12 +820,6 @@ def _fail(message: str, status: int) -> int:
         sys.stderr.write(f"beanstalkt: {message}\n")
         sys.stderr.flush()
     return status
-
-
-def _exit_status(code: object) -> int:
-    if code is None:
-        return EXIT_OK
-    return code if isinstance(code, int) else EXIT_FAILED
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -838,15 +842,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(argv: Optional[Sequence[str]]) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words and words[0] in _TOOLS:  # operations tools with command lines of their own
-        return _run_tool(words[0], words[1:])
-    parser = build_parser(_program_name())
+    # The program's options may come before the name of a command or a tool:
+    # they are handed over after it, where the command's own parser takes them.
+    leading, rest = split_global_options(words)
+    if rest and rest[0] in _TOOLS:  # tools with command lines of their own
+        return _run_tool(rest[0], leading + rest[1:])
+    if leading and rest and rest[0] in _COMMAND_NAMES:
+        words = [rest[0], *leading, *rest[1:]]
+    parser = build_parser(_program_name(), words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         _check_combinations(args)
         server = _server(parser, args)
     except SystemExit as exc:  # argparse: -h, --version and usage errors
-        return _exit_status(exc.code)
+        return exit_status(exc.code)
     handler: Handler = args.handler if args.pool_addresses is None else _POOL_HANDLERS[args.command]
     try:
         if args.command == "put":
@@ -854,11 +863,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             body: str = args.body
             args.body_bytes = sys.stdin.buffer.read() if body == "-" else os.fsencode(body)
         # The library logs reconnect attempts; a one-shot command reports the loss itself.
-        # Tornado logs a failed TLS handshake too (tornado.general): the message is ours.
-        for name in ("beanstalkt", "tornado.general"):
-            library_logger = logging.getLogger(name)
-            if not library_logger.handlers:
-                library_logger.addHandler(logging.NullHandler())
+        silence_library_loggers()
         asyncio.run(handler(args, server))
     except CommandError as exc:
         return _fail(str(exc), exc.status)
@@ -871,3 +876,21 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except Exception as exc:  # anything else, e.g. stdin unreadable: one line, no traceback
         return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
     return EXIT_OK
+
+
+__all__ = [
+    # The exit codes are those of every tool (beanstalkt.cli.common), kept here by name.
+    "COMMANDS",
+    "EXIT_CANNOT_CONNECT",
+    "EXIT_CODES",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "CommandError",
+    "Server",
+    "build_parser",
+    "job_json",
+    "main",
+]

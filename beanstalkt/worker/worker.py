@@ -217,7 +217,7 @@ class Worker:
     :param executor: the thread-based executor plain-function handlers run in
         (default: a thread pool with a thread per slot, owned by the worker).
     :param stats_interval: log the counters every this many seconds (``None``: never).
-    :param metrics: a :class:`beanstalkt.metrics.WorkerMetrics` to record
+    :param metrics: a :class:`beanstalkt.ops.metrics.WorkerMetrics` to record
         Prometheus metrics in (the ``metrics`` extra).
     :param prefetch_stats: read every job's ``stats-job`` before its handler runs.
     :param slots_per_connection: slots sharing one connection (1: one each).

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any, Optional
 
+from ..._compat import ssl_or_old_spelling
 from ...address import format_address
 from ...client import Client
+from ...connection import SSLOption
 from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
 from ._tube_ops import TubeOps
@@ -49,12 +51,15 @@ class ServerMonitor:
         port: int,
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
         self.index = index
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        #: TLS for this server, as :class:`beanstalkt.Client`'s ``ssl``.
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "ServerMonitor")
         self.interval = interval
         self.history_seconds = history_seconds
         self.client: Optional[Client[bytes]] = None
@@ -129,7 +134,7 @@ class ServerMonitor:
                 connect_timeout=CONNECT_TIMEOUT,
                 disconnected_timeout=0,
                 stall_timeout=REPLY_TIMEOUT,
-                ssl=self.ssl_context,
+                ssl=self.ssl,
             )
             try:
                 await client.connect()
@@ -263,17 +268,24 @@ class ServerMonitor:
 
 
 class Monitor:
-    """All servers of one console (all reached with TLS when ``ssl_context`` is given)."""
+    """All servers of one console (all reached with TLS when ``ssl`` is given).
+
+    ``ssl`` is :class:`beanstalkt.Client`'s; ``ssl_context=`` is its old
+    spelling, still accepted.
+    """
 
     def __init__(
         self,
         addresses: list[tuple[str, int]],
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "Monitor")
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds, ssl_context)
+            ServerMonitor(index, host, port, interval, history_seconds, ssl)
             for index, (host, port) in enumerate(addresses)
         ]
         self.history_seconds = history_seconds
