@@ -173,10 +173,11 @@ async def read_failures(client: Client[Any], tube: str) -> list[dict[str, Any]]:
             stale.append(job)
             continue
         found.append({**record, "state": stats["state"]})
-    for job in stale:
-        await client.delete(job)
+    stale_ids = {job.id for job in stale}
     for job, _record in held:
-        if job not in stale:
+        if job.id in stale_ids:
+            await client.delete(job)
+        else:
             await client.release(job, RECORD_PRIORITY, 0)
     return found
 

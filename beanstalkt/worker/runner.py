@@ -830,8 +830,9 @@ class Runner:
             return None
         client = slot.lane.client
         priority = job.priority
-        # One write: nothing else of this connection's can come in between.
-        with client.batch():
+        # One write, on this connection only: never carried to a new
+        # connection (a reserve-job there could take a stranger's job).
+        with client.sequence():
             buried = client.bury(job, priority)
             taken_back = client.reserve_job(job.id)
             released = client.release(job, priority, delay)
