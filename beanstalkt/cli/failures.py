@@ -94,7 +94,9 @@ async def _one_server(
     return shown
 
 
-async def _run(arguments: argparse.Namespace, addresses: list[tuple[str, int]], ssl: Any) -> list[dict[str, Any]]:
+async def _run(
+    arguments: argparse.Namespace, addresses: list[tuple[str, int]], ssl: Any
+) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for host, port in addresses:
         client: Client[bytes] = Client(host, port, ssl=ssl)

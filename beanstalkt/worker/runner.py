@@ -37,6 +37,7 @@ from .counters import TubeCounters
 from .job import ReservedJob
 
 if TYPE_CHECKING:
+    from ..servers import Server
     from .worker import Worker
 
 logger = logging.getLogger("beanstalkt.worker")
@@ -111,10 +112,13 @@ class Lane:
 class Site:
     """One server: its connections and what is known of its tubes (see scheduling.SiteState)."""
 
-    __slots__ = ("address", "has_work", "lanes", "looked_at", "reserved", "slots")
+    __slots__ = ("address", "has_work", "lanes", "looked_at", "reserved", "server", "slots")
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, server: Optional[Server] = None) -> None:
         self.address = address
+        # Its entry in the worker's ServerSet, whose probes prove it answers
+        # (None with a client_factory: its connections' state is all we know).
+        self.server = server
         self.lanes: list[Lane] = []
         self.slots = 0
         self.has_work = False
@@ -128,7 +132,12 @@ class Site:
         return self.open_lane() is not None
 
     def open_lane(self) -> Optional[Lane]:
-        """Its established, prepared connection with the fewest slots, if any."""
+        """Its established, prepared connection with the fewest slots, if any.
+
+        None while its server is out of rotation (its probes unanswered).
+        """
+        if self.server is not None and not self.server.live:
+            return None
         best: Optional[Lane] = None
         for lane in self.lanes:
             if (
@@ -233,10 +242,18 @@ class Runner:
     # ------------------------------------------------------------------
     # Building and connecting.
 
-    def build(self, addresses: list[str], make_client: Callable[[int], Client[Any]]) -> None:
+    def build(
+        self,
+        addresses: list[str],
+        make_client: Callable[[int], Client[Any]],
+        servers: Optional[list[Server]] = None,
+    ) -> None:
         """Make the sites, lanes and slots (``make_client(site_index)`` makes one client)."""
         per_site = scheduling.lanes_needed(self.concurrency, self.worker.slots_per_connection)
-        self.sites = [Site(address) for address in addresses]
+        self.sites = [
+            Site(address, None if servers is None else servers[index])
+            for index, address in enumerate(addresses)
+        ]
         for index, site in enumerate(self.sites):
             site.lanes = [Lane(make_client(index), site) for _ in range(per_site)]
         self.lanes = [lane for site in self.sites for lane in site.lanes]
@@ -508,6 +525,8 @@ class Runner:
             return True  # it stays, and waits for its connection
         current = self.sites.index(lane.site)
         is_open = lane.ready and not lane.client.closed()
+        if is_open and lane.site.server is not None and not lane.site.server.live:
+            is_open = False  # out of rotation: its probes go unanswered
         move = scheduling.next_site(
             self.sites,
             current,
@@ -554,6 +573,15 @@ class Runner:
         """Every waiting idle slot looks again (work was found, a server is back, a stop)."""
         for lane in self.lanes:
             lane.notify()
+
+    def server_changed(self, address: str, live: bool) -> None:
+        """The ServerSet says a server is up or down: look again (a server back may hold jobs)."""
+        for site in self.sites:
+            if site.address == address:
+                if live:
+                    self.server_back(site)
+                else:
+                    self.wake_all()  # its slots move to the servers still live
 
     def server_back(self, site: Site) -> None:
         """A server answers again: have its jobs looked at (its binlog may hold some)."""

@@ -134,6 +134,7 @@ from ..connection import SSLOption
 from ..errors import BeanstalkException, NotFound
 from ..ops.monitor import per_tube
 from ..protocol import MAX_UINT32, check_integer, check_tube_name
+from ..servers import Server, ServerSet
 from . import scheduling
 from .actions import Bury, Delete, JobAction, Release, TimeLimitExceeded
 from .counters import TubeCounters
@@ -154,9 +155,10 @@ _RELEASE_TIMEOUT = 5.0
 _SWEEP_INTERVAL = 0.2
 # How often burst mode looks whether the watched tubes are empty.
 _BURST_INTERVAL = 0.1
-#: The client options the worker sets unless told otherwise: nothing waits for
-#: ever on a server that accepts connections and never answers.
-DEFAULT_CLIENT_OPTIONS: Mapping[str, Any] = {"connect_timeout": 10.0, "stall_timeout": 10.0}
+#: The client options the worker sets over the Client's own defaults (which
+#: already bound connects, stalls and waits for a connection: nothing waits
+#: for ever on a server that accepts connections and never answers).
+DEFAULT_CLIENT_OPTIONS: Mapping[str, Any] = {}
 
 
 class WorkerServer(NamedTuple):
@@ -292,7 +294,7 @@ class Worker:
         options = {**DEFAULT_CLIENT_OPTIONS, **(client_options or {})}
         self._client_options = options
         #: Seconds a connection may take to connect and set its watch list.
-        self.prepare_timeout: float = 2 * (options.get("connect_timeout") or 10.0)
+        self.prepare_timeout: float = 2 * (options.get("connect_timeout") or 5.0)
         self._addresses, self._factory = _where(host, port, servers, client_factory)
         self._encoding = encoding
         self._ssl = ssl
@@ -305,6 +307,8 @@ class Worker:
             tube: TubeCounters(tube, metrics) for tube in self._policies
         }
         self._runners: list[Runner] = []
+        # The servers' liveness, proven by probes (None with a client_factory).
+        self._server_set: Optional[ServerSet] = None
         self._periodic: list[asyncio.Task[None]] = []
         self._started = False
         self._stopping = False
@@ -338,15 +342,21 @@ class Worker:
         if self._stopping:  # stopped before it started
             stopped.set()
             return
-        self._runners = self._make_runners()
-        loop = asyncio.get_running_loop()
-        firsts = [loop.create_future() for _ in self._runners]
-        for runner, first in zip(self._runners, firsts, strict=True):
-            await runner.connect(first)
         try:
+            if self._addresses:
+                self._server_set = ServerSet(
+                    self._addresses, encoding=self._encoding, ssl=self._ssl, **self._client_options
+                )
+                self._server_set.add_listener(self._server_changed)
+                await self._server_set.start()  # returns once one server answers
+            self._runners = self._make_runners()
+            loop = asyncio.get_running_loop()
+            firsts = [loop.create_future() for _ in self._runners]
+            for runner, first in zip(self._runners, firsts, strict=True):
+                await runner.connect(first)
             await asyncio.gather(*firsts)
         except BaseException:
-            self._close_all()
+            await self._close_all()
             if self._stopping:  # stop() during start(): that is why it failed
                 return
             stopped.set()
@@ -551,6 +561,9 @@ class Worker:
         """A new client for ``address`` (None: the client_factory's, or the Client's defaults)."""
         if address is None and self._factory is not None:
             return self._factory()
+        if address is not None and self._server_set is not None:
+            server = self._server_set.get(address)
+            return self._server_set.new_client(server.host, server.port)
         options = dict(self._client_options)
         if address is not None:
             options["host"], options["port"] = parse_address(address)
@@ -581,7 +594,12 @@ class Worker:
                 waiting = pending[index]
                 return waiting.pop() if waiting else self._make_client(addresses[index])
 
-            runner.build(names, make)
+            entries = (
+                None
+                if self._server_set is None
+                else [self._server_set.get(name) for name in names]
+            )
+            runner.build(names, make, entries)
             runners.append(runner)
         return runners
 
@@ -656,7 +674,7 @@ class Worker:
                     task.cancel()
                 if remaining:
                     await asyncio.wait(remaining)
-        self._close_all()
+        await self._close_all()
         for periodic in self._periodic:
             periodic.cancel()
         if self._own_executor and self._executor is not None:
@@ -670,7 +688,18 @@ class Worker:
         logger.info("worker stopped")
         stopped.set()
 
-    def _close_all(self) -> None:
+    def _server_changed(self, server: Server, live: bool) -> None:
+        """A ServerSet listener: a server came back, or left rotation."""
+        if live:
+            logger.info("worker: %s is live", server.address)
+        else:
+            logger.warning("worker: %s is out of rotation (%s)", server.address, server.last_error)
+        for runner in self._runners:
+            runner.server_changed(server.address, live)
+
+    async def _close_all(self) -> None:
+        if self._server_set is not None:
+            await self._server_set.close()
         for runner in self._runners:
             for connecting in runner.connecting:
                 connecting.cancel()
