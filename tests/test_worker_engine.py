@@ -644,3 +644,66 @@ async def test_processes_stop_gracefully_on_sigterm_and_a_killed_child_is_restar
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+# ----------------------------------------------------------------------
+# Servers that accept and never answer (issue 19).
+
+
+async def test_start_does_not_wait_on_a_listener_that_never_answers(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    done: list[bytes] = []
+
+    async def handle(job: ReservedJob) -> None:
+        done.append(bytes(job.body))
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connects succeed (the backlog), nothing ever answers
+        mute = f"127.0.0.1:{silent.getsockname()[1]}"
+        healthy = f"{beanstalkd.host}:{beanstalkd.port}"
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="live") as client:
+            for n in range(20):
+                await client.put(b"%d" % n)
+            worker = Worker({"live": handle}, servers=[mute, healthy], concurrency=4)
+            await asyncio.wait_for(worker.start(), 30)  # bounded, never for ever
+            try:
+                await eventually(lambda: len(done) == 20, "the healthy server's jobs run")
+                assert [(each.address, each.live) for each in worker.servers] == [
+                    (mute, False),
+                    (healthy, True),
+                ]
+                assert worker.healthy()
+            finally:
+                await asyncio.wait_for(worker.stop(), 60)
+
+
+async def test_a_frozen_server_keeps_no_slot_and_the_others_jobs_run(
+    servers: list[BeanstalkdServer],
+) -> None:
+    frozen, healthy = servers[0], servers[1]
+    done: list[tuple[Optional[str], bytes]] = []
+
+    async def handle(job: ReservedJob) -> None:
+        done.append((job.server, bytes(job.body)))
+
+    worker = Worker(
+        {"f": handle},
+        servers=[f"{s.host}:{s.port}" for s in (frozen, healthy)],
+        concurrency=4,
+    )
+    async with worker:
+        await eventually(lambda: all(each.live for each in worker.servers), "both live")
+        assert frozen.process is not None
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            await eventually(lambda: not worker.servers[0].live, "the frozen one out", 60)
+            async with beanstalkt.Client(healthy.host, healthy.port, use="f") as client:
+                for n in range(20):
+                    await client.put(b"%d" % n)
+                await eventually(lambda: len(done) == 20, "the healthy server's jobs run", 60)
+            await eventually(lambda: worker.servers[0].slots == 0, "no slot on the frozen one", 60)
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+    assert {server for server, _ in done} == {f"{healthy.host}:{healthy.port}"}
