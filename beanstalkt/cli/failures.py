@@ -64,9 +64,7 @@ def build_parser(
     action.add_argument(
         "--purge", action="store_true", help="delete the buried jobs listed and their records"
     )
-    parser.add_argument(
-        "--all", action="store_true", help="also the jobs kicked since they failed"
-    )
+    parser.add_argument("--all", action="store_true", help="also the jobs kicked since they failed")
     add_connection_arguments(parser, several="every server is read", argv=argv)
     return parser
 

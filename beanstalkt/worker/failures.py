@@ -51,6 +51,7 @@ from typing import Any, Optional
 
 from ..client import Client
 from ..errors import NotFound, TimedOut
+from ..ops.monitor import per_tube
 from ..protocol import check_tube_name
 
 #: Appended to a tube's name to make its record tube.
@@ -224,11 +225,30 @@ async def purge_records(client: Client[Any], tube: str, job_ids: Iterable[int]) 
     return deleted
 
 
+async def buried_tubes(
+    client: Client[Any], tubes: Optional[Iterable[str]] = None
+) -> dict[str, int]:
+    """``{tube: buried job count}`` for the tubes that have buried jobs.
+
+    Buried jobs are failures nobody has looked at yet: alert when this is not
+    empty (and read why with :func:`beanstalkt.worker.failures.read_failures`
+    or ``beanstalkt failures TUBE``). ``tubes`` defaults to every tube on the server.
+    """
+    names = list(tubes) if tubes is not None else await client.list_tubes()
+    every_tube = await per_tube(names, client.stats_tube)
+    return {
+        name: stats["current-jobs-buried"]
+        for name, stats in every_tube.items()
+        if stats.get("current-jobs-buried", 0)
+    }
+
+
 __all__ = [
     "CREATED_TOLERANCE",
     "MAX_MESSAGE",
     "MAX_TRACEBACK",
     "SUFFIX",
+    "buried_tubes",
     "describe",
     "format_traceback",
     "matches",

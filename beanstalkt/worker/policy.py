@@ -7,12 +7,13 @@ written twice.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Union
 
-from ..protocol import MAX_UINT32, check_integer
+from ..protocol import MAX_UINT32, check_integer, check_tube_name
 
 #: What a handler may be: ``async def handler(job)`` or a plain function (run in
 #: a thread), given a :class:`~beanstalkt.worker.ReservedJob`. It returns nothing
@@ -131,6 +132,25 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         raise ValueError("time_limit must be more than 0 seconds (None: no limit)")
 
 
+def check_worker_options(
+    concurrency: int,
+    slots_per_connection: int,
+    grace_period: float,
+    reserve_timeout: float,
+    touch_fraction: float,
+) -> None:
+    """Refuse Worker options out of range (ValueError), before anything starts."""
+    check_integer("concurrency", concurrency, 1, 10_000)
+    check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
+    if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
+        raise ValueError(
+            "grace_period and reserve_timeout must be finite and not negative "
+            f"(reserve_timeout at most {MAX_UINT32})"
+        )
+    if not 0 < touch_fraction < 1:
+        raise ValueError("touch_fraction must be between 0 and 1")
+
+
 def resolve(entry: Union[Handler, TubePolicy], defaults: Mapping[str, Any]) -> Policy:
     """The settings of one tube: its TubePolicy's fields, else the Worker's ``defaults``."""
     if isinstance(entry, TubePolicy):
@@ -155,4 +175,40 @@ def resolve(entry: Union[Handler, TubePolicy], defaults: Mapping[str, Any]) -> P
     )
 
 
-__all__ = ["DEFAULTS", "POLICY_FIELDS", "Handler", "Policy", "PolicyField", "TubePolicy"]
+def is_coroutine_function(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` is ``async`` (also through functools.partial or ``async __call__``)."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    target = getattr(handler, "func", None)  # functools.partial
+    if target is not None and inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(handler, "__call__", None)  # noqa: B004 - objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def policies(
+    handlers: Mapping[str, Union[Handler, TubePolicy]], settings: Mapping[str, Any]
+) -> dict[str, Policy]:
+    """Each tube's :class:`Policy` (refusing bad tube names and handlers, ValueError/TypeError)."""
+    if not handlers:
+        raise ValueError("handlers must name at least one tube")
+    resolved = {}
+    for tube, entry in handlers.items():
+        check_tube_name(tube)
+        if not callable(entry) and not isinstance(entry, TubePolicy):
+            raise TypeError(f"the handler of tube {tube!r} is not callable")
+        resolved[tube] = resolve(entry, settings)
+    return resolved
+
+
+__all__ = [
+    "DEFAULTS",
+    "POLICY_FIELDS",
+    "Handler",
+    "Policy",
+    "PolicyField",
+    "TubePolicy",
+    "check_worker_options",
+    "is_coroutine_function",
+    "policies",
+]

@@ -24,14 +24,13 @@ from ..errors import (
     BadJob,
     BeanstalkConnectionError,
     BeanstalkException,
-    Buried,
     DeadlineSoon,
     NotFound,
     ReservationLost,
     TimedOut,
 )
 from ..models import Job, StatsJob
-from . import failures, scheduling
+from . import acks, failures, scheduling
 from .actions import Ack, JobAction, Release, TimeLimitExceeded
 from .counters import TubeCounters
 from .job import ReservedJob
@@ -211,13 +210,13 @@ class Slot:
     # The Settler interface (beanstalkt.worker.actions).
 
     def delete(self, job: ReservedJob) -> Ack:
-        return self.runner.delete(self, job, self._counters_of(job))
+        return acks.delete(self, job, self._counters_of(job))
 
     async def release(self, job: ReservedJob, priority: Optional[int], delay: int) -> Ack:
-        return await self.runner.release(self, job, self._counters_of(job), priority, delay)
+        return await acks.release(self, job, self._counters_of(job), priority, delay)
 
     async def bury(self, job: ReservedJob, priority: Optional[int], reason: str) -> Ack:
-        return await self.runner.bury(self, job, self._counters_of(job), priority, reason, "")
+        return await acks.bury(self, job, self._counters_of(job), priority, reason, "")
 
     def _counters_of(self, job: ReservedJob) -> TubeCounters:
         return self.runner.worker._counters_of(job.tube)
@@ -379,7 +378,7 @@ class Runner:
                 may_wait = empty and lane.running == 0 and lane.reserving == 0
                 if may_wait and ack is not None:
                     # This reserve may be answered long after the delete.
-                    _count_when_answered(slot, ack)
+                    acks.count_when_answered(slot, ack)
                 # Written right behind the previous acknowledgement (one write):
                 # once the job (or TIMED_OUT) is here, the ack is settled too.
                 job = await self._reserve(slot, lane, may_wait)
@@ -448,7 +447,7 @@ class Runner:
         uncounted = slot.uncounted_delete
         if uncounted is not None:
             slot.uncounted_delete = None
-            _count(uncounted[0], "done", uncounted[1], ack)
+            acks.count(uncounted[0], "done", uncounted[1], ack)
         return None  # settled: nothing is owed any more
 
     async def _idle(self, lane: Lane) -> None:
@@ -509,7 +508,7 @@ class Runner:
         body = failures.record_body(
             error.job_id, tube, stats.get("age", 0), failures.describe(error), stats["buries"] + 1
         )
-        _put_record(client, tube, body, error.job_id)
+        acks.put_record(client, tube, body, error.job_id)
 
     # ------------------------------------------------------------------
     # Over several servers: where a slot goes between jobs.
@@ -625,9 +624,9 @@ class Runner:
                 # Cannot happen with the watch list set up by start(); the delay
                 # keeps a misconfigured client from spinning on the same job.
                 logger.error("job %d: no handler for tube %r; releasing it", job["id"], tube)
-            return await self.release(slot, reserved, counters, None, 0 if policy else 1)
+            return await acks.release(slot, reserved, counters, None, 0 if policy else 1)
         if worker.metrics is not None:
-            _record_queue_latency(lane.client, reserved, worker)
+            acks.record_queue_latency(lane.client, reserved, worker)
         slot.job = reserved
         slot.counters = counters
         slot.reserved_at = slot.started = reserved_at
@@ -647,12 +646,12 @@ class Runner:
                 slot.keep_alive.cancel()
                 slot.keep_alive = None
         if worker.metrics is not None:
-            _record_outcome(worker, tube, loop.time() - reserved_at, action, error)
+            acks.record_outcome(worker, tube, loop.time() - reserved_at, action, error)
         if error is None:
             if action is None:
-                return self.delete(slot, reserved, counters)
+                return acks.delete(slot, reserved, counters)
             return await action.settle(slot, reserved)
-        return await self._failed(slot, reserved, counters, error)
+        return await acks.failed(slot, reserved, counters, error)
 
     async def _call_async(
         self, slot: Slot, handler: Any, job: ReservedJob
@@ -719,155 +718,6 @@ class Runner:
             return self._cut_outcome(slot, job)
         return (result if isinstance(result, JobAction) else None), None
 
-    async def _failed(
-        self, slot: Slot, job: ReservedJob, counters: TubeCounters, error: BaseException
-    ) -> Ack:
-        """A failed run: retry it with backoff, or bury it (with a failure record)."""
-        counters.add("failed")
-        if not await self._stats_for(job, "retried"):
-            counters.add("lost")
-            return None
-        policy = self.worker._policies[job.tube]
-        attempt = job.attempt
-        text = failures.describe(error)
-        if scheduling.after_failure(attempt, policy.max_attempts) == "bury":
-            logger.error(
-                "job %d (tube %s) failed on attempt %d of %d; burying it: %s",
-                job.id,
-                job.tube,
-                attempt,
-                policy.max_attempts,
-                text,
-                exc_info=error,
-            )
-            trace = failures.format_traceback(error)
-            return await self.bury(slot, job, counters, None, text, trace)
-        delay = scheduling.jittered(
-            scheduling.backoff_delay(
-                attempt, policy.backoff_base, policy.backoff_factor, policy.backoff_max
-            ),
-            policy.backoff_jitter,
-            random.random(),
-        )
-        logger.warning(
-            "job %d (tube %s) failed on attempt %d of %d; retrying in %ds: %s",
-            job.id,
-            job.tube,
-            attempt,
-            policy.max_attempts,
-            delay,
-            text,
-        )
-        return self._retry(slot, job, counters, delay)
-
-    # ------------------------------------------------------------------
-    # Acknowledgements. Each checks that the reservation still lives: it dies
-    # with its connection, and without a binlog ids start again at 1 after a
-    # restart, so the same id on a new connection may name somebody else's job.
-
-    def _still_reserved(self, job: ReservedJob, outcome: str) -> bool:
-        if not job.reservation_lost:
-            return True
-        logger.warning(
-            "job %d (tube %s): reservation lost with the connection; not %s, "
-            "it will be handed out again",
-            job.id,
-            job.tube,
-            outcome,
-        )
-        return False
-
-    async def _stats_for(self, job: ReservedJob, outcome: str) -> bool:
-        """Make sure ``job.stats`` is loaded; False when the reservation is gone."""
-        if job.stats_loaded:
-            return True
-        if not self._still_reserved(job, outcome):
-            return False
-        try:
-            await job.load_stats()
-        except (BeanstalkConnectionError, NotFound, ReservationLost) as exc:
-            logger.warning(
-                "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
-                job.id,
-                job.tube,
-                outcome,
-                exc,
-            )
-            return False
-        return True
-
-    def delete(self, slot: Slot, job: ReservedJob, counters: TubeCounters) -> Ack:
-        if not self._still_reserved(job, "done"):
-            counters.add("lost")
-            return None
-        # Counted by the slot once the server has answered (see _settle).
-        slot.uncounted_delete = (counters, job)
-        client = slot.lane.client
-        # In one write with the slot's next reserve, issued in this same turn.
-        with client.batch():
-            return client.delete(job)
-
-    async def release(
-        self,
-        slot: Slot,
-        job: ReservedJob,
-        counters: TubeCounters,
-        priority: Optional[int],
-        delay: int,
-    ) -> Ack:
-        if priority is None:
-            if not await self._stats_for(job, "released"):
-                counters.add("lost")
-                return None
-            priority = job.priority
-        if not self._still_reserved(job, "released"):
-            counters.add("lost")
-            return None
-        return _counted(slot.lane.client.release(job, priority, delay), counters, "released", job)
-
-    async def bury(
-        self,
-        slot: Slot,
-        job: ReservedJob,
-        counters: TubeCounters,
-        priority: Optional[int],
-        reason: str,
-        trace: str,
-    ) -> Ack:
-        """Bury ``job`` and, once the server agrees, put its failure record beside it."""
-        if not await self._stats_for(job, "buried"):
-            counters.add("lost")
-            return None
-        if priority is None:
-            priority = job.priority
-        if not self._still_reserved(job, "buried"):
-            counters.add("lost")
-            return None
-        client = slot.lane.client
-        future = _counted(client.bury(job, priority), counters, "buried", job)
-        body = failures.record_body(
-            job.id, job.tube, job.stats.get("age", 0), reason, job.attempt, trace
-        )
-        future.add_done_callback(functools.partial(_record_after_burial, client, job, body))
-        return future
-
-    def _retry(self, slot: Slot, job: ReservedJob, counters: TubeCounters, delay: int) -> Ack:
-        """Release a failed job with ``delay``, marked as a failure (see the module doc)."""
-        if not self._still_reserved(job, "retried"):
-            counters.add("lost")
-            return None
-        client = slot.lane.client
-        priority = job.priority
-        # One write, on this connection only: never carried to a new
-        # connection (a reserve-job there could take a stranger's job).
-        with client.sequence():
-            buried = client.bury(job, priority)
-            taken_back = client.reserve_job(job.id)
-            released = client.release(job, priority, delay)
-        future = asyncio.ensure_future(_retried(job, buried, taken_back, released))
-        future.add_done_callback(functools.partial(_count_retry, counters, job))
-        return future
-
     # ------------------------------------------------------------------
     # TTR touches and time limits (the Worker's sweep calls these).
 
@@ -907,7 +757,7 @@ class Runner:
             touch = job._client.touch(job) if job._client is not None else None
             if touch is None:
                 return
-            touch.add_done_callback(functools.partial(_touched, job))
+            touch.add_done_callback(functools.partial(acks.touched, job))
             if self.worker.metrics is not None:
                 self.worker.metrics.touched(job.tube)
             due = loop.time() + interval
@@ -915,172 +765,6 @@ class Runner:
 
 # ----------------------------------------------------------------------
 # Helpers (callbacks: no closure per job).
-
-
-def _record_queue_latency(client: Client[Any], job: ReservedJob, worker: Worker) -> None:
-    """How long ``job`` waited in its tube: its ``age`` when reserved.
-
-    From the stats already read, or from a ``stats-job`` pipelined behind
-    the reservation and not waited for (one more command per job, only
-    when metrics are on).
-    """
-    metrics = worker.metrics
-    assert metrics is not None
-    if job.stats_loaded:
-        metrics.queue_latency(job.tube, job.stats.get("age", 0))
-        return
-
-    def record(future: asyncio.Future[StatsJob]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            metrics.queue_latency(job.tube, future.result().get("age", 0))
-
-    client.stats_job(job.id).add_done_callback(record)
-
-
-def _record_outcome(
-    worker: Worker,
-    tube: str,
-    seconds: float,
-    action: Optional[JobAction],
-    error: Optional[BaseException],
-) -> None:
-    # Done: the handler finished the job (returned, or raised Delete); a
-    # Release or Bury it asked for is counted when the server agrees.
-    metrics = worker.metrics
-    assert metrics is not None
-    if error is not None:
-        metrics.job_failed(tube, seconds)
-    elif action is None or action.finishes_job:
-        metrics.job_done(tube, seconds)
-
-
-def _count(
-    counters: TubeCounters, outcome: str, job: ReservedJob, future: asyncio.Future[Any]
-) -> None:
-    """Done-callback of an acknowledgement: count it, or count the job lost."""
-    if future.cancelled():
-        counters.add("lost")
-        return
-    error = future.exception()
-    if error is None:
-        counters.add(outcome)
-    elif isinstance(error, Buried):
-        # release answered BURIED: the server ran out of memory and buried it.
-        counters.add("buried")
-        logger.error("job %d (tube %s): the server buried it (%s)", job.id, job.tube, error)
-    else:
-        counters.add("lost")
-        if isinstance(error, (NotFound, BeanstalkConnectionError, ReservationLost)):
-            logger.warning(
-                "job %d (tube %s): reservation lost, not %s (%s); it will be handed out again",
-                job.id,
-                job.tube,
-                outcome,
-                error,
-            )
-        else:
-            logger.error("job %d (tube %s): acknowledgement failed: %s", job.id, job.tube, error)
-
-
-def _counted(
-    future: asyncio.Future[Any], counters: TubeCounters, outcome: str, job: ReservedJob
-) -> asyncio.Future[Any]:
-    """``future``, counted as ``outcome`` of ``job`` once the server has answered."""
-    future.add_done_callback(functools.partial(_count, counters, outcome, job))
-    return future
-
-
-def _record_after_burial(
-    client: Client[Any], job: ReservedJob, body: bytes, future: asyncio.Future[Any]
-) -> None:
-    if not future.cancelled() and future.exception() is None:
-        _put_record(client, job.tube, body, job.id)
-
-
-def _put_record(client: Client[Any], tube: str, body: bytes, job_id: int) -> None:
-    """Put the failure record ``body`` of ``job_id`` into ``tube``'s record tube."""
-    name = failures.record_tube(tube)
-    if name is None:
-        logger.warning("job %d: tube %r too long for a failure record tube", job_id, tube)
-        return
-    put = client.put(body, failures.RECORD_PRIORITY, 0, failures.RECORD_TTR, tube=name)
-    put.add_done_callback(functools.partial(_record_put, job_id))
-
-
-def _record_put(job_id: int, future: asyncio.Future[int]) -> None:
-    if future.cancelled() or future.exception() is not None:
-        error = "cancelled" if future.cancelled() else future.exception()
-        logger.warning("job %d: its failure record could not be written: %s", job_id, error)
-
-
-def _touched(job: ReservedJob, future: asyncio.Future[None]) -> None:
-    if future.cancelled():
-        return
-    error = future.exception()
-    if isinstance(error, NotFound):
-        logger.warning(
-            "job %d (tube %s): touch refused, the reservation has expired; another "
-            "worker may run it too",
-            job.id,
-            job.tube,
-        )
-    elif error is not None:
-        logger.debug("job %d (tube %s): touch failed: %s", job.id, job.tube, error)
-
-
-def _count_when_answered(slot: Slot, ack: asyncio.Future[Any]) -> None:
-    """Have a callback count the slot's delete in flight, if it is one."""
-    uncounted = slot.uncounted_delete
-    if uncounted is not None:
-        slot.uncounted_delete = None
-        ack.add_done_callback(functools.partial(_count, uncounted[0], "done", uncounted[1]))
-
-
-async def _retried(
-    job: ReservedJob,
-    buried: asyncio.Future[None],
-    taken_back: asyncio.Future[Job[Any]],
-    released: asyncio.Future[None],
-) -> str:
-    """The outcome of a retry's bury, reserve-job and release: ``retried`` or ``buried``.
-
-    Raises what made the bury fail (the reservation was lost: nothing happened).
-    """
-    await asyncio.wait((buried, taken_back, released))
-    bury_error = _error_of(buried)
-    take_error = _error_of(taken_back)
-    release_error = _error_of(released)
-    if bury_error is not None:
-        raise bury_error
-    if take_error is None and release_error is None:
-        return "retried"
-    if take_error is None and isinstance(
-        release_error, (BeanstalkConnectionError, ReservationLost)
-    ):
-        # Reserved again on a connection now gone: the server made it ready.
-        raise release_error
-    logger.error(
-        "job %d (tube %s): buried to mark a failure, but not released (%s); it stays buried",
-        job.id,
-        job.tube,
-        take_error or release_error,
-    )
-    return "buried"
-
-
-def _count_retry(counters: TubeCounters, job: ReservedJob, future: asyncio.Future[str]) -> None:
-    if future.cancelled() or future.exception() is not None:
-        _count(counters, "retried", job, future)
-        return
-    counters.add(future.result())
-
-
-def _error_of(future: asyncio.Future[Any]) -> Optional[BaseException]:
-    if future.cancelled():
-        from ..errors import ConnectionLost
-
-        return ConnectionLost(message="cancelled")
-    return future.exception()
 
 
 def _uncancel(task: Optional[asyncio.Task[None]]) -> None:
@@ -1095,15 +779,4 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def is_coroutine_function(handler: Callable[..., Any]) -> bool:
-    """Whether ``handler`` is ``async`` (also through functools.partial or ``async __call__``)."""
-    if inspect.iscoroutinefunction(handler):
-        return True
-    target = getattr(handler, "func", None)  # functools.partial
-    if target is not None and inspect.iscoroutinefunction(target):
-        return True
-    call = getattr(handler, "__call__", None)  # noqa: B004 - objects with async __call__
-    return call is not None and inspect.iscoroutinefunction(call)
-
-
-__all__ = ["Lane", "Runner", "Site", "Slot", "is_coroutine_function"]
+__all__ = ["Lane", "Runner", "Site", "Slot"]

@@ -132,15 +132,23 @@ from ..address import format_address, parse_address
 from ..client import Client
 from ..connection import SSLOption
 from ..errors import BeanstalkException, NotFound
-from ..ops.monitor import per_tube
-from ..protocol import MAX_UINT32, check_integer, check_tube_name
 from ..servers import Server, ServerSet
 from . import scheduling
 from .actions import Bury, Delete, JobAction, Release, TimeLimitExceeded
 from .counters import TubeCounters
+from .failures import buried_tubes
 from .job import ReservedJob
-from .policy import DEFAULTS, Handler, Policy, TubePolicy, check_settings, resolve
-from .runner import Runner, is_coroutine_function
+from .policy import (
+    DEFAULTS,
+    Handler,
+    Policy,
+    TubePolicy,
+    check_settings,
+    check_worker_options,
+    is_coroutine_function,
+    policies,
+)
+from .runner import Runner
 
 if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
     from ..ops.metrics import WorkerMetrics
@@ -252,8 +260,6 @@ class Worker:
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
     ) -> None:
-        check_integer("concurrency", concurrency, 1, 10_000)
-        check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
         settings = {
             "max_attempts": max_attempts,
             "backoff_base": backoff_base,
@@ -262,15 +268,11 @@ class Worker:
             "backoff_jitter": backoff_jitter,
             "time_limit": time_limit,
         }
+        check_worker_options(
+            concurrency, slots_per_connection, grace_period, reserve_timeout, touch_fraction
+        )
         check_settings(settings)
-        if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
-            raise ValueError(
-                "grace_period and reserve_timeout must be finite and not negative "
-                f"(reserve_timeout at most {MAX_UINT32})"
-            )
-        if not 0 < touch_fraction < 1:
-            raise ValueError("touch_fraction must be between 0 and 1")
-        self._policies = _policies(handlers, settings)
+        self._policies = policies(handlers, settings)
         #: ``{tube: handler}``.
         self.handlers: dict[str, Handler] = {t: p.handler for t, p in self._policies.items()}
         self.concurrency = concurrency
@@ -306,6 +308,9 @@ class Worker:
         self._counters: dict[str, TubeCounters] = {
             tube: TubeCounters(tube, metrics) for tube in self._policies
         }
+        self._init_state()
+
+    def _init_state(self) -> None:
         self._runners: list[Runner] = []
         # The servers' liveness, proven by probes (None with a client_factory).
         self._server_set: Optional[ServerSet] = None
@@ -595,9 +600,7 @@ class Worker:
                 return waiting.pop() if waiting else self._make_client(addresses[index])
 
             entries = (
-                None
-                if self._server_set is None
-                else [self._server_set.get(name) for name in names]
+                None if self._server_set is None else [self._server_set.get(name) for name in names]
             )
             runner.build(names, make, entries)
             runners.append(runner)
@@ -721,20 +724,6 @@ class Worker:
             self.log_counters()
 
 
-def _policies(
-    handlers: Mapping[str, Union[Handler, TubePolicy]], settings: Mapping[str, Any]
-) -> dict[str, Policy]:
-    if not handlers:
-        raise ValueError("handlers must name at least one tube")
-    policies = {}
-    for tube, entry in handlers.items():
-        check_tube_name(tube)
-        if not callable(entry) and not isinstance(entry, TubePolicy):
-            raise TypeError(f"the handler of tube {tube!r} is not callable")
-        policies[tube] = resolve(entry, settings)
-    return policies
-
-
 def _where(
     host: Optional[str],
     port: Optional[int],
@@ -766,24 +755,6 @@ def _where(
     if port is not None and not text.startswith("unix:"):
         return [format_address(*parse_address(text, port))], None
     return [format_address(*parse_address(text))], None
-
-
-async def buried_tubes(
-    client: Client[Any], tubes: Optional[Iterable[str]] = None
-) -> dict[str, int]:
-    """``{tube: buried job count}`` for the tubes that have buried jobs.
-
-    Buried jobs are failures nobody has looked at yet: alert when this is not
-    empty (and read why with :func:`beanstalkt.worker.failures.read_failures`
-    or ``beanstalkt failures TUBE``). ``tubes`` defaults to every tube on the server.
-    """
-    names = list(tubes) if tubes is not None else await client.list_tubes()
-    every_tube = await per_tube(names, client.stats_tube)
-    return {
-        name: stats["current-jobs-buried"]
-        for name, stats in every_tube.items()
-        if stats.get("current-jobs-buried", 0)
-    }
 
 
 __all__ = [
