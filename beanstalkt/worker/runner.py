@@ -232,6 +232,8 @@ class Runner:
         # With one tube every job's tube is known without asking the server.
         self.only_tube = tubes[0] if len(tubes) == 1 else None
         self.sites: list[Site] = []
+        # More than one server: slots choose where to go between jobs.
+        self.many = False
         self.lanes: list[Lane] = []
         self.slots: list[Slot] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -256,6 +258,7 @@ class Runner:
         for index, site in enumerate(self.sites):
             site.lanes = [Lane(make_client(index), site) for _ in range(per_site)]
         self.lanes = [lane for site in self.sites for lane in site.lanes]
+        self.many = len(self.sites) > 1
         self.slots = [
             Slot(self, index, self.sites[site].lanes[lane])
             for index, (site, lane) in enumerate(
@@ -356,7 +359,7 @@ class Runner:
         ack: Ack = None
         # True once a reserve found no job: only then is waiting for one worth it.
         empty = False
-        many = len(self.sites) > 1
+        many = self.many
         while not worker._stopping:
             try:
                 lane = slot.lane
@@ -425,7 +428,9 @@ class Runner:
                         # Counted in the same step as the reserve's end: no
                         # sibling may see the lane empty in between.
                         lane.running += 1
-                        self._found_job(lane, may_wait)
+                        lane.site.reserved += 1
+                        if self.many:  # where the jobs are only matters with a choice
+                            self._found_job(lane, may_wait)
         finally:
             lane.reserving -= 1
             if may_wait:
@@ -559,14 +564,12 @@ class Runner:
 
     def _found_job(self, lane: Lane, waited: bool) -> None:
         site = lane.site
-        site.reserved += 1
         site.looked_at = asyncio.get_running_loop().time()
         # A job that came to a waiting reserve may be the only one; one found
         # by a quick reserve means a backlog: idle slots elsewhere come over.
         if not waited and not site.has_work:
             site.has_work = True
-            if len(self.sites) > 1:
-                self.wake_all()
+            self.wake_all()
 
     def wake_all(self) -> None:
         """Every waiting idle slot looks again (work was found, a server is back, a stop)."""
