@@ -171,8 +171,8 @@ async def bury(
     body = failures.record_body(
         job.id, job.tube, job.stats.get("age", 0), reason, job.attempt, trace
     )
-    future.add_done_callback(functools.partial(_record_after_burial, client, job, body))
-    return future
+    # The slot (and so a stop) waits for the record too: none is lost at shutdown.
+    return asyncio.ensure_future(_record_after_burial(client, job, body, future))
 
 
 def retry(slot: Slot, job: ReservedJob, counters: TubeCounters, delay: int) -> Ack:
@@ -233,21 +233,28 @@ def _counted(
     return future
 
 
-def _record_after_burial(
-    client: Client[Any], job: ReservedJob, body: bytes, future: asyncio.Future[Any]
+async def _record_after_burial(
+    client: Client[Any], job: ReservedJob, body: bytes, buried: asyncio.Future[Any]
 ) -> None:
-    if not future.cancelled() and future.exception() is None:
-        put_record(client, job.tube, body, job.id)
+    """Once the server has buried ``job``, put its failure record (and wait for it)."""
+    await asyncio.wait((buried,))
+    if not buried.cancelled() and buried.exception() is None:
+        put = put_record(client, job.tube, body, job.id)
+        if put is not None:
+            await asyncio.wait((put,))
 
 
-def put_record(client: Client[Any], tube: str, body: bytes, job_id: int) -> None:
+def put_record(
+    client: Client[Any], tube: str, body: bytes, job_id: int
+) -> Optional[asyncio.Future[int]]:
     """Put the failure record ``body`` of ``job_id`` into ``tube``'s record tube."""
     name = failures.record_tube(tube)
     if name is None:
         logger.warning("job %d: tube %r too long for a failure record tube", job_id, tube)
-        return
+        return None
     put = client.put(body, failures.RECORD_PRIORITY, 0, failures.RECORD_TTR, tube=name)
     put.add_done_callback(functools.partial(_record_put, job_id))
+    return put
 
 
 def _record_put(job_id: int, future: asyncio.Future[int]) -> None:

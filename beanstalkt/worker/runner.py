@@ -513,7 +513,9 @@ class Runner:
         body = failures.record_body(
             error.job_id, tube, stats.get("age", 0), failures.describe(error), stats["buries"] + 1
         )
-        acks.put_record(client, tube, body, error.job_id)
+        put = acks.put_record(client, tube, body, error.job_id)
+        if put is not None:
+            await asyncio.wait((put,))  # (its failure is logged by put_record)
 
     # ------------------------------------------------------------------
     # Over several servers: where a slot goes between jobs.
