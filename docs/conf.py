@@ -94,6 +94,7 @@ DOCUMENTED_MODULES = [
     "beanstalkt.ops.top",
     "beanstalkt.ops.monitor",
     "beanstalkt.cli.tls",
+    "beanstalkt.cli.common",
     "beanstalkt.ops.web",
 ]
 

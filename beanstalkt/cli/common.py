@@ -46,10 +46,15 @@ from .tls import add_tls_arguments, context_or_usage_error
 # --------------------------------------------------------------------------
 # Exit codes.
 
+#: Success.
 EXIT_OK = 0
+#: The command failed: the server refused it, or nothing was found.
 EXIT_FAILED = 1
+#: A usage error, found before any byte was sent.
 EXIT_USAGE = 2
+#: No connection to beanstalkd, or it was lost.
 EXIT_CANNOT_CONNECT = 3
+#: Interrupted (Ctrl-C).
 EXIT_INTERRUPTED = 130
 
 #: Exit status and meaning, the same for every tool, as ``-h`` prints them.
