@@ -7,6 +7,8 @@
   core has no import circle; ``beanstalkt.pipeline.Reservation`` still works.
 * The core imports nothing from the layers below it (Internals: "The layers").
 * Every ``beanstalkt.x.y`` a docstring or a page of the docs refers to exists.
+* ``Client.connected`` is the connection state as a property, like the
+  client's other state; ``closed()``, the original beanstalkt's method, stays.
 * ``Client.put_many`` writes exactly what ``put`` would, through the protocol's
   one put encoder.
 """
@@ -31,6 +33,7 @@ from beanstalkt.cli import main as cli_main
 from beanstalkt.ops import exporter, monitor
 from beanstalkt.ops import web as console
 from beanstalkt.ops.web import live
+from beanstalkt.testing import BeanstalkdServer
 
 from .fake_server import FakeServer
 
@@ -214,6 +217,26 @@ def test_every_reference_to_a_beanstalkt_name_resolves() -> None:
     assert ("beanstalkt/address.py", "beanstalkt.cli.common.command_line_servers") in references
     broken = sorted({(where, name) for where, name in references if not _resolves(name)})
     assert broken == []
+
+
+# --------------------------------------------------------------------------
+# State as properties; closed(), the original's method, kept.
+
+
+async def test_connected_is_the_property_and_closed_the_original_method(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+    assert (client.connected, client.closed()) == (False, True)
+    await client.connect()
+    assert (client.connected, client.closed()) == (True, False)
+    lost = asyncio.Event()
+    client.set_disconnect_callback(lambda reason: lost.set())
+    beanstalkd.stop()
+    await asyncio.wait_for(lost.wait(), 30)
+    assert (client.connected, client.closed()) == (False, True)
+    await client.close()
+    assert (client.connected, client.closed()) == (False, True)
 
 
 # --------------------------------------------------------------------------
