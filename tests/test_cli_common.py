@@ -138,10 +138,20 @@ def test_split_global_options(words: list[str], leading: list[str], rest: list[s
 def test_converters_turn_value_errors_into_usage_errors() -> None:
     assert common.port("11300") == 11300
     assert common.server_text("[::1]:5") == "[::1]:5"
+    assert (common.seconds("0"), common.seconds("2.5"), common.positive_seconds("1e-3")) == (
+        0.0,
+        2.5,
+        0.001,
+    )
     for convert, text, message in (
         (common.port, "0", "port must be between 1 and 65535, not 0"),
         (common.port, "x", "port must be an integer, not 'x'"),
         (common.server_text, "a:", "'a:': the port is missing after ':'"),
+        (common.seconds, "-1", "expected a number of seconds >= 0, not '-1'"),
+        (common.seconds, "inf", "expected a number of seconds >= 0, not 'inf'"),
+        (common.seconds, "soon", "expected a number of seconds, not 'soon'"),
+        (common.positive_seconds, "0", "expected a positive number of seconds, not '0'"),
+        (common.positive_seconds, "nan", "expected a positive number of seconds, not 'nan'"),
     ):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             convert(text)
