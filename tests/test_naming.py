@@ -263,3 +263,18 @@ async def test_put_many_writes_what_put_would() -> None:
     async with FakeServer(record) as server, beanstalkt.Client("127.0.0.1", server.port) as client:
         assert await client.put_many(bodies, priority=7, delay=3, ttr=9) == [1, 2, 3, 4]
     assert bytes(received) == b"".join(protocol.encode_put(body, 7, 3, 9) for body in bodies)
+
+
+# --------------------------------------------------------------------------
+# One word per concept: in flight (not answered yet) and owed (written, unanswered).
+
+
+def test_in_flight_and_owed_are_two_counts_with_one_name_each() -> None:
+    state = pipeline.Pipeline()
+    state.send(object(), protocol.COMMANDS["stats"], b"stats\r\n")
+    assert (state.in_flight, state.owed, state.pending) == (1, 0, 1)  # queued, not written
+    state.connection_made()
+    assert state.data_to_send() == b"stats\r\n"
+    assert (state.in_flight, state.owed, state.pending) == (1, 1, 1)  # written, reply owed
+    assert len(state.receive_data(b"OK 4\r\n---\n\r\n")) == 1
+    assert (state.in_flight, state.owed, state.pending) == (0, 0, 0)
