@@ -1860,7 +1860,12 @@ def load_handler(spec: str) -> Handler:
 
 #: The worker's options before the TLS ones (see tls.add_tls_arguments), in -h order.
 _OPTIONS = (
-    option("handler", help="module:function handling every --tube without a handler of its own"),
+    option(
+        "handler",
+        nargs="?",
+        help="module:function handling every --tube without a handler of its own",
+    ),
+    option("--tasks", metavar="MODULE:ATTR", help="run the tasks of a beanstalkt.tasks.Tasks"),
     option(
         "--tube",
         action="append",
@@ -1975,6 +1980,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_handlers(arguments: argparse.Namespace) -> dict[str, Handler]:
+    if arguments.tasks is not None:  # the tasks bring their own handlers
+        return {}
+    if arguments.handler is None:
+        raise ValueError("give a handler (module:function) or --tasks module:attr")
     default_handler = load_handler(arguments.handler)
     handlers: dict[str, Handler] = {}
     for entry in arguments.tube or ["default"]:
@@ -2022,8 +2031,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if len(addresses) > 1
         else {"host": addresses[0][0], "port": addresses[0][1]}
     )
+    make_worker: Callable[..., Worker] = Worker
     try:
-        worker = Worker(
+        if arguments.tasks is not None:
+            from .tasks.runner import tasks_worker
+
+            make_worker = tasks_worker(arguments.tasks)
+        worker = make_worker(
             _load_handlers(arguments),
             **where,
             encoding=arguments.encoding,
