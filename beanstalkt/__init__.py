@@ -8,8 +8,6 @@
 ...         await client.delete(job.id)
 """
 
-from typing import TYPE_CHECKING, Any
-
 from .address import parse_address
 from .client import Client
 from .connection import RECONNECT_INTERVAL, RECONNECT_TIMEOUT, Keepalive
@@ -48,30 +46,7 @@ from .pool import (
 )
 from .producer import Priority
 from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR
-
-if TYPE_CHECKING:
-    from .worker import (
-        ReservedJob,
-        TubeCounters,
-        Worker,
-        WorkerServer,
-        buried_tubes,
-    )
-
-# The worker names load on first use, so that ``python -m beanstalkt.worker``
-# does not find its own module already imported by the package. The actions a
-# handler raises (Release, Bury, Delete) stay in beanstalkt.worker: beside the
-# exceptions here, Bury would read like Buried, the server's reply.
-_WORKER_NAMES = frozenset({"ReservedJob", "TubeCounters", "Worker", "WorkerServer", "buried_tubes"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WORKER_NAMES:
-        from . import worker
-
-        return getattr(worker, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from .worker import ReservedJob, TubeCounters, Worker, WorkerServer, buried_tubes
 
 __version__ = "1.0.0.dev0"
 

@@ -89,12 +89,12 @@ DOCUMENTED_MODULES = [
     "beanstalkt.producer",
     "beanstalkt.worker",
     "beanstalkt.testing",
-    "beanstalkt.metrics",
-    "beanstalkt.exporter",
-    "beanstalkt.top",
-    "beanstalkt.monitor",
-    "beanstalkt.tls",
-    "beanstalkt.web",
+    "beanstalkt.ops.metrics",
+    "beanstalkt.ops.exporter",
+    "beanstalkt.ops.top",
+    "beanstalkt.ops.monitor",
+    "beanstalkt.cli.tls",
+    "beanstalkt.ops.web",
 ]
 
 

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 from unittest import mock
 
-from beanstalkt import cmd
+from beanstalkt.cli import main as cmd
 from beanstalkt.testing import BeanstalkdServer
 
 

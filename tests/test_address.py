@@ -13,7 +13,7 @@ from beanstalkt.address import (
     parse_address,
     unix_socket_path,
 )
-from beanstalkt.web import parse_address as web_parse_address
+from beanstalkt.ops.web import parse_address as web_parse_address
 
 
 @pytest.mark.parametrize(

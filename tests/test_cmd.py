@@ -28,7 +28,7 @@ from typing import Any, Optional
 import pytest
 
 import beanstalkt
-from beanstalkt import cmd
+from beanstalkt.cli import main as cmd
 from beanstalkt.testing import BeanstalkdServer, free_port
 
 from .cli_runner import cli, environment
@@ -744,3 +744,9 @@ def test_closed_stdout_is_a_clean_error_and_nothing_is_done(beanstalkd: Beanstal
     assert finished.returncode == 1
     assert finished.stderr.decode() == "beanstalkt: standard output is closed; nothing was done\n"
     assert json.loads(ok(beanstalkd, "stats"))["total-jobs"] == 0
+
+
+def test_the_seed_module_path_is_the_command_line() -> None:
+    import beanstalkt.cmd
+
+    assert beanstalkt.cmd.main is cmd.main

@@ -26,8 +26,8 @@ import tornado.netutil
 from prometheus_client.parser import text_string_to_metric_families
 
 import beanstalkt
-from beanstalkt import exporter
-from beanstalkt.exporter import Exporter, make_app
+from beanstalkt.ops import exporter
+from beanstalkt.ops.exporter import Exporter, make_app
 from beanstalkt.testing import BeanstalkdServer, free_port
 
 from .doc_sources import DOCS, section_text

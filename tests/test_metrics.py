@@ -14,7 +14,7 @@ import tornado.httpclient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from beanstalkt.metrics import WorkerMetrics
+from beanstalkt.ops.metrics import WorkerMetrics
 
 PREFIX = "beanstalkt_worker"
 
@@ -107,6 +107,7 @@ def test_importing_the_worker_does_not_load_prometheus_client() -> None:
     code = (
         "import sys, beanstalkt, beanstalkt.worker\n"
         "assert 'prometheus_client' not in sys.modules\n"
+        "assert 'beanstalkt.ops.metrics' not in sys.modules\n"
         "assert 'beanstalkt.metrics' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -28,11 +28,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import beanstalkt
-from beanstalkt import tls
+from beanstalkt.cli import tls
 from beanstalkt.errors import BeanstalkConnectionError, ConnectFailed
-from beanstalkt.exporter import Exporter
+from beanstalkt.ops.exporter import Exporter
+from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
-from beanstalkt.web.monitor import Monitor
 
 from .cli_runner import cli
 from .doc_sources import DOCS, section_block

@@ -18,9 +18,9 @@ from typing import Optional
 import pytest
 
 import beanstalkt
-from beanstalkt import top
 from beanstalkt.models import Stats, StatsTube
-from beanstalkt.monitor import ServerSnapshot, TubeSnapshot
+from beanstalkt.ops import top
+from beanstalkt.ops.monitor import ServerSnapshot, TubeSnapshot
 from beanstalkt.testing import BeanstalkdServer, free_port
 
 # Waiting for something that should happen well before this means it never will.

@@ -32,9 +32,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 import beanstalkt
+from beanstalkt.ops.web.app import ConsoleOptions, make_app
+from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
-from beanstalkt.web.app import ConsoleOptions, make_app
-from beanstalkt.web.monitor import Monitor
 
 T = TypeVar("T")
 ARTIFACTS = str(Path(__file__).resolve().parent.parent / "test-artifacts")

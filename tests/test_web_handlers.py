@@ -23,11 +23,11 @@ import tornado.testing
 import tornado.websocket
 
 import beanstalkt
+from beanstalkt.ops.web import main as web_main
+from beanstalkt.ops.web import parse_address
+from beanstalkt.ops.web.app import ConsoleOptions, make_app
+from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
-from beanstalkt.web import main as web_main
-from beanstalkt.web import parse_address
-from beanstalkt.web.app import ConsoleOptions, make_app
-from beanstalkt.web.monitor import Monitor
 
 SCRIPT_BODY = b"<script>document.title='owned'</script><b>x</b>"
 
@@ -628,7 +628,7 @@ def test_command_line_usage_errors(argv: list[str], capsys: pytest.CaptureFixtur
 
 
 def test_beanstalkt_web_dispatches_to_the_console(capsys: pytest.CaptureFixture[str]) -> None:
-    from beanstalkt.cmd import main as cmd_main
+    from beanstalkt.cli.main import main as cmd_main
 
     assert cmd_main(["web", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: beanstalkt web")

@@ -7,9 +7,8 @@ import asyncio
 import pytest
 
 import beanstalkt
-from beanstalkt.testing import BeanstalkdServer
-from beanstalkt.web._tube_ops import TubeOps
-from beanstalkt.web.render import (
+from beanstalkt.ops.web._tube_ops import TubeOps
+from beanstalkt.ops.web.render import (
     BadInput,
     check_tube,
     hex_dump,
@@ -17,6 +16,7 @@ from beanstalkt.web.render import (
     parse_job_id,
     view_body,
 )
+from beanstalkt.testing import BeanstalkdServer
 
 
 def test_json_objects_are_pretty_printed() -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import beanstalkt
-from beanstalkt.metrics import WorkerMetrics
+from beanstalkt.ops.metrics import WorkerMetrics
 from beanstalkt.testing import BeanstalkdServer, free_port
 from beanstalkt.worker import Release, ReservedJob, Worker
 

@@ -1,5 +1,5 @@
 """``python -m beanstalkt.web``: run the web console."""
 
-from . import main
+from ..ops.web import main
 
 raise SystemExit(main())

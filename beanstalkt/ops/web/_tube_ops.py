@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 from typing import TypeVar
 
-from ..client import Client
-from ..errors import BeanstalkException
-from ..models import Job
+from ...client import Client
+from ...errors import BeanstalkException
+from ...models import Job
 
 T = TypeVar("T")
 

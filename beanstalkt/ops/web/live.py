@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ..address import format_address
-from ..client import Client
-from ..errors import BeanstalkConnectionError, BeanstalkException, NotFound
-from ..models import Stats, StatsTube
+from ...address import format_address
+from ...client import Client
+from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
+from ...models import Stats, StatsTube
 from ._tube_ops import TubeOps
 
 log = logging.getLogger("beanstalkt.web")

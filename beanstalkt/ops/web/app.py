@@ -24,7 +24,7 @@ from typing import Any, Optional
 import tornado.web
 import tornado.websocket
 
-from .. import (
+from ... import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     BeanstalkConnectionError,
@@ -35,8 +35,8 @@ from .. import (
     NotFound,
     StatsJob,
 )
-from ..models import Body
-from .monitor import Monitor, ServerDown, ServerMonitor
+from ...models import Body
+from .live import Monitor, ServerDown, ServerMonitor
 from .render import (
     MAX_UINT32,
     BadInput,

@@ -1,0 +1,497 @@
+"""A Prometheus exporter for beanstalkd servers.
+
+::
+
+    python -m beanstalkt.exporter --listen 127.0.0.1:9127 --server 127.0.0.1:11300
+    beanstalkt exporter --listen :9127 --server queue-1:11300 --server queue-2:11300
+
+Serves ``/metrics`` in the Prometheus text format: for each server, the
+``stats`` gauges and counters and, per tube, those of ``stats-tube`` plus the
+age of the job at the head of the ready queue. Each scrape reads every server
+at once, each bounded by ``--timeout``: a server that is down or silent shows
+as ``beanstalkd_up{server="..."} 0`` and the scrape still succeeds. The metric
+names and their meanings are listed in the operations guide
+(``docs/guides/operations.rst``, "Prometheus exporter").
+
+Needs the ``metrics`` extra (``pip install 'beanstalkt[metrics]'``, i.e.
+prometheus_client); ``import beanstalkt`` never imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
+    ) from exc
+
+from ..address import parse_address, unix_socket_path
+from ..cli.tls import add_tls_arguments, context_or_usage_error
+from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
+
+logger = logging.getLogger("beanstalkt.exporter")
+
+DEFAULT_LISTEN = ":9127"
+DEFAULT_SERVER = "localhost:11300"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_TUBES = 100
+
+JOB_STATES = ("ready", "reserved", "delayed", "buried")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One exported metric read straight from a stats key."""
+
+    key: str  # the stats / stats-tube key
+    name: str  # the metric name (counters without their _total suffix)
+    help: str
+    counter: bool = False
+
+
+#: Server metrics read from ``stats``, each with the label ``server``.
+SERVER_METRICS = (
+    MetricSpec("current-jobs-urgent", "beanstalkd_current_jobs_urgent",
+               "Ready jobs with priority < 1024."),
+    MetricSpec("current-tubes", "beanstalkd_current_tubes", "Tubes that exist."),
+    MetricSpec("current-connections", "beanstalkd_current_connections", "Open connections."),
+    MetricSpec("current-producers", "beanstalkd_current_producers",
+               "Open connections that have issued at least one put."),
+    MetricSpec("current-workers", "beanstalkd_current_workers",
+               "Open connections that have issued at least one reserve."),
+    MetricSpec("current-waiting", "beanstalkd_current_waiting",
+               "Connections waiting in a reserve."),
+    MetricSpec("max-job-size", "beanstalkd_max_job_size_bytes", "Largest job body accepted."),
+    MetricSpec("uptime", "beanstalkd_uptime_seconds", "Seconds since the server started."),
+    MetricSpec("draining", "beanstalkd_draining", "1 while the server is in drain mode."),
+    MetricSpec("binlog-oldest-index", "beanstalkd_binlog_oldest_index",
+               "Index of the oldest binlog file needed (0: no binlog)."),
+    MetricSpec("binlog-current-index", "beanstalkd_binlog_current_index",
+               "Index of the binlog file being written (0: no binlog)."),
+    MetricSpec("binlog-max-size", "beanstalkd_binlog_max_size_bytes",
+               "Largest size of a binlog file."),
+    MetricSpec("total-jobs", "beanstalkd_jobs", "Jobs put since start.", counter=True),
+    MetricSpec("job-timeouts", "beanstalkd_job_timeouts",
+               "Reserved jobs that ran out of time-to-run.", counter=True),
+    MetricSpec("total-connections", "beanstalkd_connections",
+               "Connections accepted since start.", counter=True),
+    MetricSpec("binlog-records-written", "beanstalkd_binlog_records_written",
+               "Records written to the binlog.", counter=True),
+    MetricSpec("binlog-records-migrated", "beanstalkd_binlog_records_migrated",
+               "Records moved to a newer binlog file by compaction.", counter=True),
+    MetricSpec("rusage-utime", "beanstalkd_cpu_user_seconds",
+               "CPU time spent in user mode.", counter=True),
+    MetricSpec("rusage-stime", "beanstalkd_cpu_system_seconds",
+               "CPU time spent in the kernel.", counter=True),
+)  # fmt: skip
+
+#: Tube metrics read from ``stats-tube``, each with the labels ``server`` and ``tube``.
+TUBE_METRICS = (
+    MetricSpec("current-jobs-urgent", "beanstalkd_tube_current_jobs_urgent",
+               "Ready jobs with priority < 1024 in the tube."),
+    MetricSpec("current-using", "beanstalkd_tube_current_using",
+               "Connections using the tube (for put)."),
+    MetricSpec("current-watching", "beanstalkd_tube_current_watching",
+               "Connections watching the tube."),
+    MetricSpec("current-waiting", "beanstalkd_tube_current_waiting",
+               "Connections waiting in a reserve on the tube."),
+    MetricSpec("pause", "beanstalkd_tube_pause_seconds",
+               "Delay of the last pause-tube, in seconds (0: never paused)."),
+    MetricSpec("pause-time-left", "beanstalkd_tube_pause_time_left_seconds",
+               "Seconds until the tube is no longer paused (0: not paused)."),
+    MetricSpec("total-jobs", "beanstalkd_tube_jobs", "Jobs put into the tube.", counter=True),
+    MetricSpec("cmd-delete", "beanstalkd_tube_deletes",
+               "Jobs of the tube deleted.", counter=True),
+    MetricSpec("cmd-pause-tube", "beanstalkd_tube_pauses",
+               "pause-tube commands on the tube.", counter=True),
+)  # fmt: skip
+
+
+def _family(
+    spec_name: str, help_text: str, labels: Sequence[str], counter: bool
+) -> Union[CounterMetricFamily, GaugeMetricFamily]:
+    if counter:
+        return CounterMetricFamily(spec_name, help_text, labels=labels)
+    return GaugeMetricFamily(spec_name, help_text, labels=labels)
+
+
+def _number(value: object) -> float:
+    # stats values are ints, floats and (for "draining") a bool.
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+@dataclass(frozen=True)
+class ScrapeResult:
+    """What one scrape learned about one server: a snapshot, or nothing."""
+
+    address: str
+    snapshot: Optional[ServerSnapshot]
+    duration: float
+
+
+def metric_families(results: Sequence[ScrapeResult]) -> Iterator[Metric]:
+    """The metric families of one scrape, every server's samples in each family."""
+    labels = ["server"]
+    tube_labels = ["server", "tube"]
+    up = GaugeMetricFamily(
+        "beanstalkd_up", "1 if the server answered this scrape in time, else 0.", labels=labels
+    )
+    duration = GaugeMetricFamily(
+        "beanstalkd_scrape_duration_seconds", "Time taken to read the server.", labels=labels
+    )
+    dropped = GaugeMetricFamily(
+        "beanstalkd_tubes_dropped",
+        "Tubes matching --tubes that --max-tubes left out of the per-tube metrics.",
+        labels=labels,
+    )
+    info = GaugeMetricFamily(
+        "beanstalkd_info", "Always 1; the labels name the server's version and id.",
+        labels=["server", "version", "id", "hostname"],
+    )  # fmt: skip
+    current_jobs = GaugeMetricFamily(
+        "beanstalkd_current_jobs", "Jobs by state.", labels=["server", "state"]
+    )
+    commands = CounterMetricFamily(
+        "beanstalkd_commands", "Commands received, by command.", labels=["server", "command"]
+    )
+    tube_jobs = GaugeMetricFamily(
+        "beanstalkd_tube_current_jobs", "Jobs in the tube by state.",
+        labels=["server", "tube", "state"],
+    )  # fmt: skip
+    oldest = GaugeMetricFamily(
+        "beanstalkd_tube_oldest_ready_age_seconds",
+        "Age of the job at the head of the ready queue (the next one reserved; "
+        "of the most urgent priority, the oldest); 0 when no job is ready.",
+        labels=tube_labels,
+    )
+    server_families = [_family(s.name, s.help, labels, s.counter) for s in SERVER_METRICS]
+    tube_families = [_family(s.name, s.help, tube_labels, s.counter) for s in TUBE_METRICS]
+
+    for result in results:
+        server = result.address
+        snapshot = result.snapshot
+        up.add_metric([server], 1.0 if snapshot is not None else 0.0)
+        duration.add_metric([server], result.duration)
+        if snapshot is None:
+            continue
+        stats = snapshot.stats
+        dropped.add_metric([server], float(snapshot.tubes_dropped))
+        info.add_metric(
+            [
+                server,
+                str(stats.get("version", "")),
+                str(stats.get("id", "")),
+                str(stats.get("hostname", "")),
+            ],
+            1.0,
+        )
+        for state in JOB_STATES:
+            current_jobs.add_metric([server, state], _number(stats.get(f"current-jobs-{state}")))
+        for key, value in sorted(stats.items()):
+            if key.startswith("cmd-"):
+                commands.add_metric([server, key[4:]], _number(value))
+        for spec, family in zip(SERVER_METRICS, server_families, strict=True):
+            if spec.key in stats:
+                family.add_metric([server], _number(stats[spec.key]))  # type: ignore[literal-required]
+        for tube in snapshot.tubes:
+            tube_stats = tube.stats
+            for state in JOB_STATES:
+                tube_jobs.add_metric(
+                    [server, tube.name, state], _number(tube_stats.get(f"current-jobs-{state}"))
+                )
+            for spec, family in zip(TUBE_METRICS, tube_families, strict=True):
+                if spec.key in tube_stats:
+                    family.add_metric(
+                        [server, tube.name],
+                        _number(tube_stats[spec.key]),  # type: ignore[literal-required]
+                    )
+            if tube.oldest_ready_age is not None:
+                oldest.add_metric([server, tube.name], float(tube.oldest_ready_age))
+
+    yield from (up, duration, dropped, info, current_jobs, commands)
+    yield from server_families
+    yield from (tube_jobs, oldest)
+    yield from tube_families
+
+
+class _Scrape:
+    """A prometheus_client collector over the results of one scrape."""
+
+    def __init__(self, results: Sequence[ScrapeResult]) -> None:
+        self.results = results
+
+    def collect(self) -> Iterator[Metric]:
+        return metric_families(self.results)
+
+
+class Exporter:
+    """Reads a set of beanstalkd servers on demand and renders their metrics.
+
+    :param servers: server addresses (``HOST:PORT``, ``[IPv6]:PORT``, ``unix:/path``).
+    :param timeout: seconds any one server may take per scrape.
+    :param tubes: ``fnmatch`` patterns of the tubes that get per-tube metrics.
+    :param max_tubes: at most this many tubes per server get per-tube metrics.
+    :param ssl_context: reach every server with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tubes: Optional[Sequence[str]] = None,
+        max_tubes: Optional[int] = DEFAULT_MAX_TUBES,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        if not servers:
+            raise ValueError("give at least one server")
+        if len(set(servers)) != len(servers):
+            raise ValueError("each server may be given only once")
+        self.watchers = [
+            ServerWatcher(
+                server,
+                timeout=timeout,
+                tubes=tubes,
+                max_tubes=max_tubes,
+                ssl_context=ssl_context,
+            )
+            for server in servers
+        ]
+
+    async def scrape(self) -> list[ScrapeResult]:
+        """Read every server at once; a server that fails gives a result without snapshot."""
+        return list(await asyncio.gather(*(self._scrape_one(w) for w in self.watchers)))
+
+    async def render(self) -> bytes:
+        """One scrape in the Prometheus text format."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Scrape(await self.scrape()))
+        return generate_latest(registry)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for watcher in self.watchers:
+            await watcher.close()
+
+    async def _scrape_one(self, watcher: ServerWatcher) -> ScrapeResult:
+        started = time.monotonic()
+        snapshot: Optional[ServerSnapshot] = None
+        try:
+            snapshot = await watcher.snapshot()
+        except asyncio.TimeoutError:
+            logger.warning("%s: no answer within %ss", watcher.address, watcher.timeout)
+        except Exception as exc:  # any failure is this server's "up 0", never the scrape's
+            logger.warning("%s: %s", watcher.address, exc)
+        return ScrapeResult(watcher.address, snapshot, time.monotonic() - started)
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    """``GET /metrics``: a fresh scrape of every server."""
+
+    def initialize(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+
+    async def get(self) -> None:
+        body = await self.exporter.render()
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.write(body)
+
+
+class IndexHandler(tornado.web.RequestHandler):
+    """``GET /``: a pointer to ``/metrics``."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write(
+            "<html><head><title>beanstalkd exporter</title></head><body>"
+            '<h1>beanstalkd exporter</h1><p><a href="/metrics">Metrics</a></p></body></html>'
+        )
+
+
+def make_app(exporter: Exporter) -> tornado.web.Application:
+    """The Tornado application serving ``/`` and ``/metrics``."""
+    return tornado.web.Application(
+        [(r"/", IndexHandler), (r"/metrics", MetricsHandler, {"exporter": exporter})]
+    )
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT`` -> (host, port)."""
+    if text.startswith(":"):
+        text = "0.0.0.0" + text  # ":PORT": every interface, as documented
+    host, port = parse_address(text)
+    if unix_socket_path(host) is not None:
+        raise ValueError("--listen takes HOST:PORT, not a Unix socket")
+    if ":" not in text.rsplit("]", 1)[-1]:
+        raise ValueError(f"--listen {text!r}: give a port, e.g. 127.0.0.1:9127")
+    return host, port
+
+
+def build_parser(prog: str = "python -m beanstalkt.exporter") -> argparse.ArgumentParser:
+    """The exporter's command line."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve Prometheus metrics of beanstalkd servers on /metrics.",
+        epilog="Metric names and meanings: docs/guides/operations.rst, 'Prometheus exporter'.",
+    )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        type=_argument(parse_listen),
+        help=f"HOST:PORT to serve on; :PORT means every interface (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        type=_argument(_server_text),
+        help=f"beanstalkd HOST:PORT or unix:/path; repeat for several (default {DEFAULT_SERVER})",
+    )
+    parser.add_argument(
+        "--tubes",
+        type=_argument(_patterns),
+        help="comma-separated tube names or fnmatch patterns (jobs-*) that get per-tube "
+        "metrics (default: all)",
+    )
+    parser.add_argument(
+        "--max-tubes",
+        type=_argument(_non_negative_int),
+        default=DEFAULT_MAX_TUBES,
+        help="per-tube metrics for at most N tubes per server, the first by name; the "
+        f"others are counted in beanstalkd_tubes_dropped (default {DEFAULT_MAX_TUBES})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_argument(_positive_float),
+        default=DEFAULT_TIMEOUT,
+        help="seconds a server may take per scrape before it counts as down "
+        f"(default {DEFAULT_TIMEOUT:g})",
+    )
+    add_tls_arguments(parser)
+    return parser
+
+
+def _argument(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """Turn a parser's ValueError into an argparse usage error with its message."""
+
+    def checked(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    checked.__name__ = parse.__name__
+    return checked
+
+
+def _server_text(text: str) -> str:
+    parse_address(text)
+    return text
+
+
+def _patterns(text: str) -> list[str]:
+    return check_tube_patterns(part.strip() for part in text.split(","))
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number >= 0, not {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+async def serve(
+    exporter: Exporter, host: str, port: int, ready: Optional[asyncio.Future[int]] = None
+) -> None:
+    """Serve until SIGINT or SIGTERM; ``ready`` gets the listening port."""
+    # None: every interface, IPv4 and IPv6 alike.
+    sockets = tornado.netutil.bind_sockets(port, None if host == "0.0.0.0" else host)
+    server = tornado.httpserver.HTTPServer(make_app(exporter))
+    server.add_sockets(sockets)
+    bound_port: int = sockets[0].getsockname()[1]
+    logger.info("serving metrics on http://%s:%d/metrics", host, bound_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set_result(bound_port)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        server.stop()
+        await exporter.close()
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Run the exporter (``sys.argv[1:]`` by default) until interrupted; return the exit status."""
+    parser = build_parser(prog or "python -m beanstalkt.exporter")
+    try:
+        args = parser.parse_args(argv)
+        ssl_context = context_or_usage_error(parser, args, args.server or [DEFAULT_SERVER])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    host, port = args.listen
+    exporter = Exporter(
+        args.server or [DEFAULT_SERVER],
+        timeout=args.timeout,
+        tubes=args.tubes,
+        max_tubes=args.max_tubes,
+        ssl_context=ssl_context,
+    )
+    try:
+        asyncio.run(serve(exporter, host, port))
+    except OSError as exc:  # e.g. the port is taken
+        sys.stderr.write(f"beanstalkt exporter: cannot listen on {host}:{port}: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "SERVER_METRICS",
+    "TUBE_METRICS",
+    "Exporter",
+    "IndexHandler",
+    "MetricSpec",
+    "MetricsHandler",
+    "ScrapeResult",
+    "build_parser",
+    "main",
+    "make_app",
+    "metric_families",
+    "parse_listen",
+    "serve",
+]

@@ -1,0 +1,487 @@
+"""``beanstalkt top``: a live view of a beanstalkd server's tubes.
+
+::
+
+    python -m beanstalkt.top --server 127.0.0.1:11300 --interval 1 --sort ready
+    beanstalkt top --once            # one plain-text snapshot, for scripts
+
+Per tube: ready, reserved, delayed and buried jobs, puts and deletes per
+second since the previous refresh, the age of the job at the head of the
+ready queue, and the time left on a pause; above them a line about the
+server. Interactive keys: ``q`` quits, ``<`` / ``>`` move the sort column,
+``1``-``9`` sort by that column. When stdout is not a terminal, ``top`` prints
+one snapshot as plain text and exits, as with ``--once``.
+
+The data side (:func:`tube_rows`, :func:`render`) is pure and separate from
+the terminal side; the statistics come from :mod:`beanstalkt.monitor`, shared
+with the Prometheus exporter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..address import format_address, parse_address
+from ..cli.tls import add_tls_arguments, context_or_usage_error
+from ..errors import BeanstalkConnectionError
+from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
+
+if TYPE_CHECKING:
+    import curses
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: Column keys (for ``--sort``), in display order, with their headings.
+COLUMNS = {
+    "tube": "TUBE",
+    "ready": "READY",
+    "reserved": "RESERVED",
+    "delayed": "DELAYED",
+    "buried": "BURIED",
+    "puts": "PUTS/S",
+    "deletes": "DELETES/S",
+    "oldest": "OLDEST",
+    "paused": "PAUSED",
+}
+
+
+@dataclass(frozen=True)
+class TubeRow:
+    """One line of the table: a tube's counts and its rates since the previous snapshot.
+
+    A rate is ``None`` when there is no previous snapshot to compare with;
+    ``oldest`` is ``None`` when it was not measured, ``paused`` is the number
+    of seconds of pause left (0: not paused).
+    """
+
+    tube: str
+    ready: int
+    reserved: int
+    delayed: int
+    buried: int
+    puts: Optional[float]
+    deletes: Optional[float]
+    oldest: Optional[int]
+    paused: int
+
+
+def _rate(now: int, before: Optional[int], seconds: float) -> float:
+    # A counter that went down belongs to a tube deleted and made anew in
+    # between: everything it counts happened since.
+    if before is None or now < before:
+        before = 0
+    return (now - before) / seconds
+
+
+def tube_rows(current: ServerSnapshot, previous: Optional[ServerSnapshot] = None) -> list[TubeRow]:
+    """The table's rows for ``current``, with rates from ``previous`` (in name order).
+
+    Puts per second come from the tubes' ``total-jobs`` counters, deletes per
+    second from ``cmd-delete``. A tube absent from ``previous`` did not exist
+    then, so all its puts and deletes happened in between.
+    """
+    seconds = current.taken_at - previous.taken_at if previous is not None else 0.0
+    before = {tube.name: tube.stats for tube in previous.tubes} if previous is not None else {}
+    rows = []
+    for tube in current.tubes:
+        stats = tube.stats
+        puts = deletes = None
+        if previous is not None and seconds > 0:
+            old = before.get(tube.name, {})
+            puts = _rate(stats.get("total-jobs", 0), old.get("total-jobs"), seconds)
+            deletes = _rate(stats.get("cmd-delete", 0), old.get("cmd-delete"), seconds)
+        rows.append(
+            TubeRow(
+                tube=tube.name,
+                ready=stats.get("current-jobs-ready", 0),
+                reserved=stats.get("current-jobs-reserved", 0),
+                delayed=stats.get("current-jobs-delayed", 0),
+                buried=stats.get("current-jobs-buried", 0),
+                puts=puts,
+                deletes=deletes,
+                oldest=tube.oldest_ready_age,
+                paused=stats.get("pause-time-left", 0),
+            )
+        )
+    return rows
+
+
+def sort_rows(rows: Sequence[TubeRow], column: str) -> list[TubeRow]:
+    """Rows by ``column``: tube names A to Z, numbers largest first (unknowns last)."""
+    if column not in COLUMNS:
+        raise ValueError(f"unknown column {column!r}; choose from {', '.join(COLUMNS)}")
+    if column == "tube":
+        return sorted(rows, key=lambda row: row.tube)
+
+    def key(row: TubeRow) -> tuple[bool, float, str]:
+        value = getattr(row, column)
+        return (value is None, -(value or 0), row.tube)
+
+    return sorted(rows, key=key)
+
+
+def format_duration(seconds: int) -> str:
+    """``42s``, ``3m07s``, ``5h02m``, ``3d04h``: short and still readable at a glance."""
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def _cell(row: TubeRow, column: str) -> str:
+    value = getattr(row, column)
+    if column == "tube":
+        return str(value)
+    if column in ("puts", "deletes"):
+        return "-" if value is None else f"{value:.1f}"
+    if column == "oldest":
+        return "-" if value is None or row.ready == 0 else format_duration(value)
+    if column == "paused":
+        return format_duration(value) if value > 0 else "-"
+    return str(value)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def server_line(snapshot: ServerSnapshot) -> str:
+    """The line about the whole server above the table."""
+    stats = snapshot.stats
+    parts = [
+        f"beanstalkd {stats.get('version', '?')} at {snapshot.address}",
+        f"up {format_duration(stats.get('uptime', 0))}",
+        f"{_plural(stats.get('current-connections', 0), 'connection')} "
+        f"({stats.get('current-producers', 0)} producing, "
+        f"{stats.get('current-workers', 0)} working, "
+        f"{stats.get('current-waiting', 0)} waiting)",
+        _plural(stats.get("current-tubes", 0), "tube"),
+    ]
+    if snapshot.tubes_dropped:
+        parts.append(f"{snapshot.tubes_dropped} not shown")
+    if stats.get("draining"):
+        parts.append("DRAINING")
+    return " | ".join(parts)
+
+
+def render(
+    current: ServerSnapshot, previous: Optional[ServerSnapshot] = None, sort: str = "tube"
+) -> list[str]:
+    """The whole view as lines of text: the server line, the heading, one line per tube.
+
+    The heading of the sort column is marked with ``*``.
+    """
+    rows = sort_rows(tube_rows(current, previous), sort)
+    headings = [title + ("*" if key == sort else "") for key, title in COLUMNS.items()]
+    table = [headings] + [[_cell(row, key) for key in COLUMNS] for row in rows]
+    widths = [max(len(line[index]) for line in table) for index in range(len(COLUMNS))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    return [server_line(current), *(line(cells) for cells in table)]
+
+
+# ----------------------------------------------------------------------
+# Running it.
+
+
+async def _once(watcher: ServerWatcher, interval: float, sort: str) -> list[str]:
+    first = await watcher.snapshot()
+    if interval <= 0:
+        return render(first, None, sort)
+    await asyncio.sleep(interval)
+    return render(await watcher.snapshot(), first, sort)
+
+
+class _Screen:
+    """The interactive view: draws with curses, reads keys without blocking the loop."""
+
+    def __init__(self, window: curses.window, watcher: ServerWatcher, args: Any) -> None:
+        import curses
+
+        self.curses = curses
+        self.window = window
+        self.watcher = watcher
+        self.interval: float = args.interval
+        self.sort: str = args.sort
+        self.quit = False
+        self.key_pressed = asyncio.Event()
+        self.lines: list[str] = ["connecting to " + watcher.address]
+        self.error = ""
+        self.previous: Optional[ServerSnapshot] = None
+        self.current: Optional[ServerSnapshot] = None
+
+    def on_input(self) -> None:
+        """Read every key waiting on stdin (called by the loop when it is readable)."""
+        columns = list(COLUMNS)
+        while True:
+            key = self.window.getch()
+            if key == -1:
+                break
+            if key in (ord("q"), ord("Q")):
+                self.quit = True
+            elif key in (ord("<"), ord(","), self.curses.KEY_LEFT):
+                self.sort = columns[(columns.index(self.sort) - 1) % len(columns)]
+            elif key in (ord(">"), ord("."), self.curses.KEY_RIGHT):
+                self.sort = columns[(columns.index(self.sort) + 1) % len(columns)]
+            elif ord("1") <= key <= ord("9"):
+                self.sort = columns[key - ord("1")]
+        self.key_pressed.set()
+
+    def draw(self) -> None:
+        curses = self.curses
+        window = self.window
+        window.erase()
+        height, width = window.getmaxyx()
+        if self.current is not None:
+            lines = render(self.current, self.previous, self.sort)
+        else:
+            lines = list(self.lines)
+        if self.error:
+            lines.insert(1, self.error)
+        footer = "q quit   < > or 1-9 sort column   refresh every " + f"{self.interval:g}s"
+        for y, text in enumerate(lines[: max(0, height - 1)]):
+            attribute = curses.A_NORMAL
+            if y == 0:
+                attribute = curses.A_BOLD
+            elif text is self.error:
+                attribute = curses.A_STANDOUT
+            elif self.current is not None and y == 1 + bool(self.error):
+                attribute = curses.A_REVERSE
+            window.addnstr(y, 0, text, max(0, width - 1), attribute)
+        if height > 1:
+            window.addnstr(height - 1, 0, footer, max(0, width - 1), curses.A_DIM)
+        window.refresh()
+
+    async def refresh(self) -> None:
+        try:
+            snapshot = await self.watcher.snapshot()
+        except asyncio.TimeoutError:
+            self.error = f"unreachable: no answer within {self.watcher.timeout:g}s"
+        except BeanstalkConnectionError as exc:
+            self.error = f"unreachable: {exc}"
+        else:
+            self.error = ""
+            self.previous, self.current = self.current, snapshot
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.window.nodelay(True)
+        self.window.keypad(True)
+        loop.add_reader(sys.stdin.fileno(), self.on_input)
+        try:
+            next_refresh = loop.time()
+            while not self.quit:
+                if loop.time() >= next_refresh:
+                    next_refresh = loop.time() + self.interval
+                    await self.refresh()
+                    if self.quit:
+                        break
+                self.draw()
+                self.key_pressed.clear()
+                # Wake up for a key, or when the next refresh is due.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self.key_pressed.wait(), max(0.0, next_refresh - loop.time())
+                    )
+        finally:
+            loop.remove_reader(sys.stdin.fileno())
+
+
+def _interactive(watcher: ServerWatcher, args: Any) -> None:
+    import curses
+
+    def run(window: curses.window) -> None:
+        with contextlib.suppress(curses.error):  # not every terminal can hide it
+            curses.curs_set(0)
+        asyncio.run(_run_screen(window, watcher, args))
+
+    curses.wrapper(run)  # restores the terminal however run() ends
+
+
+async def _run_screen(window: curses.window, watcher: ServerWatcher, args: Any) -> None:
+    try:
+        await _Screen(window, watcher, args).run()
+    finally:
+        await watcher.close()
+
+
+# ----------------------------------------------------------------------
+# Command line.
+
+
+def build_parser(prog: str = "python -m beanstalkt.top") -> argparse.ArgumentParser:
+    """The command line of ``top``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="A live view of a beanstalkd server's tubes: job counts, put and delete "
+        "rates, the age of the next ready job, pauses.",
+        epilog="keys: q quits; < and > (or the arrow keys) move the sort column; 1-9 sort by "
+        "that column. When stdout is not a terminal, one snapshot is printed, as with --once.",
+    )
+    parser.add_argument(
+        "--server", type=_argument(_server_text), help="HOST:PORT or unix:/path (instead of "
+        "--host/--port)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--host", help="beanstalkd host (default: $BEANSTALKD_HOST, else localhost)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_argument(_port),
+        help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_argument(_seconds),
+        default=1.0,
+        help="seconds between refreshes; with --once, the time over which rates are "
+        "measured (0: no rates) (default 1)",
+    )
+    parser.add_argument(
+        "--sort", choices=list(COLUMNS), default="tube", help="the column to sort by (default tube)"
+    )
+    parser.add_argument(
+        "--tubes",
+        type=_argument(lambda text: check_tube_patterns(p.strip() for p in text.split(","))),
+        help="comma-separated tube names or fnmatch patterns to show (default: all)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_argument(_seconds),
+        default=5.0,
+        help="seconds a refresh may wait for the server (default 5)",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="print one snapshot as plain text and exit"
+    )
+    add_tls_arguments(parser)
+    return parser
+
+
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    checked.__name__ = getattr(parse, "__name__", "value")
+    return checked
+
+
+def _server_text(text: str) -> str:
+    parse_address(text)
+    return text
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _address(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    if args.server is not None:
+        if args.host is not None or args.port is not None:
+            parser.error("give either --server or --host/--port, not both")
+        return str(args.server)
+    host = args.host or os.environ.get("BEANSTALKD_HOST") or "localhost"
+    port = args.port
+    if port is None:
+        text = os.environ.get("BEANSTALKD_PORT") or "11300"
+        try:
+            port = _port(text)
+        except ValueError as exc:
+            parser.error(f"BEANSTALKD_PORT: {exc}")
+    return format_address(host, port)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Run ``top`` (``sys.argv[1:]`` by default); return the exit status."""
+    parser = build_parser(prog or "python -m beanstalkt.top")
+    try:
+        args = parser.parse_args(argv)
+        address = _address(parser, args)
+        ssl_context = context_or_usage_error(parser, args, [address])
+        if not args.once and sys.stdout.isatty() and args.interval <= 0:
+            parser.error("--interval must be more than 0 for the live view")
+        if args.timeout <= 0:
+            parser.error("--timeout must be more than 0")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    # The library logs lost connections and reconnects; on a curses screen
+    # they would scribble over the view, which shows the failure itself. So
+    # would Tornado's report of a failed TLS handshake.
+    for name in ("beanstalkt", "tornado.general"):
+        library_logger = logging.getLogger(name)
+        if not library_logger.handlers:
+            library_logger.addHandler(logging.NullHandler())
+    watcher = ServerWatcher(
+        address, timeout=args.timeout, tubes=args.tubes, ssl_context=ssl_context
+    )
+    try:
+        if args.once or not sys.stdout.isatty():
+            lines = asyncio.run(_once_and_close(watcher, args.interval, args.sort))
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
+        else:
+            _interactive(watcher, args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except asyncio.TimeoutError:
+        sys.stderr.write(f"beanstalkt top: no answer from {address} within {args.timeout:g}s\n")
+        return EXIT_CANNOT_CONNECT
+    except BeanstalkConnectionError as exc:
+        sys.stderr.write(f"beanstalkt top: {exc}\n")
+        return EXIT_CANNOT_CONNECT
+    return EXIT_OK
+
+
+async def _once_and_close(watcher: ServerWatcher, interval: float, sort: str) -> list[str]:
+    try:
+        return await _once(watcher, interval, sort)
+    finally:
+        await watcher.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "COLUMNS",
+    "TubeRow",
+    "build_parser",
+    "format_duration",
+    "main",
+    "render",
+    "server_line",
+    "sort_rows",
+    "tube_rows",
+]

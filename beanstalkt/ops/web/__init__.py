@@ -1,0 +1,181 @@
+"""A web console for beanstalkd: ``python -m beanstalkt.web`` (or ``beanstalkt web``).
+
+A Tornado application on the library's own :class:`beanstalkt.Client`: a live
+overview of every server and tube (over a WebSocket), a page per tube with its
+next ready, delayed and buried job, and actions to kick, delete, move, pause
+and put. Everything it serves ships in this package (no CDN, no build step).
+
+::
+
+    python -m beanstalkt.web --listen 127.0.0.1:8080 --server localhost:11300
+
+It binds to localhost unless told otherwise; ``--read-only`` hides and
+refuses every action, and ``--token``/``--basic-auth`` ask for credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+import tornado.httpserver
+
+from ...address import parse_address, unix_socket_path
+from ...cli.tls import add_tls_arguments, context_or_usage_error
+from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
+from .live import Monitor
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_SERVER = "localhost:11300"
+
+log = logging.getLogger("beanstalkt.web")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentParser:
+    """The command line of the web console."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="A web console for beanstalkd: live overview, tube pages, kick, "
+        "delete, move, pause and put.",
+    )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where the console listens (default {DEFAULT_LISTEN}: this machine only)",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="HOST:PORT",
+        help=f"a beanstalkd server to show; repeat for several (default {DEFAULT_SERVER})",
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="hide and refuse every action that changes a queue"
+    )
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--token",
+        metavar="T",
+        help="require this access token (login form, ?token=T or 'Authorization: Bearer T'); "
+        "default: $BEANSTALKT_WEB_TOKEN",
+    )
+    auth.add_argument("--basic-auth", metavar="USER:PASS", help="require HTTP basic authentication")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often each server is polled (default 1)",
+    )
+    add_tls_arguments(parser)
+    return parser
+
+
+def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ConsoleOptions:
+    """The console options of parsed arguments (usage errors exit through ``parser``)."""
+    token = args.token or (os.environ.get("BEANSTALKT_WEB_TOKEN") if not args.basic_auth else None)
+    basic = None
+    if args.basic_auth is not None:
+        user, colon, password = args.basic_auth.partition(":")
+        if not colon or not user or not password:
+            parser.error("--basic-auth takes USER:PASS, both non-empty")
+        basic = (user, password)
+    if token is not None and not token:
+        parser.error("--token must not be empty")
+    return ConsoleOptions(read_only=args.read_only, token=token, basic_auth=basic)
+
+
+async def serve(
+    listen: tuple[str, int],
+    servers: list[tuple[str, int]],
+    options: ConsoleOptions,
+    interval: float = 1.0,
+    ssl_context: Optional[ssl.SSLContext] = None,
+) -> None:
+    """Run the console until SIGINT or SIGTERM; ``ssl_context``: reach the servers with TLS."""
+    monitor = Monitor(servers, interval=interval, ssl_context=ssl_context)
+    app = make_app(monitor, options)
+    http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_REQUEST_BODY, xheaders=False)
+    http.listen(listen[1], listen[0])
+    monitor.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not every platform has signal handlers on the loop (Windows).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
+    shown = ", ".join(server.address for server in monitor.servers)
+    print(f"beanstalkt web console on http://{host}:{listen[1]}/ for {shown}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        http.stop()
+        await monitor.stop()
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Run the console with the command line ``argv`` (default ``sys.argv[1:]``)."""
+    parser = build_parser(prog or "python -m beanstalkt.web")
+    try:
+        args = parser.parse_args(argv)
+        options = options_from(args, parser)
+        listen = parse_address(args.listen, 8080)
+        servers = [parse_address(text, 11300) for text in args.server or [DEFAULT_SERVER]]
+        if unix_socket_path(listen[0]) is not None:
+            raise ValueError("--listen takes HOST:PORT")
+        if not args.interval > 0:
+            raise ValueError("--interval must be more than 0 seconds")
+        ssl_context = context_or_usage_error(parser, args, [host for host, _ in servers])
+    except ValueError as error:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    if not is_loopback(listen[0]) and not options.needs_auth:
+        print(
+            f"warning: listening on {listen[0]} without --token or --basic-auth: anyone who "
+            "reaches this port can delete jobs",
+            file=sys.stderr,
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(listen, servers, options, args.interval, ssl_context))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        print(f"{parser.prog}: cannot listen on {args.listen}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = [
+    "ConsoleOptions",
+    "Monitor",
+    "build_parser",
+    "main",
+    "make_app",
+    "parse_address",
+    "serve",
+]
