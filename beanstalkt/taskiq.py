@@ -98,8 +98,9 @@ def label_settings(
 class BeanstalkBroker(AsyncBroker):
     """A :class:`taskiq.AsyncBroker` putting tasks in beanstalkd and reserving them.
 
-    :param host: beanstalkd host (default ``localhost``), with ``port``.
-    :param port: beanstalkd port (default 11300).
+    :param host: beanstalkd host (default: the :class:`~beanstalkt.Client`
+        default, ``localhost``), with ``port``.
+    :param port: beanstalkd port (default: the Client default, 11300).
     :param servers: several servers instead: kick spreads the tasks over them
         (a :class:`~beanstalkt.Pool`), listen reserves from all.
     :param tube: where tasks go without a ``tube`` label (``"taskiq"``).
@@ -135,7 +136,11 @@ class BeanstalkBroker(AsyncBroker):
             if not self.addresses:
                 raise ValueError("servers must name at least one server")
         else:
-            self.addresses = [format_address(host or "localhost", 11300 if port is None else port)]
+            # The Client's own defaults (localhost:11300) for what is not given.
+            default_host, default_port = parse_address(
+                (Client() if host is None else Client(host)).address
+            )
+            self.addresses = [format_address(default_host, port or default_port)]
         self._pooled = servers is not None
         check_tube_name(tube)
         self.tube = tube
