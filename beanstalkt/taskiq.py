@@ -51,6 +51,7 @@ from .errors import (
     BeanstalkException,
     DeadlineSoon,
     NotFound,
+    ReservationLost,
     TimedOut,
 )
 from .pool import Pool
@@ -288,8 +289,10 @@ class BeanstalkBroker(AsyncBroker):
                     if time.monotonic() - held.touched_at >= held.ttr * self.touch_fraction:
                         await held.client.touch(held.job)
                         held.touched_at = time.monotonic()
-                except NotFound:
-                    self._held.pop(key, None)  # gone (its TTR ran out, or deleted)
+                except (NotFound, ReservationLost):
+                    # Gone: its TTR ran out, or its connection was lost (the
+                    # server made it ready again); an ack would fail the same way.
+                    self._held.pop(key, None)
                 except BeanstalkException as exc:
                     logger.warning("taskiq listener: touch of job %d failed: %s", held.job.id, exc)
                     if held.client.closed():

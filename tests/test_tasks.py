@@ -196,12 +196,16 @@ async def test_garbage_and_unknown_tasks_are_buried_once_with_a_failure_record(
             json.dumps({"v": 1, "id": "u1", "name": "nobody.has.this", "args": []}).encode(),
             tube="jobs",
         )
+        mismatch = await client.put(
+            json.dumps({"v": 1, "id": "m1", "name": known.name, "args": [1, 2]}).encode(),
+            tube="jobs",
+        )
         worker = fast_worker(tasks, max_attempts=5)
         async with worker:
             await eventually(
-                lambda: worker.counters()["jobs"]["buried"] == 3, "three burials confirmed"
+                lambda: worker.counters()["jobs"]["buried"] == 4, "four burials confirmed"
             )
-        for job_id in (garbage, wrong_version, unknown):
+        for job_id in (garbage, wrong_version, unknown, mismatch):
             stats = await client.stats_job(job_id)
             assert stats["state"] == "buried"
             assert stats["reserves"] == 1  # tried once, never retried
@@ -214,7 +218,8 @@ async def test_garbage_and_unknown_tasks_are_buried_once_with_a_failure_record(
             records.append(json.loads(record_job.body))
             await client.delete(record_job.id)
         by_job = {record["job_id"]: record for record in records}
-        assert set(by_job) == {garbage, wrong_version, unknown}
+        assert set(by_job) == {garbage, wrong_version, unknown, mismatch}
+        assert by_job[mismatch]["reason"].startswith(f"arguments do not match task {known.name}")
         assert by_job[garbage]["reason"].startswith("not a task envelope: not JSON")
         assert by_job[garbage]["body_preview"].endswith("not json")
         assert "version 2 is not 1" in by_job[wrong_version]["reason"]

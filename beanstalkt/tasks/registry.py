@@ -28,6 +28,7 @@ from typing import (
 
 from ..address import format_address, parse_address
 from ..client import Client
+from ..connection import SSLOption
 from ..pool import Key, Pool, PoolJobRef
 from ..protocol import DEFAULT_PRIORITY, DEFAULT_TTR, MAX_UINT32, check_integer, check_tube_name
 from .envelope import Envelope, EnvelopeError, check_arguments
@@ -166,6 +167,8 @@ class Task(Generic[P, R]):
         self.results = results
         #: Whether the function is ``async def`` (else it runs in a thread).
         self.is_async = inspect.iscoroutinefunction(function)
+        #: The function's signature: a worker checks an envelope's arguments against it.
+        self.signature = inspect.signature(function)
         functools.update_wrapper(self, function)
 
     def __repr__(self) -> str:
@@ -268,6 +271,8 @@ class Tasks:
     :param failure_tube: where a worker puts the failure record of each job
         it buries (``None``: the record is only logged).
     :param periodic_prefix: the tick tubes' prefix (``tasks.periodic.``).
+    :param ssl: ``True`` or an :class:`ssl.SSLContext`, for beanstalkd behind a
+        TLS terminator (the producer, the result listener, the worker).
 
     A ``Tasks`` belongs to the event loop it first connects on (``defer_sync``
     uses a background loop of its own). It is an async context manager;
@@ -286,6 +291,7 @@ class Tasks:
         reply_tube: Optional[str] = None,
         failure_tube: Optional[str] = "tasks.failures",
         periodic_prefix: str = "tasks.periodic.",
+        ssl: SSLOption = None,
     ) -> None:
         given = sum(x is not None for x in (servers, client)) + (
             host is not None or port is not None
@@ -312,6 +318,8 @@ class Tasks:
             check_tube_name(failure_tube)
         self.failure_tube = failure_tube
         self.periodic_prefix = periodic_prefix
+        #: TLS for every connection these tasks open (``True`` or an ``ssl.SSLContext``).
+        self.ssl = ssl
         #: Every registered task by name.
         self.registry: dict[str, Task[Any, Any]] = {}
         #: Every periodic schedule by task name.
@@ -496,11 +504,11 @@ class Tasks:
 
     def _new_producer(self) -> Union[Client[bytes], Pool]:
         if self._servers is not None:
-            return Pool(self._servers)
+            return Pool(self._servers, ssl=self.ssl)
         if self._given_client is not None:
             return self._given_client
         location = self.worker_location()
-        return Client(location["host"], location["port"])
+        return Client(location["host"], location["port"], ssl=self.ssl)
 
     def _side(self) -> _Side:
         loop = asyncio.get_running_loop()
@@ -540,7 +548,9 @@ class Tasks:
     def _listener_worker(self, handlers: dict[str, Any]) -> Worker:
         from ..worker import Worker
 
-        return Worker(handlers, **self.worker_location(), concurrency=2, reserve_timeout=1)
+        return Worker(
+            handlers, **self.worker_location(), ssl=self.ssl, concurrency=2, reserve_timeout=1
+        )
 
     # ------------------------------------------------------------------
     # Deferring.

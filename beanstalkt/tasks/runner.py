@@ -153,6 +153,16 @@ class TaskRunner:
                 self.client_for(job), self.tasks.failure_tube, job, reason, envelope
             )
             raise Bury(reason) from None
+        try:
+            task.signature.bind(*envelope.args, **envelope.kwargs)
+        except TypeError as exc:
+            # Another attempt would fail the same way: no retries.
+            reason = f"arguments do not match task {task.name}: {exc}"
+            await self._reply_failure(job, envelope, "TypeError", reason)
+            await record_failure(
+                self.client_for(job), self.tasks.failure_tube, job, reason, envelope, exc
+            )
+            raise Bury(reason) from None
         message = TaskMessage(envelope, job.tube, job=job)
         try:
             await run_before(self.tasks.middleware, "before_run", message)
@@ -292,6 +302,8 @@ class TasksWorker(Worker):
             location.setdefault("port", default.get("port", 11300))
         # Where replies, failure records and ticks are put: the servers worked on.
         self.location = location
+        options.setdefault("ssl", tasks.ssl)
+        self._reply_ssl = options["ssl"]
         super().__init__(handlers, concurrency=concurrency, **options)
         self.reseed_interval = reseed_interval
         self._reseeding: Optional[asyncio.Task[None]] = None
@@ -300,9 +312,9 @@ class TasksWorker(Worker):
         """Connect, make sure every schedule has its tick, and start working."""
         location = self.location
         self.runner.connections = (
-            Pool(location["servers"])
+            Pool(location["servers"], ssl=self._reply_ssl)
             if "servers" in location
-            else Client(location["host"], location["port"])
+            else Client(location["host"], location["port"], ssl=self._reply_ssl)
         )
         try:
             await self.runner.connections.connect()
