@@ -146,8 +146,9 @@ async def test_three_workers_run_each_tick_exactly_once(beanstalkd: BeanstalkdSe
             await asyncio.gather(*(worker.stop() for worker in workers))
         ticks = [tick for tick, _ in log.runs]
         assert len(ticks) == len(set(ticks)), f"a tick ran twice: {ticks}"
-        first = ticks[0]
-        assert ticks == [first + EVERY * n for n in range(len(ticks))]  # none skipped
+        # In tick order, on the schedule's times. (A tick more than an interval
+        # late would skip the missed ones: a loaded machine may show gaps.)
+        assert ticks == sorted(ticks)
         assert all(tick % EVERY == 0 for tick in ticks)
         assert all(at >= tick for at, tick in zip(ran_at, ticks, strict=True))  # never early
         # Each run deleted its tick, and the chain goes on: one next tick.
@@ -246,10 +247,11 @@ async def test_a_worker_killed_mid_tick_runs_that_tick_again_and_the_chain_goes_
         assert starts.count(float(killed_tick)) == 2
         assert ends.count(float(killed_tick)) == 1
         assert all(pid != killed_pid for kind, _, pid in lines[1:])
-        # Every later tick ran once, one interval apart.
+        # Every later tick ran once, in order, on the schedule's times.
         later = [tick for tick in ends if tick != float(killed_tick)]
-        assert len(later) == len(set(later))
-        assert later == [float(killed_tick) + EVERY * n for n in range(1, len(later) + 1)]
+        assert len(later) == len(set(later)) >= 2
+        assert later == sorted(later) and later[0] > float(killed_tick)
+        assert all((tick - float(killed_tick)) % EVERY == 0 for tick in later)
         async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
             assert await tick_jobs(client, "tasks.periodic.report") == 1
     finally:
