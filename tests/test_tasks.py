@@ -500,3 +500,41 @@ def test_registry_refuses_what_would_fail_later(beanstalkd: BeanstalkdServer) ->
         Tasks(host="localhost", servers=["localhost:11300"])
     with pytest.raises(ValueError, match="already registered"):
         tasks.task(name="one")(one.function)
+
+
+async def test_tasks_over_a_given_client_and_a_cancelled_wait_for_a_result(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        tasks = Tasks(client=client)
+
+        @tasks.task(tube="given", results=True)
+        async def triple(x: int) -> int:
+            return 3 * x
+
+        async with tasks:
+            ref = await triple.defer(3)
+            waiting = asyncio.ensure_future(ref.result(timeout=HANG))
+            await asyncio.sleep(0)
+            waiting.cancel()  # the caller gave up waiting, not the result
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            async with fast_worker(tasks):
+                assert await ref.result(timeout=HANG) == 9
+        assert not client.closed()  # a given client stays the caller's
+        assert not any((await jobs_in(client, "given")).values())
+
+
+def test_defer_sync_is_bounded_when_no_server_answers() -> None:
+    from beanstalkt.testing import free_port
+
+    tasks = Tasks(host="127.0.0.1", port=free_port(), sync_timeout=5)
+
+    @tasks.task(tube="nowhere")
+    async def lost() -> None: ...
+
+    try:
+        with pytest.raises(beanstalkt.ConnectFailed):
+            lost.defer_sync()  # nothing listens: a clear error, at once
+    finally:
+        tasks.close_sync()

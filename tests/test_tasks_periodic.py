@@ -259,3 +259,55 @@ async def test_a_worker_killed_mid_tick_runs_that_tick_again_and_the_chain_goes_
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(HANG)
+
+
+async def test_a_schedule_survives_a_binlog_restart_without_doubling(
+    beanstalkd_with_binlog: BeanstalkdServer,
+) -> None:
+    server = beanstalkd_with_binlog
+    tasks = Tasks(host=server.host, port=server.port)
+
+    @tasks.periodic(cron="0 3 * * *", name="nightly")  # 03:00 UTC, through cronsim
+    async def nightly() -> None: ...
+
+    tube = tasks.schedules["nightly"].tube
+    worker = tasks.worker()
+    await worker.start()
+    try:
+        async with beanstalkt.Client(server.host, server.port) as client:
+            delayed = await client.peek_delayed(tube=tube)
+        server.restart()
+        async with beanstalkt.Client(server.host, server.port) as client:
+            assert (await client.peek_delayed(tube=tube)).id == delayed.id  # from the binlog
+            await eventually(lambda: worker_connected(worker), "the worker back")
+            await worker.ensure_ticks()  # what each worker does every minute
+            assert await tick_jobs(client, tube) == 1
+            stats = await client.stats_job(delayed.id)
+            due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                seconds=stats["time-left"]
+            )
+            assert (due.hour, due.minute) in ((3, 0), (2, 59))
+    finally:
+        await worker.stop()
+
+
+def worker_connected(worker: beanstalkt.Worker) -> bool:
+    return all(server.live for server in worker.servers)
+
+
+async def test_a_tick_that_is_not_one_is_buried_with_a_record(beanstalkd: BeanstalkdServer) -> None:
+    tasks = Tasks(host=beanstalkd.host, port=beanstalkd.port)
+
+    @tasks.periodic(every=datetime.timedelta(hours=1), name="hourly")
+    async def hourly() -> None: ...
+
+    tube = tasks.schedules["hourly"].tube
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        bogus = await client.put(b'{"v": 1, "id": "t", "name": "hourly"}', priority=0, tube=tube)
+        worker = tasks.worker()
+        async with worker:
+            await eventually(lambda: worker.counters()[tube]["buried"] == 1, "the burial")
+        assert (await client.stats_job(bogus))["state"] == "buried"
+        record = (await client.peek_ready(tube="tasks.failures")).body
+        assert b"not a tick of hourly" in record
+        assert await tick_jobs(client, tube) == 1  # the real tick, put at start

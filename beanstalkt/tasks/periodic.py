@@ -41,6 +41,10 @@ lock) is deleted by whoever finds it. The tube can only be empty when no
 chain of ticks exists, since a worker holding a tick puts the next one before
 it deletes its own.
 
+A job in a tick tube that is not a tick (no ``tick`` header, not an
+envelope) is buried with a failure record, and the next tick is put in its
+place unless the tube holds one.
+
 Over several servers a schedule lives on one server, chosen from its name by
 rendezvous hashing over the configured servers; while that server is down the
 schedule does not fire.

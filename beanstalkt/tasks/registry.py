@@ -38,6 +38,7 @@ from .results import ResultListener, ResultTimeout, TaskFailed, drain, new_reply
 
 if TYPE_CHECKING:
     from ..worker import Worker
+    from .runner import TasksWorker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,7 +128,7 @@ class TaskRef(Generic[R_co]):
             raise TaskFailed(self.id, reply.error_type, reply.error_message)
         return cast(R_co, reply.value)
 
-    def result_sync(self, timeout: Optional[float] = None) -> R_co:
+    def result_sync(self, timeout: float) -> R_co:
         """:meth:`result` from plain (thread) code, for a ref made by ``defer_sync``."""
         return self._tasks._run_sync(self.result(timeout), timeout)
 
@@ -273,6 +274,8 @@ class Tasks:
     :param periodic_prefix: the tick tubes' prefix (``tasks.periodic.``).
     :param ssl: ``True`` or an :class:`ssl.SSLContext`, for beanstalkd behind a
         TLS terminator (the producer, the result listener, the worker).
+    :param sync_timeout: seconds ``defer_sync`` may take (connecting
+        included) before it raises :class:`ResultTimeout`.
 
     A ``Tasks`` belongs to the event loop it first connects on (``defer_sync``
     uses a background loop of its own). It is an async context manager;
@@ -292,6 +295,7 @@ class Tasks:
         failure_tube: Optional[str] = "tasks.failures",
         periodic_prefix: str = "tasks.periodic.",
         ssl: SSLOption = None,
+        sync_timeout: float = 30.0,
     ) -> None:
         given = sum(x is not None for x in (servers, client)) + (
             host is not None or port is not None
@@ -320,6 +324,10 @@ class Tasks:
         self.periodic_prefix = periodic_prefix
         #: TLS for every connection these tasks open (``True`` or an ``ssl.SSLContext``).
         self.ssl = ssl
+        if not 0 < sync_timeout < float("inf"):
+            raise ValueError("sync_timeout must be a positive number of seconds")
+        #: Seconds ``defer_sync`` waits for its put (it then raises ``TimeoutError``).
+        self.sync_timeout = sync_timeout
         #: Every registered task by name.
         self.registry: dict[str, Task[Any, Any]] = {}
         #: Every periodic schedule by task name.
@@ -636,6 +644,10 @@ class Tasks:
             return self._sync_loop
 
     def _run_sync(self, coroutine: Coroutine[Any, Any, R], timeout: Optional[float]) -> R:
+        """Run ``coroutine`` on the background loop; wait ``timeout`` (+ a margin) at most.
+
+        ``timeout=None``: :attr:`sync_timeout` (a ``defer_sync``).
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -645,17 +657,17 @@ class Tasks:
             raise RuntimeError("defer_sync/result_sync are for plain code: use await defer() here")
         loop = self._background_loop()
         future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        bound = None if timeout is None else timeout + _SYNC_MARGIN
+        bound = self.sync_timeout if timeout is None else timeout + _SYNC_MARGIN
         try:
             return future.result(bound)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise ResultTimeout("the background loop did not answer in time") from None
+            raise ResultTimeout(f"no answer from beanstalkd within {bound}s") from None
 
     # ------------------------------------------------------------------
     # Life cycle.
 
-    def worker(self, concurrency: int = 1, **options: Any) -> Worker:
+    def worker(self, concurrency: int = 1, **options: Any) -> TasksWorker:
         """A :class:`~beanstalkt.worker.Worker` for every task's tube and every tick tube.
 
         ``options`` are the Worker's (``grace_period``, ``backoff_base``,

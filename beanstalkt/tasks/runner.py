@@ -27,6 +27,7 @@ import contextlib
 import functools
 import importlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -243,11 +244,15 @@ class TaskRunner:
         envelope = await self._envelope(job)
         due = tick_time(envelope)
         client = self.client_for(job)
+        task = self.tasks.get(periodic.name)
         if due is None or client is None:
             reason = f"not a tick of {periodic.name}"
             await record_failure(client, self.tasks.failure_tube, job, reason, envelope)
+            if client is not None:
+                # Buried, it would leave the chain without a tick: put the next
+                # one as for a tick due now (unless the tube holds one).
+                await schedule_next(client, periodic, time.time(), task.ttr)
             raise Bury(reason)
-        task = self.tasks.get(periodic.name)
         await schedule_next(client, periodic, due, task.ttr)
         message = TaskMessage(envelope, job.tube, job=job)
         try:
