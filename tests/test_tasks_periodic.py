@@ -116,14 +116,14 @@ async def test_a_dead_contenders_lock_ticket_is_removed_when_stale(
 
 
 class TickLog(Middleware):
-    """Records which tick each run was for, and in which worker."""
+    """Records which tick each run was for, and the server of its job."""
 
     def __init__(self) -> None:
         self.runs: list[tuple[float, str]] = []
 
     def before_run(self, message: TaskMessage) -> None:
         assert message.job is not None
-        self.runs.append((float(message.headers["tick"]), message.state.setdefault("w", "")))
+        self.runs.append((float(message.headers["tick"]), message.job.server or ""))
 
 
 async def test_three_workers_run_each_tick_exactly_once(beanstalkd: BeanstalkdServer) -> None:
@@ -311,3 +311,27 @@ async def test_a_tick_that_is_not_one_is_buried_with_a_record(beanstalkd: Beanst
         record = (await client.peek_ready(tube="tasks.failures")).body
         assert b"not a tick of hourly" in record
         assert await tick_jobs(client, tube) == 1  # the real tick, put at start
+
+
+async def test_over_a_pool_a_schedule_lives_on_one_server(servers: list[BeanstalkdServer]) -> None:
+    addresses = [f"{server.host}:{server.port}" for server in servers]
+    log = TickLog()
+    tasks = Tasks(servers=addresses, middleware=[log])
+
+    @tasks.periodic(every=datetime.timedelta(seconds=EVERY), name="pooled.sweep")
+    async def sweep() -> None: ...
+
+    tube = tasks.schedules["pooled.sweep"].tube
+    home = home_server("pooled.sweep", addresses)
+    workers = [tasks.worker(concurrency=2, grace_period=1) for _ in range(2)]
+    await asyncio.gather(*(worker.start() for worker in workers))
+    try:
+        await eventually(lambda: len(log.runs) >= 2, "two ticks")
+    finally:
+        await asyncio.gather(*(worker.stop() for worker in workers))
+    ticks = [tick for tick, _ in log.runs]
+    assert len(ticks) == len(set(ticks)) and ticks == sorted(ticks)
+    assert {where for _, where in log.runs} == {home}
+    for server, address in zip(servers, addresses, strict=True):
+        async with beanstalkt.Client(server.host, server.port) as client:
+            assert await tick_jobs(client, tube) == (1 if address == home else 0)
