@@ -194,6 +194,7 @@ def test_the_worker_command_line_refuses_what_is_not_a_tasks_object() -> None:
         (["--tasks", "os:path"], "os:path is not a beanstalkt.tasks.Tasks"),
         (["--tasks", "nocolon"], "--tasks must look like module:attribute"),
         ([], "give a handler (module:function) or --tasks module:attr"),
+        (["--tasks", "a:b", "--tube", "x"], "give no handler or --tube"),
     ]:
         finished = subprocess.run(
             [sys.executable, "-m", "beanstalkt.worker", *arguments],

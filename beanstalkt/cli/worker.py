@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_handlers(arguments: argparse.Namespace) -> dict[str, Handler]:
     if arguments.tasks is not None:  # the tasks bring their own handlers
+        if arguments.handler is not None or arguments.tube:
+            raise ValueError("--tasks runs the tasks' own tubes: give no handler or --tube")
         return {}
     if arguments.handler is None:
         raise ValueError("give a handler (module:function) or --tasks module:attr")
