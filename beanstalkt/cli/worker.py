@@ -214,13 +214,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else {"host": addresses[0][0], "port": addresses[0][1]}
     )
     try:
+        handlers = _load_handlers(arguments)
         make_worker: Callable[..., Worker] = Worker
         if arguments.tasks is not None:
             from ..tasks.runner import tasks_worker
 
             make_worker = tasks_worker(arguments.tasks)
         worker = make_worker(
-            _load_handlers(arguments),
+            handlers,
             **where,
             encoding=arguments.encoding,
             concurrency=arguments.concurrency,
