@@ -538,3 +538,23 @@ def test_defer_sync_is_bounded_when_no_server_answers() -> None:
             lost.defer_sync()  # nothing listens: a clear error, at once
     finally:
         tasks.close_sync()
+
+
+async def test_results_come_back_across_a_beanstalkd_restart(
+    beanstalkd_with_binlog: BeanstalkdServer,
+) -> None:
+    server = beanstalkd_with_binlog
+    tasks = make_tasks(server)
+
+    @tasks.task(tube="durable", results=True)
+    async def echo(text: str) -> str:
+        return text
+
+    async with tasks:
+        before = await echo.defer("put before the restart")
+        server.restart()  # the job is in the binlog; every connection is cut
+        async with fast_worker(tasks):
+            # The producer and the result listener reconnect by themselves.
+            after = await echo.defer("put after the restart")
+            assert await after.result(timeout=HANG) == "put after the restart"
+            assert await before.result(timeout=HANG) == "put before the restart"

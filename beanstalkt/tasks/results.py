@@ -13,8 +13,9 @@ or after the last failed attempt. The listener hands the reply to the waiting
   the same task (the task ran again after a worker died before deleting it)
   finds nobody waiting and is deleted.
 * Nothing left behind: a worker puts a reply only when somebody watches the
-  reply tube (``stats-tube``'s ``current-watching``), so a producer that is
-  gone gets none; a reply that comes after its ref gave up (``result(timeout=)``
+  reply tube (``stats-tube``'s ``current-watching``; it waits
+  :data:`~beanstalkt.tasks.runner.REPLY_GRACE` seconds for a listener that is
+  reconnecting), so a producer that is gone gets none; a reply that comes after its ref gave up (``result(timeout=)``
   expired) or was garbage-collected is deleted on arrival; :meth:`close`
   deletes what is left in the tube.
 * A producer that restarted lost its refs with its memory: results of tasks

@@ -58,7 +58,12 @@ logger = logging.getLogger("beanstalkt.tasks")
 _REPLY_PRIORITY = 0
 _REPLY_TTR = 30
 _RECORD_TTR = 120
-# How often each worker makes sure every schedule still has its tick.
+#: Seconds a worker waits for somebody to watch a reply tube before it drops the
+#: reply (a producer's listener reconnecting after a beanstalkd restart comes
+#: back within a second or two).
+REPLY_GRACE = 5.0
+_REPLY_LOOK_AGAIN = 0.25
+#: How often each worker makes sure every schedule still has its tick.
 RESEED_INTERVAL = 60.0
 
 
@@ -218,18 +223,28 @@ class TaskRunner:
             await self._reply(job, envelope.reply_to, encode_failure(envelope.id, error_type, text))
 
     async def _reply(self, job: ReservedJob, tube: str, body: bytes) -> None:
-        """Put a reply, unless nobody watches ``tube`` (its producer is gone)."""
+        """Put a reply, unless nobody watches ``tube`` for ``REPLY_GRACE`` seconds.
+
+        Nobody watching means the producer is gone, or its listener is
+        reconnecting (a beanstalkd restart cut every connection): it gets the
+        grace period to come back before the reply is dropped.
+        """
         client = self.client_for(job)
         if client is None:
             return
-        try:
-            watching = (await client.stats_tube(tube))["current-watching"]
-        except NotFound:
-            watching = 0
-        if not watching:
-            logger.info("job %d: nobody listens on reply tube %s; no reply sent", job.id, tube)
-            return
-        await client.put(body, priority=_REPLY_PRIORITY, ttr=_REPLY_TTR, tube=tube)
+        deadline = time.monotonic() + REPLY_GRACE
+        while True:
+            try:
+                watching = (await client.stats_tube(tube))["current-watching"]
+            except NotFound:
+                watching = 0
+            if watching:
+                await client.put(body, priority=_REPLY_PRIORITY, ttr=_REPLY_TTR, tube=tube)
+                return
+            if time.monotonic() >= deadline:
+                logger.info("job %d: nobody listens on reply tube %s; no reply sent", job.id, tube)
+                return
+            await asyncio.sleep(_REPLY_LOOK_AGAIN)
 
     def tick_handler(self, periodic: Periodic) -> Any:
         """The handler of ``periodic``'s tick tube."""
