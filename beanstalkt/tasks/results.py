@@ -15,9 +15,10 @@ or after the last failed attempt. The listener hands the reply to the waiting
 * Nothing left behind: a worker puts a reply only when somebody watches the
   reply tube (``stats-tube``'s ``current-watching``; it waits
   :data:`~beanstalkt.tasks.runner.REPLY_GRACE` seconds for a listener that is
-  reconnecting), so a producer that is gone gets none; a reply that comes after its ref gave up (``result(timeout=)``
-  expired) or was garbage-collected is deleted on arrival; :meth:`close`
-  deletes what is left in the tube.
+  reconnecting), so a producer that is gone gets none; a reply that comes
+  after its ref gave up (``result(timeout=)`` expired) or was
+  garbage-collected is deleted on arrival; :meth:`close` deletes what is left
+  in the tube.
 * A producer that restarted lost its refs with its memory: results of tasks
   deferred before the restart cannot be awaited. With the default (random)
   reply tube a new process listens on a new tube and the old one is never
