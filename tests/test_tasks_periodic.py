@@ -335,3 +335,29 @@ async def test_over_a_pool_a_schedule_lives_on_one_server(servers: list[Beanstal
     for server, address in zip(servers, addresses, strict=True):
         async with beanstalkt.Client(server.host, server.port) as client:
             assert await tick_jobs(client, tube) == (1 if address == home else 0)
+
+
+async def test_a_tick_lost_with_a_restart_without_binlog_comes_back(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = Tasks(host=beanstalkd.host, port=beanstalkd.port)
+
+    @tasks.periodic(every=datetime.timedelta(hours=1), name="hourly.report")
+    async def report() -> None: ...
+
+    tube = tasks.schedules["hourly.report"].tube
+    workers = [tasks.worker(reseed_interval=0.5) for _ in range(3)]
+    await asyncio.gather(*(worker.start() for worker in workers))
+    try:
+        beanstalkd.restart()  # no binlog: every job is gone, the tick too
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+            await eventually(lambda: tick_jobs_equal(client, tube, 1), "the tick put again")
+            for _ in range(3):  # the three workers' next checks add nothing
+                await asyncio.sleep(0.5)
+                assert await tick_jobs(client, tube) == 1
+    finally:
+        await asyncio.gather(*(worker.stop() for worker in workers))
+
+
+async def tick_jobs_equal(client: beanstalkt.Client, tube: str, count: int) -> bool:
+    return await tick_jobs(client, tube) == count
