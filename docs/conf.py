@@ -88,6 +88,8 @@ DOCUMENTED_MODULES = [
     "beanstalkt.models",
     "beanstalkt.producer",
     "beanstalkt.worker",
+    "beanstalkt.tasks",
+    "beanstalkt.taskiq",
     "beanstalkt.testing",
     "beanstalkt.ops.metrics",
     "beanstalkt.ops.exporter",

@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from ..errors import BeanstalkConnectionError
@@ -39,7 +39,12 @@ def load_handler(spec: str) -> Handler:
 
 #: The worker's options before the servers and TLS ones (cli.common), in -h order.
 _OPTIONS = (
-    option("handler", help="module:function handling every --tube without a handler of its own"),
+    option(
+        "handler",
+        nargs="?",
+        help="module:function handling every --tube without a handler of its own",
+    ),
+    option("--tasks", metavar="MODULE:ATTR", help="run the tasks of a beanstalkt.tasks.Tasks"),
     option(
         "--tube",
         action="append",
@@ -140,6 +145,12 @@ def build_parser(
 
 
 def _load_handlers(arguments: argparse.Namespace) -> dict[str, Handler]:
+    if arguments.tasks is not None:  # the tasks bring their own handlers
+        if arguments.handler is not None or arguments.tube:
+            raise ValueError("--tasks runs the tasks' own tubes: give no handler or --tube")
+        return {}
+    if arguments.handler is None:
+        raise ValueError("give a handler (module:function) or --tasks module:attr")
     default_handler = load_handler(arguments.handler)
     handlers: dict[str, Handler] = {}
     for entry in arguments.tube or ["default"]:
@@ -190,8 +201,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         else {"host": addresses[0][0], "port": addresses[0][1]}
     )
     try:
-        worker = Worker(
-            _load_handlers(arguments),
+        handlers = _load_handlers(arguments)
+        make_worker: Callable[..., Worker] = Worker
+        if arguments.tasks is not None:
+            from ..tasks.runner import tasks_worker
+
+            make_worker = tasks_worker(arguments.tasks)
+        worker = make_worker(
+            handlers,
             **where,
             encoding=arguments.encoding,
             concurrency=arguments.concurrency,
