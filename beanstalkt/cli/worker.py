@@ -171,18 +171,8 @@ async def _serve(worker: Worker, metrics_port: Optional[int] = None) -> None:
             worker.metrics.stop_serving()
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    """Entry point of ``python -m beanstalkt.worker`` (and ``beanstalkt worker``).
-
-    Returns the exit status; ``prog`` is the name ``-h`` gives the program.
-    """
-    words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(prog or "python -m beanstalkt.worker", words)
-    arguments = parser.parse_args(words)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _make_worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> Worker:
+    """The Worker the options describe (a usage error for what cannot be built)."""
     metrics = None
     if arguments.metrics_port is not None:
         try:
@@ -226,6 +216,22 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))
+    return worker
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Entry point of ``python -m beanstalkt.worker`` (and ``beanstalkt worker``).
+
+    Returns the exit status; ``prog`` is the name ``-h`` gives the program.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.worker", words)
+    arguments = parser.parse_args(words)
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    worker = _make_worker(parser, arguments)
     status = 0
     try:
         asyncio.run(_serve(worker, arguments.metrics_port))
