@@ -294,8 +294,18 @@ class Client(Generic[BodyT]):
         return future
 
     def closed(self) -> bool:
-        """True unless the connection is established right now."""
+        """True unless the connection is established right now.
+
+        The original beanstalkt's method, kept; :attr:`connected` is the same
+        state as a property, like the client's other state (``in_flight``,
+        ``using``).
+        """
         return self._connection.state is not State.OPEN
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is established (the opposite of :meth:`closed`)."""
+        return self._connection.state is State.OPEN
 
     def set_reconnect_callback(self, callback: Optional[ReconnectCallback]) -> None:
         """Call ``callback()`` (plain or async) after each automatic reconnect.

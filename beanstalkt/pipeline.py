@@ -231,9 +231,17 @@ class Pipeline:
         return len(self._written)
 
     @property
-    def pending(self) -> int:
-        """Commands not answered yet: written, or waiting to be written."""
+    def in_flight(self) -> int:
+        """Commands not answered yet: written (:attr:`owed`), or waiting to be written.
+
+        The same count as :attr:`beanstalkt.Client.in_flight`.
+        """
         return len(self._written) + len(self._unsent)
+
+    @property
+    def pending(self) -> int:
+        """The old name of :attr:`in_flight`."""
+        return self.in_flight
 
     @property
     def pending_bytes(self) -> int:

@@ -138,10 +138,20 @@ def test_split_global_options(words: list[str], leading: list[str], rest: list[s
 def test_converters_turn_value_errors_into_usage_errors() -> None:
     assert common.port("11300") == 11300
     assert common.server_text("[::1]:5") == "[::1]:5"
+    assert (common.seconds("0"), common.seconds("2.5"), common.positive_seconds("1e-3")) == (
+        0.0,
+        2.5,
+        0.001,
+    )
     for convert, text, message in (
         (common.port, "0", "port must be between 1 and 65535, not 0"),
         (common.port, "x", "port must be an integer, not 'x'"),
         (common.server_text, "a:", "'a:': the port is missing after ':'"),
+        (common.seconds, "-1", "expected a number of seconds >= 0, not '-1'"),
+        (common.seconds, "inf", "expected a number of seconds >= 0, not 'inf'"),
+        (common.seconds, "soon", "expected a number of seconds, not 'soon'"),
+        (common.positive_seconds, "0", "expected a positive number of seconds, not '0'"),
+        (common.positive_seconds, "nan", "expected a positive number of seconds, not 'nan'"),
     ):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             convert(text)
@@ -189,10 +199,18 @@ def test_help_says_where_the_servers_come_from(
 def _environ_for(server: BeanstalkdServer, variable: str) -> dict[str, str]:
     if variable == "BEANSTALKD_SERVERS":
         return environment(None, BEANSTALKD_SERVERS=f"{server.host}:{server.port}")
+    if variable == "BEANSTALKD_PORT":  # the host is the default, localhost
+        return environment(None, BEANSTALKD_PORT=str(server.port))
     return environment(None, BEANSTALKD_HOST=server.host, BEANSTALKD_PORT=str(server.port))
 
 
-VARIABLES = ("BEANSTALKD_SERVERS", "BEANSTALKD_HOST/PORT")
+def _address_for(server: BeanstalkdServer, variable: str) -> str:
+    """How the tool names the server it was pointed at by ``variable``."""
+    host = "localhost" if variable == "BEANSTALKD_PORT" else server.host
+    return f"{host}:{server.port}"
+
+
+VARIABLES = ("BEANSTALKD_SERVERS", "BEANSTALKD_HOST/PORT", "BEANSTALKD_PORT")
 
 
 @pytest.mark.parametrize("variable", VARIABLES)
@@ -208,7 +226,7 @@ def test_beanstalkt_commands_honour_the_environment(
 def test_top_honours_the_environment(beanstalkd: BeanstalkdServer, variable: str) -> None:
     result = cli(None, "top", "--once", "--interval", "0", env=_environ_for(beanstalkd, variable))
     assert result.returncode == 0, result.stderr
-    assert f"at {beanstalkd.host}:{beanstalkd.port}" in result.stdout.splitlines()[0]
+    assert f"at {_address_for(beanstalkd, variable)}" in result.stdout.splitlines()[0]
 
 
 def test_top_refuses_several_servers_rather_than_show_one(beanstalkd: BeanstalkdServer) -> None:
@@ -260,7 +278,7 @@ def test_the_exporter_honours_the_environment(beanstalkd: BeanstalkdServer, vari
     finally:
         _, errors = _stop(process)
     assert process.returncode == 0, errors
-    assert f'beanstalkd_up{{server="{beanstalkd.host}:{beanstalkd.port}"}} 1.0' in text
+    assert f'beanstalkd_up{{server="{_address_for(beanstalkd, variable)}"}} 1.0' in text
     assert 'server="localhost:11300"' not in text
 
 
@@ -275,7 +293,7 @@ def test_the_web_console_honours_the_environment(
     finally:
         out, errors = _stop(process)
     assert process.returncode == 0, errors
-    shown = f"{beanstalkd.host}:{beanstalkd.port}"
+    shown = _address_for(beanstalkd, variable)
     assert out.splitlines()[0].endswith(f" for {shown}")
     assert shown in page and "localhost:11300" not in page
 

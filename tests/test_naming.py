@@ -7,6 +7,8 @@
   core has no import circle; ``beanstalkt.pipeline.Reservation`` still works.
 * The core imports nothing from the layers below it (Internals: "The layers").
 * Every ``beanstalkt.x.y`` a docstring or a page of the docs refers to exists.
+* ``Client.connected`` is the connection state as a property, like the
+  client's other state; ``closed()``, the original beanstalkt's method, stays.
 * ``Client.put_many`` writes exactly what ``put`` would, through the protocol's
   one put encoder.
 """
@@ -31,6 +33,7 @@ from beanstalkt.cli import main as cli_main
 from beanstalkt.ops import exporter, monitor
 from beanstalkt.ops import web as console
 from beanstalkt.ops.web import live
+from beanstalkt.testing import BeanstalkdServer
 
 from .fake_server import FakeServer
 
@@ -217,6 +220,26 @@ def test_every_reference_to_a_beanstalkt_name_resolves() -> None:
 
 
 # --------------------------------------------------------------------------
+# State as properties; closed(), the original's method, kept.
+
+
+async def test_connected_is_the_property_and_closed_the_original_method(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port)
+    assert (client.connected, client.closed()) == (False, True)
+    await client.connect()
+    assert (client.connected, client.closed()) == (True, False)
+    lost = asyncio.Event()
+    client.set_disconnect_callback(lambda reason: lost.set())
+    beanstalkd.stop()
+    await asyncio.wait_for(lost.wait(), 30)
+    assert (client.connected, client.closed()) == (False, True)
+    await client.close()
+    assert (client.connected, client.closed()) == (False, True)
+
+
+# --------------------------------------------------------------------------
 # put_many through the protocol's encoder.
 
 
@@ -240,3 +263,18 @@ async def test_put_many_writes_what_put_would() -> None:
     async with FakeServer(record) as server, beanstalkt.Client("127.0.0.1", server.port) as client:
         assert await client.put_many(bodies, priority=7, delay=3, ttr=9) == [1, 2, 3, 4]
     assert bytes(received) == b"".join(protocol.encode_put(body, 7, 3, 9) for body in bodies)
+
+
+# --------------------------------------------------------------------------
+# One word per concept: in flight (not answered yet) and owed (written, unanswered).
+
+
+def test_in_flight_and_owed_are_two_counts_with_one_name_each() -> None:
+    state = pipeline.Pipeline()
+    state.send(object(), protocol.COMMANDS["stats"], b"stats\r\n")
+    assert (state.in_flight, state.owed, state.pending) == (1, 0, 1)  # queued, not written
+    state.connection_made()
+    assert state.data_to_send() == b"stats\r\n"
+    assert (state.in_flight, state.owed, state.pending) == (1, 1, 1)  # written, reply owed
+    assert len(state.receive_data(b"OK 4\r\n---\n\r\n")) == 1
+    assert (state.in_flight, state.owed, state.pending) == (0, 0, 0)

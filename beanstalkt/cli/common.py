@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import ssl
 import textwrap
@@ -46,10 +47,15 @@ from .tls import add_tls_arguments, context_or_usage_error
 # --------------------------------------------------------------------------
 # Exit codes.
 
+#: Success.
 EXIT_OK = 0
+#: The command failed: the server refused it, or nothing was found.
 EXIT_FAILED = 1
+#: A usage error, found before any byte was sent.
 EXIT_USAGE = 2
+#: No connection to beanstalkd, or it was lost.
 EXIT_CANNOT_CONNECT = 3
+#: Interrupted (Ctrl-C).
 EXIT_INTERRUPTED = 130
 
 #: Exit status and meaning, the same for every tool, as ``-h`` prints them.
@@ -116,10 +122,34 @@ def _port(text: str) -> int:
     return check_integer("port", value, 1, 65535)
 
 
+def _seconds(text: str, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {text!r}") from None
+    # float() also reads "inf" and "nan": neither is a duration a tool can wait.
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        wanted = "a positive number of seconds" if positive else "a number of seconds >= 0"
+        raise ValueError(f"expected {wanted}, not {text!r}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    return _seconds(text, positive=False)
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text, positive=True)
+
+
 #: A server address as written (``host:port``, ``[v6]:port``, ``unix:/path``), checked.
 server_text = argument(_server_text)
 #: A TCP port, 1 to 65535.
 port = argument(_port)
+#: A finite number of seconds, 0 included.
+seconds = argument(_seconds_or_zero)
+#: A finite number of seconds above 0.
+positive_seconds = argument(_positive_seconds)
 
 
 # --------------------------------------------------------------------------
@@ -432,6 +462,8 @@ __all__ = [
     "exit_status",
     "find_servers",
     "port",
+    "positive_seconds",
+    "seconds",
     "server_text",
     "servers_note",
     "servers_or_usage_error",

@@ -4,39 +4,26 @@ One command per run, over one connection made with :class:`beanstalkt.Client`
 (with several servers, a :class:`beanstalkt.Pool`). Results go to stdout: a job id or a count as
 a bare number, everything structured as JSON. Failures print one line on stderr
 and exit with a status that tells them apart (see :data:`EXIT_CODES`).
+
+This module holds the table of commands (:data:`SUBCOMMANDS`), the parser and
+:func:`main`; what each command does is in :mod:`beanstalkt.cli.commands`, and
+what every tool shares (servers, TLS, exit codes) in :mod:`beanstalkt.cli.common`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import importlib
-import json
 import os
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from ssl import SSLContext
-from typing import Any, NamedTuple, Optional
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Optional
 
 from .. import __version__
-from .._compat import ssl_or_old_spelling
-from ..address import DEFAULT_HOST, DEFAULT_PORT, format_address
-from ..client import Client
-from ..connection import SSLOption
-from ..errors import (
-    BeanstalkConnectionError,
-    BeanstalkException,
-    Buried,
-    Draining,
-    JobTooBig,
-    NotFound,
-    TimedOut,
-)
-from ..models import Job
-from ..ops.monitor import per_tube
-from ..pool import Pool, PoolStats
+from ..address import DEFAULT_HOST, DEFAULT_PORT
+from ..errors import BeanstalkConnectionError, BeanstalkException
 from ..protocol import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
@@ -44,6 +31,27 @@ from ..protocol import (
     check_integer,
     check_job_id,
     check_tube_name,
+)
+from .commands import (
+    POOL_HANDLERS,
+    CommandError,
+    CommandHandler,
+    Endpoint,
+    Server,
+    cmd_delete,
+    cmd_kick,
+    cmd_kick_job,
+    cmd_list_tubes,
+    cmd_pause_tube,
+    cmd_peek,
+    cmd_put,
+    cmd_reserve,
+    cmd_reserve_job,
+    cmd_stats,
+    cmd_stats_job,
+    cmd_stats_tube,
+    job_json,
+    peek_state,
 )
 from .common import (
     EXIT_CANNOT_CONNECT,
@@ -61,366 +69,6 @@ from .common import (
     tls_or_usage_error,
 )
 from .options import Option, add_options, option
-
-#: Seconds allowed to reach the server: a CLI must fail, not hang, when nobody answers.
-CONNECT_TIMEOUT = 5.0
-#: Seconds a server may stay silent while it owes a reply to a non-blocking command.
-REPLY_TIMEOUT = 30.0
-
-
-Handler = Callable[[argparse.Namespace, "Server"], Coroutine[Any, Any, None]]
-
-
-class CommandError(Exception):
-    """A failure to report on one line of stderr, with the exit status to use."""
-
-    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# --------------------------------------------------------------------------
-# Talking to the server.
-
-
-class Server:
-    """Where beanstalkd is (TLS with ``ssl``), and the client this tool talks to it with.
-
-    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        ssl: SSLOption = None,
-        *,
-        ssl_context: Optional[SSLContext] = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        #: TLS, as :class:`beanstalkt.Client`'s ``ssl``.
-        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "Server")
-
-    @property
-    def address(self) -> str:
-        """``host:port``, or ``unix:/path``, as the library spells it in messages."""
-        return format_address(self.host, self.port)
-
-    def client(self, use: Optional[str] = None, watch: Optional[list[str]] = None) -> Client[bytes]:
-        """A library client for one command: bounded connect and reply waits."""
-        return Client(
-            self.host,
-            self.port,
-            connect_timeout=CONNECT_TIMEOUT,
-            use=use,
-            watch=watch,
-            # Never wait for a reconnect: a one-shot command reports the loss instead.
-            disconnected_timeout=0,
-            stall_timeout=REPLY_TIMEOUT,
-            ssl=self.ssl,
-        )
-
-
-# --------------------------------------------------------------------------
-# Output.
-
-
-def _write(text: str) -> None:
-    """Write ``text`` and a newline to stdout as UTF-8, whatever the locale says."""
-    _write_bytes((text + "\n").encode("utf-8"))
-
-
-def _write_bytes(data: bytes) -> None:
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:  # a text-only stand-in for stdout (embedding, some test runners)
-        sys.stdout.write(data.decode("utf-8", "replace"))
-    else:
-        sys.stdout.flush()
-        buffer.write(data)
-    # Now, not at exit: `reserve` prints the job before it deletes, releases or buries it.
-    sys.stdout.flush()
-
-
-def _write_json(value: object) -> None:
-    # indent=2, as the original beanstalkt printed; non-ASCII text stays readable.
-    _write(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def job_json(job: Job[bytes]) -> dict[str, Any]:
-    """A job as JSON-ready data: the body as text when it is UTF-8, else base64.
-
-    Base64 bodies carry ``"body_encoding": "base64"``, so any body, binary ones
-    included, survives the round trip.
-    """
-    body = job.body if isinstance(job.body, bytes) else job.body.encode("utf-8")
-    try:
-        return {"body": body.decode("utf-8"), "id": job.id}
-    except UnicodeDecodeError:
-        encoded = base64.b64encode(body).decode("ascii")
-        return {"body": encoded, "body_encoding": "base64", "id": job.id}
-
-
-def _write_job(job: Job[bytes]) -> None:
-    _write_json(job_json(job))
-
-
-# --------------------------------------------------------------------------
-# The commands.
-
-
-async def _not_found(awaitable: Awaitable[Any], message: str) -> Any:
-    """Await a reply, turning ``NOT_FOUND`` into a message that names what was missing."""
-    try:
-        return await awaitable
-    except NotFound:
-        raise CommandError(message) from None
-
-
-async def cmd_put(args: argparse.Namespace, server: Server) -> None:
-    """``put BODY``: print the new job's id."""
-    body: bytes = args.body_bytes
-    async with server.client(use=args.use) as client:
-        try:
-            job_id = await client.put(body, args.priority, args.delay, args.ttr)
-        except JobTooBig:
-            raise CommandError(
-                f"job too big: the body is {len(body)} bytes, more than the server's max-job-size"
-            ) from None
-        except Draining:
-            raise CommandError("the server is draining: it accepts no new jobs") from None
-        except Buried as exc:
-            raise CommandError(
-                f"the server is out of memory: job {exc.job_id} was buried"
-            ) from None
-    _write(str(job_id))
-
-
-async def cmd_reserve(args: argparse.Namespace, server: Server) -> None:
-    """``reserve ACTION``: reserve from the watched tubes, print the job, then act on it."""
-    async with server.client(watch=args.watch_list) as client:
-        try:
-            job = await client.reserve(args.timeout)
-        except TimedOut:
-            raise CommandError(
-                f"no job reserved within {args.timeout} s in tube(s) "
-                f"{', '.join(args.watch_list)} (timed out)"
-            ) from None
-        _write_job(job)
-        await _finish(client, job, args)
-
-
-async def cmd_reserve_job(args: argparse.Namespace, server: Server) -> None:
-    """``reserve-job ID ACTION``: reserve one job by id, print it, then act on it."""
-    async with server.client() as client:
-        job = await _not_found(
-            client.reserve_job(args.id),
-            f"job {args.id} not found, or it is reserved already",
-        )
-        _write_job(job)
-        await _finish(client, job, args)
-
-
-async def _finish(client: Client[bytes], job: Job[bytes], args: argparse.Namespace) -> None:
-    """Delete, release or bury a job this connection has reserved."""
-    if args.action == "delete":
-        await client.delete(job.id)
-        return
-    priority = args.priority
-    if priority is None:
-        # Keep the job's own priority rather than imposing a default one.
-        priority = (await client.stats_job(job.id))["pri"]
-    if args.action == "release":
-        await client.release(job.id, priority, args.delay or 0)
-    else:
-        await client.bury(job.id, priority)
-
-
-async def cmd_delete(args: argparse.Namespace, server: Server) -> None:
-    """``delete ID``: delete a ready, delayed or buried job."""
-    async with server.client() as client:
-        await _not_found(
-            client.delete(args.id),
-            f"job {args.id} not found, or it is reserved by another client",
-        )
-
-
-async def cmd_peek(args: argparse.Namespace, server: Server) -> None:
-    """``peek ID``: print a job without reserving it."""
-    async with server.client() as client:
-        job = await _not_found(client.peek(args.id), f"job {args.id} not found")
-    _write_job(job)
-
-
-def _peek_state(state: str) -> Handler:
-    async def peek(args: argparse.Namespace, server: Server) -> None:
-        async with server.client(use=args.use) as client:
-            method = getattr(client, f"peek_{state}")
-            job = await _not_found(method(), f"no {state} job in tube {args.use!r}")
-        _write_job(job)
-
-    peek.__doc__ = f"``peek-{state}``: print the next {state} job of a tube."
-    return peek
-
-
-async def cmd_kick(args: argparse.Namespace, server: Server) -> None:
-    """``kick``: kick buried (else delayed) jobs of a tube; print how many."""
-    async with server.client(use=args.use) as client:
-        kicked = await client.kick(args.bound)
-    _write(str(kicked))
-
-
-async def cmd_kick_job(args: argparse.Namespace, server: Server) -> None:
-    """``kick-job ID``: move one buried or delayed job to ready."""
-    async with server.client() as client:
-        await _not_found(
-            client.kick_job(args.id),
-            f"job {args.id} not found, or it is neither buried nor delayed",
-        )
-
-
-async def cmd_stats_job(args: argparse.Namespace, server: Server) -> None:
-    """``stats-job ID``: print a job's statistics."""
-    missing = f"job {args.id} not found"
-    async with server.client() as client:
-        if args.raw:
-            _write_bytes(await _not_found(client.yaml("stats-job", args.id), missing))
-        else:
-            _write_json(await _not_found(client.stats_job(args.id), missing))
-
-
-async def cmd_stats_tube(args: argparse.Namespace, server: Server) -> None:
-    """``stats-tube [NAME]``: print one tube's statistics, or every tube's by name."""
-    async with server.client() as client:
-        if args.name is not None:
-            missing = f"tube {args.name!r} not found"
-            if args.raw:
-                _write_bytes(await _not_found(client.yaml("stats-tube", args.name), missing))
-            else:
-                _write_json(await _not_found(client.stats_tube(args.name), missing))
-            return
-        names = await client.list_tubes()
-        if args.raw:
-            # One YAML document per tube, as the server sent each.
-            documents = await per_tube(names, lambda name: client.yaml("stats-tube", name))
-            for document in documents.values():
-                _write_bytes(document)
-            return
-        _write_json(await per_tube(names, client.stats_tube))
-
-
-async def cmd_stats(args: argparse.Namespace, server: Server) -> None:
-    """``stats``: print the server's statistics."""
-    async with server.client() as client:
-        if args.raw:
-            _write_bytes(await client.yaml("stats"))
-        else:
-            _write_json(await client.stats())
-
-
-async def cmd_list_tubes(args: argparse.Namespace, server: Server) -> None:
-    """``list``: print the names of all existing tubes."""
-    async with server.client() as client:
-        _write_json(await client.list_tubes())
-
-
-# --------------------------------------------------------------------------
-# The commands over several servers (--server given more than once, or
-# BEANSTALKD_SERVERS): a beanstalkt.Pool; output documented in the epilog.
-
-
-def _pool(args: argparse.Namespace, use: Optional[str] = None) -> Pool:
-    return Pool(
-        args.pool_addresses,
-        ssl=args.ssl_context,
-        connect_timeout=CONNECT_TIMEOUT,
-        use=use,
-        # Never wait for a reconnect: a put goes to another server, or fails.
-        disconnected_timeout=0,
-        stall_timeout=REPLY_TIMEOUT,
-    )
-
-
-def _per_server(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        address: {"error": str(value)} if isinstance(value, BaseException) else value
-        for address, value in values.items()
-    }
-
-
-def _write_pool_stats(stats: PoolStats) -> None:
-    _write_json({"total": stats.total, "servers": _per_server(stats.per_server)})
-
-
-async def pool_put(args: argparse.Namespace, server: Server) -> None:
-    """``put BODY`` over several servers: print ``HOST:PORT ID``."""
-    body: bytes = args.body_bytes
-    # One put per run has no rotation to follow: without --key, a random key
-    # spreads successive runs evenly over the live servers.
-    key = args.key if args.key is not None else os.urandom(8)
-    async with _pool(args, use=args.use) as pool:
-        try:
-            ref = await pool.put(body, args.priority, args.delay, args.ttr, key=key)
-        except JobTooBig:
-            raise CommandError(
-                f"job too big: the body is {len(body)} bytes, more than the server's max-job-size"
-            ) from None
-    _write(str(ref))
-
-
-async def pool_stats(args: argparse.Namespace, server: Server) -> None:
-    """``stats`` over several servers: ``{"total": ..., "servers": {address: ...}}``."""
-    async with _pool(args) as pool:
-        _write_pool_stats(await pool.stats())
-
-
-async def pool_stats_tube(args: argparse.Namespace, server: Server) -> None:
-    """``stats-tube [NAME]`` over several servers: totals and each server's, as JSON."""
-    async with _pool(args) as pool:
-        if args.name is not None:
-            stats = await _not_found(pool.stats_tube(args.name), f"tube {args.name!r} not found")
-            _write_pool_stats(stats)
-            return
-        names = (await pool.list_tubes()).tubes
-        every_tube = await per_tube(names, pool.stats_tube)
-    total: dict[str, Any] = {}
-    servers: dict[str, dict[str, Any]] = {}
-    for name, reply in every_tube.items():
-        total[name] = reply.total
-        for address, value in _per_server(reply.per_server).items():
-            servers.setdefault(address, {})[name] = value
-    _write_json({"total": total, "servers": servers})
-
-
-async def pool_list_tubes(args: argparse.Namespace, server: Server) -> None:
-    """``list`` over several servers: every tube name, and each server's list."""
-    async with _pool(args) as pool:
-        tubes = await pool.list_tubes()
-    _write_json({"total": tubes.tubes, "servers": _per_server(tubes.per_server)})
-
-
-async def pool_kick(args: argparse.Namespace, server: Server) -> None:
-    """``kick`` on every server: ``{"total": N, "servers": {address: n}}``."""
-    async with _pool(args) as pool:
-        kicked = await pool.kick(args.bound, tube=args.use)
-    _write_json({"total": kicked.total, "servers": _per_server(kicked.per_server)})
-
-
-_POOL_HANDLERS: dict[str, Handler] = {
-    "put": pool_put,
-    "stats": pool_stats,
-    "stats-tube": pool_stats_tube,
-    "list": pool_list_tubes,
-    "list-tubes": pool_list_tubes,
-    "kick": pool_kick,
-}
-
-
-async def cmd_pause_tube(args: argparse.Namespace, server: Server) -> None:
-    """``pause NAME``: hold back reservations from a tube for a while."""
-    async with server.client() as client:
-        await _not_found(client.pause_tube(args.name, args.delay), f"tube {args.name!r} not found")
-
 
 # --------------------------------------------------------------------------
 # Arguments.
@@ -509,7 +157,7 @@ class Command(NamedTuple):
     """One sub-command: its name, what runs it, its one-line summary and its arguments."""
 
     name: str
-    handler: Handler
+    handler: CommandHandler
     summary: str
     options: tuple[Option, ...] = ()
     #: The text of ``COMMAND -h`` (default: the summary as a sentence).
@@ -545,7 +193,7 @@ _ACTION_OPTIONS = (
 )
 
 #: Every sub-command, in the order ``-h`` lists them.
-COMMANDS: tuple[Command, ...] = (
+SUBCOMMANDS: tuple[Command, ...] = (
     Command(
         "put",
         cmd_put,
@@ -631,7 +279,7 @@ COMMANDS: tuple[Command, ...] = (
     *(
         Command(
             f"peek-{state}",
-            _peek_state(state),
+            peek_state(state),
             f"print the next {state} job of a tube without reserving it",
             (_useoption("look into"),),
         )
@@ -702,7 +350,9 @@ COMMANDS: tuple[Command, ...] = (
 _SEVERAL = "put spreads jobs over them, stats, stats-tube, list and kick cover all"
 
 
-_COMMAND_NAMES = frozenset(command.name for command in COMMANDS)
+#: The old name of :data:`SUBCOMMANDS` (:data:`beanstalkt.protocol.COMMANDS` is the wire's).
+COMMANDS = SUBCOMMANDS
+_COMMAND_NAMES = frozenset(command.name for command in SUBCOMMANDS)
 
 
 def build_parser(
@@ -728,7 +378,7 @@ def build_parser(
         help="the beanstalkd command to run; COMMAND -h explains its arguments",
     )
     subparsers.required = True
-    for command in COMMANDS:
+    for command in SUBCOMMANDS:
         summary = command.summary
         sub = subparsers.add_parser(
             command.name,
@@ -761,7 +411,7 @@ def _check_combinations(args: argparse.Namespace) -> None:
             sub.error("-p/--priority applies only to release and bury")
 
 
-def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server:
+def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Endpoint:
     """The server address: flags first, then the environment, then the defaults.
 
     With several servers (``--server`` repeated, or ``BEANSTALKD_SERVERS``),
@@ -771,7 +421,7 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
     servers = servers_or_usage_error(parser, args)
     parsed = servers.addresses
     if len(parsed) > 1:
-        if args.command not in _POOL_HANDLERS:
+        if args.command not in POOL_HANDLERS:
             args.parser.error(
                 f"{args.command} acts on one server: give --server once "
                 "(put, stats, stats-tube, list and kick take several)"
@@ -781,7 +431,7 @@ def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server
         args.pool_addresses = servers.texts
     # TLS (--tls...) applies to every server named.
     args.ssl_context = tls_or_usage_error(parser, args, servers)
-    return Server(*parsed[0], args.ssl_context)
+    return Endpoint(*parsed[0], args.ssl_context)
 
 
 def _program_name() -> str:
@@ -858,7 +508,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         server = _server(parser, args)
     except SystemExit as exc:  # argparse: -h, --version and usage errors
         return exit_status(exc.code)
-    handler: Handler = args.handler if args.pool_addresses is None else _POOL_HANDLERS[args.command]
+    handler: CommandHandler = (
+        args.handler if args.pool_addresses is None else POOL_HANDLERS[args.command]
+    )
     try:
         if args.command == "put":
             # Read stdin before connecting: no connection waits on a slow pipe.
@@ -883,6 +535,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
 __all__ = [
     # The exit codes are those of every tool (beanstalkt.cli.common), kept here by name.
     "COMMANDS",
+    "SUBCOMMANDS",
     "EXIT_CANNOT_CONNECT",
     "EXIT_CODES",
     "EXIT_FAILED",
@@ -891,6 +544,7 @@ __all__ = [
     "EXIT_USAGE",
     "Command",
     "CommandError",
+    "Endpoint",
     "Server",
     "build_parser",
     "job_json",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
+import textwrap
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -54,10 +55,15 @@ def add_tls_arguments(
     before the sub-command's name stays).
     """
     unset: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress_defaults else {}
+    # Filled here: some tools print their help texts as written (RawDescriptionHelpFormatter).
     group = parser.add_argument_group(
         "TLS",
-        "for beanstalkd behind a TLS terminator (stunnel, haproxy); the server's certificate "
-        "is always verified against --host. Any --tls-* option implies --tls.",
+        textwrap.fill(
+            "for beanstalkd behind a TLS terminator (stunnel, haproxy); the server's "
+            "certificate is always verified against its host name. Any --tls-* option "
+            "implies --tls.",
+            78,
+        ),
     )
     group.add_argument(
         "--tls",

@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from ..errors import BeanstalkConnectionError
@@ -97,7 +97,12 @@ def _tube_policy(text: str) -> tuple[str, dict[str, Any]]:
 
 #: The worker's options before the servers and TLS ones (cli.common), in -h order.
 _OPTIONS = (
-    option("handler", help="module:function handling every --tube without a handler of its own"),
+    option(
+        "handler",
+        nargs="?",
+        help="module:function handling every --tube without a handler of its own",
+    ),
+    option("--tasks", metavar="MODULE:ATTR", help="run the tasks of a beanstalkt.tasks.Tasks"),
     option(
         "--tube",
         action="append",
@@ -206,6 +211,14 @@ def build_parser(
 
 
 def _load_handlers(arguments: argparse.Namespace) -> dict[str, Any]:
+    if arguments.tasks is not None:  # the tasks bring their own handlers
+        if arguments.handler is not None or arguments.tube or arguments.policy:
+            raise ValueError(
+                "--tasks runs the tasks' own tubes: give no handler, --tube or --policy"
+            )
+        return {}
+    if arguments.handler is None:
+        raise ValueError("give a handler (module:function) or --tasks module:attr")
     default_handler = load_handler(arguments.handler)
     handlers: dict[str, Any] = {}
     for entry in arguments.tube or ["default"]:
@@ -256,7 +269,8 @@ def _metrics_sockets(
         )
 
 
-def _worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> Worker:
+def _make_worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> Worker:
+    """The Worker the options describe (a usage error for what cannot be built)."""
     metrics = None
     if arguments.metrics_port is not None:
         try:
@@ -269,9 +283,15 @@ def _worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> W
     ssl_context = tls_or_usage_error(parser, arguments, servers)
     policy = {field.name: getattr(arguments, field.name) for field in POLICY_FIELDS}
     try:
-        return Worker(
-            _load_handlers(arguments),
-            servers=servers.texts,
+        handlers = _load_handlers(arguments)
+        make_worker: Callable[..., Worker] = Worker
+        if arguments.tasks is not None:
+            from ..tasks.runner import tasks_worker
+
+            make_worker = tasks_worker(arguments.tasks)
+        worker = make_worker(
+            handlers,
+            servers=servers.texts,  # one server is a set of one
             encoding=arguments.encoding,
             concurrency=arguments.concurrency,
             grace_period=arguments.grace_period,
@@ -285,6 +305,7 @@ def _worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> W
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))
+    return worker
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -303,7 +324,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     )
     if not 1 <= arguments.processes <= 1024:
         parser.error("--processes must be between 1 and 1024")
-    worker = _worker(parser, arguments)  # checks every option, also for a supervisor
+    worker = _make_worker(parser, arguments)  # checks every option, also for a supervisor
     if arguments.processes > 1:
         del worker
         supervisor = Supervisor(child_command(words), arguments.processes, arguments.grace_period)

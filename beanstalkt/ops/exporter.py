@@ -51,6 +51,7 @@ from ..cli.common import (
     add_connection_arguments,
     argument,
     exit_status,
+    positive_seconds,
     servers_or_usage_error,
     tls_or_usage_error,
 )
@@ -387,7 +388,7 @@ def build_parser(
     )
     parser.add_argument(
         "--timeout",
-        type=argument(_positive_float),
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         help="seconds a server may take per scrape before it counts as down "
         f"(default {DEFAULT_TIMEOUT:g})",
@@ -404,16 +405,6 @@ def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise ValueError(f"expected a whole number >= 0, not {text!r}")
     return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, not {text!r}")
-    return value
 
 
 async def serve(

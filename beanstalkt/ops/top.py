@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ..cli.common import (
     add_connection_arguments,
     argument,
     exit_status,
+    seconds,
     servers_or_usage_error,
     silence_library_loggers,
     tls_or_usage_error,
@@ -343,7 +343,7 @@ def build_parser(
     )
     parser.add_argument(
         "--interval",
-        type=argument(_seconds),
+        type=seconds,
         default=1.0,
         help="seconds between refreshes; with --once, the time over which rates are "
         "measured (0: no rates) (default 1)",
@@ -358,7 +358,7 @@ def build_parser(
     )
     parser.add_argument(
         "--timeout",
-        type=argument(_seconds),
+        type=seconds,
         default=5.0,
         help="seconds a refresh may wait for the server (default 5)",
     )
@@ -367,16 +367,6 @@ def build_parser(
     )
     add_connection_arguments(parser, argv=argv)
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a number of seconds >= 0, not {text!r}")
-    return value
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:

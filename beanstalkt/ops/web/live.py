@@ -1,6 +1,6 @@
 """The live view of every server: one client and one polling loop per server.
 
-Each :class:`ServerMonitor` polls its server every ``interval`` seconds
+Each :class:`LiveServer` polls its server every ``interval`` seconds
 (``stats``, ``list-tubes`` and a pipelined ``stats-tube`` per tube), keeps the
 last snapshot and a few minutes of ready/buried history per tube, and tells its
 listeners (the WebSocket connections) after every poll. A server that does not
@@ -41,7 +41,7 @@ class ServerDown(Exception):
     """The server is not reachable right now (the message says why)."""
 
 
-class ServerMonitor:
+class LiveServer:
     """One beanstalkd server: its shared client, latest snapshot and history."""
 
     def __init__(
@@ -59,7 +59,7 @@ class ServerMonitor:
         self.host = host
         self.port = port
         #: TLS for this server, as :class:`beanstalkt.Client`'s ``ssl``.
-        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "ServerMonitor")
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServer")
         self.interval = interval
         self.history_seconds = history_seconds
         self.client: Optional[Client[bytes]] = None
@@ -267,7 +267,7 @@ class ServerMonitor:
                 log.exception("web console listener failed")
 
 
-class Monitor:
+class LiveServers:
     """All servers of one console (all reached with TLS when ``ssl`` is given).
 
     ``ssl`` is :class:`beanstalkt.Client`'s; ``ssl_context=`` is its old
@@ -283,9 +283,9 @@ class Monitor:
         *,
         ssl_context: Optional[SSLContext] = None,
     ) -> None:
-        ssl = ssl_or_old_spelling(ssl, ssl_context, "Monitor")
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServers")
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds, ssl)
+            LiveServer(index, host, port, interval, history_seconds, ssl)
             for index, (host, port) in enumerate(addresses)
         ]
         self.history_seconds = history_seconds
@@ -321,3 +321,11 @@ class Monitor:
             "servers": [server.snapshot for server in self.servers],
             "history": [server.history_points() for server in self.servers],
         }
+
+
+# The old names: "monitor" is beanstalkt.ops.monitor (the snapshots that top and
+# the exporter share); the console's live state is live.LiveServers.
+#: The old name of :class:`LiveServers`.
+Monitor = LiveServers
+#: The old name of :class:`LiveServer`.
+ServerMonitor = LiveServer
