@@ -214,7 +214,7 @@ def _load_handlers(arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.tasks is not None:  # the tasks bring their own handlers
         if arguments.handler is not None or arguments.tube or arguments.policy:
             raise ValueError(
-                "--tasks runs the tasks' own tubes: give no handler, --tube or --policy"
+                "--tasks runs the tasks' own tubes: give no handler or --tube/--policy"
             )
         return {}
     if arguments.handler is None:

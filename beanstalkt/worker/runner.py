@@ -152,7 +152,6 @@ class Slot:
     """A place for one running job (reused from job to job); the Settler of its jobs."""
 
     __slots__ = (
-        "counters",
         "cut",
         "handler_future",
         "in_handler",
@@ -177,10 +176,9 @@ class Slot:
         # The delete in flight that no callback counts: the slot counts it itself.
         self.uncounted_delete: Optional[tuple[TubeCounters, ReservedJob]] = None
         self.task: Optional[asyncio.Task[None]] = None
-        # The job being run, its counters, when (loop time) it was reserved and
-        # started, its time limit, and its touches.
+        # The job being run, when (loop time) it was reserved and started, its
+        # time limit, and its touches.
         self.job: Optional[ReservedJob] = None
-        self.counters: Optional[TubeCounters] = None
         self.reserved_at = 0.0
         self.started = 0.0
         self.limit: Optional[float] = None
@@ -633,7 +631,6 @@ class Runner:
         if worker.metrics is not None:
             acks.record_queue_latency(lane.client, reserved, worker)
         slot.job = reserved
-        slot.counters = counters
         slot.reserved_at = slot.started = reserved_at
         slot.limit = policy.time_limit
         slot.cut = None
@@ -646,7 +643,6 @@ class Runner:
         finally:
             counters.add("in_progress", -1)
             slot.job = None
-            slot.counters = None
             if slot.keep_alive is not None:
                 slot.keep_alive.cancel()
                 slot.keep_alive = None
