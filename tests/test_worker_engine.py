@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import pytest
 
@@ -707,3 +707,52 @@ async def test_a_frozen_server_keeps_no_slot_and_the_others_jobs_run(
         finally:
             frozen.process.send_signal(signal.SIGCONT)
     assert {server for server, _ in done} == {f"{healthy.host}:{healthy.port}"}
+
+
+# ----------------------------------------------------------------------
+# The worker's buried count after kills (issue 19).
+
+
+async def test_the_buried_count_agrees_with_the_server_after_kills(
+    beanstalkd_with_binlog: BeanstalkdServer, report: Any
+) -> None:
+    server = beanstalkd_with_binlog
+
+    async def broken(job: ReservedJob) -> None:
+        raise ValueError("always")
+
+    async with beanstalkt.Client(server.host, server.port, use="k") as client:
+        await asyncio.gather(*[client.put(b"%d" % n) for n in range(3000)])
+    worker = Worker(
+        {"k": broken},
+        host=server.host,
+        port=server.port,
+        concurrency=50,
+        max_attempts=1,
+        client_options={"reconnect_interval": 0.1},
+    )
+
+    async def settled() -> bool:
+        async with beanstalkt.Client(server.host, server.port) as client:
+            stats = await client.stats_tube("k")
+        left = stats["current-jobs-ready"] + stats["current-jobs-reserved"]
+        return left == 0 and not worker._background
+
+    async with worker:
+        for kills in range(3):
+            wanted = 500 * (kills + 1)
+            await eventually(
+                lambda wanted=wanted: worker.counters()["k"]["buried"] >= wanted,
+                "burials under way",
+            )
+            server.kill()  # -9, mid-burial
+            server.start()
+        await eventually(settled, "every job buried, every lost reply asked about", 120)
+    async with beanstalkt.Client(server.host, server.port) as client:
+        on_server = (await client.stats_tube("k"))["current-jobs-buried"]
+    counters = worker.counters()["k"]
+    report(
+        f"buried on the server {on_server}, counted {counters['buried']}, lost {counters['lost']}"
+    )
+    assert on_server == 3000
+    assert counters["buried"] == on_server

@@ -16,11 +16,13 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..client import Client
 from ..errors import (
     BeanstalkConnectionError,
+    BeanstalkException,
     Buried,
     ConnectionLost,
     NotFound,
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 logger = logging.getLogger("beanstalkt.worker")
+
+#: After a burial's reply was lost with its connection, how long to wait for
+#: the server to be back before asking it whether the job is buried.
+VERIFY_WAIT = 15.0
 
 
 async def failed(slot: Slot, job: ReservedJob, counters: TubeCounters, error: BaseException) -> Ack:
@@ -167,12 +173,15 @@ async def bury(
         counters.add("lost")
         return None
     client = slot.lane.client
-    future = _counted(client.bury(job, priority), counters, "buried", job)
+    _mark_settled_again(slot.runner.worker, job)
+    buried = client.bury(job, priority)
     body = failures.record_body(
         job.id, job.tube, job.stats.get("age", 0), reason, job.attempt, trace
     )
     # The slot (and so a stop) waits for the record too: none is lost at shutdown.
-    return asyncio.ensure_future(_record_after_burial(client, job, body, future))
+    return asyncio.ensure_future(
+        _burial_settled(slot.runner.worker, client, job, counters, body, buried)
+    )
 
 
 def retry(slot: Slot, job: ReservedJob, counters: TubeCounters, delay: int) -> Ack:
@@ -182,6 +191,7 @@ def retry(slot: Slot, job: ReservedJob, counters: TubeCounters, delay: int) -> A
         return None
     client = slot.lane.client
     priority = job.priority
+    _mark_settled_again(slot.runner.worker, job)
     # One write, on this connection only: never carried to a new
     # connection (a reserve-job there could take a stranger's job).
     with client.sequence():
@@ -189,7 +199,9 @@ def retry(slot: Slot, job: ReservedJob, counters: TubeCounters, delay: int) -> A
         taken_back = client.reserve_job(job.id)
         released = client.release(job, priority, delay)
     future = asyncio.ensure_future(_retried(job, buried, taken_back, released))
-    future.add_done_callback(functools.partial(_count_retry, counters, job))
+    future.add_done_callback(
+        functools.partial(_count_retry, slot.runner.worker, client, counters, job)
+    )
     return future
 
 
@@ -233,15 +245,104 @@ def _counted(
     return future
 
 
-async def _record_after_burial(
-    client: Client[Any], job: ReservedJob, body: bytes, buried: asyncio.Future[Any]
+async def _burial_settled(
+    worker: Worker,
+    client: Client[Any],
+    job: ReservedJob,
+    counters: TubeCounters,
+    body: bytes,
+    buried: asyncio.Future[Any],
 ) -> None:
-    """Once the server has buried ``job``, put its failure record (and wait for it)."""
+    """Count a final burial and put its failure record once the server agrees.
+
+    A reply lost with the connection (``ConnectionLost``: written, outcome
+    unknown) is asked about once the server is back (:func:`verify_burial`),
+    so the worker's ``buried`` count agrees with the server's.
+    """
     await asyncio.wait((buried,))
-    if not buried.cancelled() and buried.exception() is None:
-        put = put_record(client, job.tube, body, job.id)
-        if put is not None:
-            await asyncio.wait((put,))
+    error = _error_of(buried)
+    if isinstance(error, ConnectionLost):
+        worker._in_background(verify_burial(worker, client, job, counters, body))
+        return
+    count(counters, "buried", job, buried)
+    if error is None:
+        await _wait_for(put_record(client, job.tube, body, job.id))
+
+
+async def verify_burial(
+    worker: Worker,
+    client: Client[Any],
+    job: ReservedJob,
+    counters: TubeCounters,
+    body: Optional[bytes],
+) -> None:
+    """Whether ``job`` is buried on its server after a lost reply: count it ``buried`` or ``lost``.
+
+    Waits up to :data:`VERIFY_WAIT` seconds for the client to reconnect, then
+    reads the job's ``stats-job``; only the same job (its tube and creation
+    time, see :func:`~beanstalkt.worker.failures.matches`), not reserved
+    since (its ``reserves`` unchanged), in state ``buried`` counts. ``body``: the failure record to put when it is.
+    """
+    created = time.time() - job.stats.get("age", 0) if job.stats_loaded else None
+    worker._verifying[job.id] = worker._verifying.get(job.id, 0) + 1
+    try:
+        await _verify(worker, client, job, counters, body, created)
+    finally:
+        worker._verifying[job.id] -= 1
+        if not worker._verifying[job.id]:
+            del worker._verifying[job.id]
+            worker._settled_again.discard(job.id)
+
+
+async def _verify(
+    worker: Worker,
+    client: Client[Any],
+    job: ReservedJob,
+    counters: TubeCounters,
+    body: Optional[bytes],
+    created: Optional[float],
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + VERIFY_WAIT
+    while client.closed() and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    state = None
+    try:
+        stats = await client.stats_job(job.id)
+    except BeanstalkException:
+        stats = None
+    if stats is not None and created is not None:
+        record = {"id": job.id, "tube": job.tube, "created": created}
+        # The same job, and not settled again since by this worker: a burial
+        # by a later run (the job released with the connection, reserved
+        # again, failed again) is that run's to count.
+        if failures.matches(record, dict(stats)) and job.id not in worker._settled_again:
+            state = stats["state"]
+    if state == "buried":
+        counters.add("buried")
+        logger.warning("job %d (tube %s): buried (the reply was lost)", job.id, job.tube)
+        if body is not None:
+            await _wait_for(put_record(client, job.tube, body, job.id))
+    else:
+        counters.add("lost")
+        logger.warning(
+            "job %d (tube %s): reply lost with the connection and not buried (%s); "
+            "it will be handed out again",
+            job.id,
+            job.tube,
+            state or "not found",
+        )
+
+
+def _mark_settled_again(worker: Worker, job: ReservedJob) -> None:
+    """A job whose lost burial is being asked about is buried or retried again by this worker."""
+    if job.id in worker._verifying:
+        worker._settled_again.add(job.id)
+
+
+async def _wait_for(future: Optional[asyncio.Future[Any]]) -> None:
+    if future is not None:
+        await asyncio.wait((future,))
 
 
 def put_record(
@@ -304,6 +405,8 @@ async def _retried(
         raise bury_error
     if take_error is None and release_error is None:
         return "retried"
+    if isinstance(take_error, ConnectionLost):
+        raise take_error  # buried, and taken back or not: ask the server
     if take_error is None and isinstance(
         release_error, (BeanstalkConnectionError, ReservationLost)
     ):
@@ -318,11 +421,22 @@ async def _retried(
     return "buried"
 
 
-def _count_retry(counters: TubeCounters, job: ReservedJob, future: asyncio.Future[str]) -> None:
-    if future.cancelled() or future.exception() is not None:
+def _count_retry(
+    worker: Worker,
+    client: Client[Any],
+    counters: TubeCounters,
+    job: ReservedJob,
+    future: asyncio.Future[str],
+) -> None:
+    error = _error_of(future)
+    if isinstance(error, ConnectionLost):
+        # Written, outcome unknown: the job may be buried (a failure marked,
+        # never released). Ask the server once it is back.
+        worker._in_background(verify_burial(worker, client, job, counters, None))
+    elif error is not None:
         count(counters, "retried", job, future)
-        return
-    counters.add(future.result())
+    else:
+        counters.add(future.result())
 
 
 def _error_of(future: asyncio.Future[Any]) -> Optional[BaseException]:

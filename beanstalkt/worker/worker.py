@@ -124,7 +124,7 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
@@ -133,7 +133,7 @@ from ..client import Client
 from ..connection import SSLOption
 from ..errors import BeanstalkException, NotFound
 from ..servers import Server, ServerSet
-from . import scheduling
+from . import acks, scheduling
 from .actions import Bury, Delete, JobAction, Release, TimeLimitExceeded
 from .counters import TubeCounters
 from .failures import buried_tubes
@@ -315,6 +315,12 @@ class Worker:
         # The servers' liveness, proven by probes (None with a client_factory).
         self._server_set: Optional[ServerSet] = None
         self._periodic: list[asyncio.Task[None]] = []
+        # Bounded work beside the slots (burials whose reply was lost).
+        self._background: set[asyncio.Future[None]] = set()
+        # Job ids whose lost burial reply is being asked about, and those of
+        # them this worker buried or retried again meanwhile (acks.verify_burial).
+        self._verifying: dict[int, int] = {}
+        self._settled_again: set[int] = set()
         self._started = False
         self._stopping = False
         self._stop_requested: Optional[asyncio.Event] = None
@@ -553,6 +559,12 @@ class Worker:
             old, self._executor = self._executor, self._new_executor()
             old.shutdown(wait=False)
 
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the slots; a stop waits for it (it is bounded)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when a stop begins."""
         stop_requested, _stopped = self._events()
@@ -677,6 +689,8 @@ class Worker:
                     task.cancel()
                 if remaining:
                     await asyncio.wait(remaining)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=acks.VERIFY_WAIT + 5)
         await self._close_all()
         for periodic in self._periodic:
             periodic.cancel()
