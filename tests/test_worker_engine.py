@@ -713,6 +713,10 @@ async def test_a_frozen_server_keeps_no_slot_and_the_others_jobs_run(
 # The worker's buried count after kills (issue 19).
 
 
+def _buried_at_least(worker: Worker, count: int) -> Any:
+    return lambda: worker.counters()["k"]["buried"] >= count
+
+
 async def test_the_buried_count_agrees_with_the_server_after_kills(
     beanstalkd_with_binlog: BeanstalkdServer, report: Any
 ) -> None:
@@ -740,11 +744,7 @@ async def test_the_buried_count_agrees_with_the_server_after_kills(
 
     async with worker:
         for kills in range(3):
-            wanted = 500 * (kills + 1)
-            await eventually(
-                lambda wanted=wanted: worker.counters()["k"]["buried"] >= wanted,
-                "burials under way",
-            )
+            await eventually(_buried_at_least(worker, 500 * (kills + 1)), "burials under way")
             server.kill()  # -9, mid-burial
             server.start()
         await eventually(settled, "every job buried, every lost reply asked about", 120)

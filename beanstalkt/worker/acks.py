@@ -280,8 +280,11 @@ async def verify_burial(
 
     Waits up to :data:`VERIFY_WAIT` seconds for the client to reconnect, then
     reads the job's ``stats-job``; only the same job (its tube and creation
-    time, see :func:`~beanstalkt.worker.failures.matches`), not reserved
-    since (its ``reserves`` unchanged), in state ``buried`` counts. ``body``: the failure record to put when it is.
+    time, see :func:`~beanstalkt.worker.failures.matches`), not buried or
+    retried again by this worker meanwhile (a later run's burial is that
+    run's to count), in state ``buried`` counts. ``body``: the failure record
+    to put when it is. (Another worker re-running the job cannot be told
+    apart: with several workers, each one's count is its own view.)
     """
     created = time.time() - job.stats.get("age", 0) if job.stats_loaded else None
     worker._verifying[job.id] = worker._verifying.get(job.id, 0) + 1
