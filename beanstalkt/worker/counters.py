@@ -7,6 +7,7 @@ the worker bumps is a metric the exporter shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
@@ -39,12 +40,13 @@ class TubeCounters:
     * ``lost``: jobs whose reservation was lost (connection lost, TTR expired):
       their outcome was not recorded, and the server will hand them out again;
     * ``timed_out``: handler runs stopped by their time limit (also ``failed``);
-    * ``in_progress``: handlers running right now.
+    * ``in_progress``: handlers running right now (not counted: read from the
+      worker's slots when asked, so the per-job path changes nothing for it).
 
     Change them only with :meth:`add`.
     """
 
-    __slots__ = (*COUNTER_NAMES, "_metrics", "_tube")
+    __slots__ = (*COUNTER_NAMES[:-1], "_metrics", "_running", "_tube")
 
     done: int
     failed: int
@@ -53,18 +55,29 @@ class TubeCounters:
     buried: int
     lost: int
     timed_out: int
-    in_progress: int
 
-    def __init__(self, tube: str = "", metrics: Optional[WorkerMetrics] = None) -> None:
-        for name in COUNTER_NAMES:
+    def __init__(
+        self,
+        tube: str = "",
+        metrics: Optional[WorkerMetrics] = None,
+        running: Optional[Callable[[], int]] = None,
+    ) -> None:
+        for name in COUNTER_NAMES[:-1]:
             setattr(self, name, 0)
         self._tube = tube
         self._metrics = metrics
+        # How many of the tube's jobs are being handled now (the worker's slots).
+        self._running = running
+
+    @property
+    def in_progress(self) -> int:
+        """Handlers of this tube running right now."""
+        return 0 if self._running is None else self._running()
 
     def add(self, name: str, amount: int = 1) -> None:
         """Count ``amount`` more ``name`` (and tell the metrics, when the worker has them).
 
-        The one place a counter changes (``in_progress`` goes down with ``amount=-1``).
+        The one place a counter changes.
         """
         setattr(self, name, getattr(self, name) + amount)
         metrics = self._metrics

@@ -195,6 +195,13 @@ class Slot:
     def client(self) -> Client[Any]:
         return self.lane.client
 
+    def finished(self) -> None:
+        """Its job's handler is done: no job, no touches."""
+        self.job = None
+        if self.keep_alive is not None:
+            self.keep_alive.cancel()
+            self.keep_alive = None
+
     def interrupt(self, why: str) -> None:
         """Cut the running handler short (see :attr:`cut`)."""
         if self.job is None or self.cut is not None:
@@ -597,83 +604,84 @@ class Runner:
     async def _run_job(self, slot: Slot, lane: Lane, job: Job[Any]) -> Ack:
         """Run one reserved job; return its acknowledgement, if one was sent."""
         worker = self.worker
-        loop = asyncio.get_running_loop()
-        reserved_at = loop.time()
+        reserved_at = asyncio.get_running_loop().time()
         tube = self.only_tube
         stats: Optional[StatsJob] = None
         if tube is None or worker.prefetch_stats:
-            try:
-                stats = await lane.client.stats_job(job["id"])
-            except (BeanstalkConnectionError, NotFound) as exc:
-                logger.warning("job %d: reservation lost before it started (%s)", job["id"], exc)
-                return None
-            if job.reservation is not None and job.reservation.lost:
-                logger.warning("job %d: reservation lost before it started", job["id"])
+            stats = await self._stats_before(lane, job)
+            if stats is None:
                 return None
             tube = stats["tube"]
         reserved = ReservedJob(
-            job["id"],
-            job["body"],
-            tube,
-            stats,
-            reservation=job.reservation,
-            client=lane.client,
-            server=lane.address,
-        )
+            job["id"], job["body"], tube, stats, reservation=job.reservation,
+            client=lane.client, server=lane.address,
+        )  # fmt: skip
         counters = worker._counters_of(tube)
         policy = worker._policies.get(tube)
         if worker._stopping or policy is None:
-            if policy is None:
-                # Cannot happen with the watch list set up by start(); the delay
-                # keeps a misconfigured client from spinning on the same job.
-                logger.error("job %d: no handler for tube %r; releasing it", job["id"], tube)
-            return await acks.release(slot, reserved, counters, None, 0 if policy else 1)
+            return await self._hand_back(slot, reserved, counters, policy is None)
         if worker.metrics is not None:
             acks.record_queue_latency(lane.client, reserved, worker)
         slot.job = reserved
         slot.reserved_at = slot.started = reserved_at
         slot.limit = policy.time_limit
         slot.cut = None
-        counters.add("in_progress")
+        action: Optional[JobAction] = None
+        error: Optional[BaseException] = None
         try:
             if worker._coroutine_handlers[tube]:
-                action, error = await self._call_async(slot, policy.handler, reserved)
+                # Inline (not a coroutine of its own): one coroutine less per job.
+                slot.in_handler = True
+                try:
+                    result = await policy.handler(reserved)
+                except JobAction as raised:
+                    action = raised
+                except asyncio.CancelledError:
+                    if slot.cut is None:
+                        raise  # the slot itself is being cancelled
+                    _uncancel(slot.task)
+                    action, error = self._cut_outcome(slot, reserved)
+                except Exception as exc:
+                    error = exc
+                else:
+                    # Finishing in the instant it was cut short is done all the same.
+                    action = result if isinstance(result, JobAction) else None
+                finally:
+                    slot.in_handler = False
             else:
                 action, error = await self._call_thread(slot, policy.handler, reserved)
         finally:
-            counters.add("in_progress", -1)
-            slot.job = None
-            if slot.keep_alive is not None:
-                slot.keep_alive.cancel()
-                slot.keep_alive = None
+            slot.finished()
         if worker.metrics is not None:
-            acks.record_outcome(worker, tube, loop.time() - reserved_at, action, error)
-        if error is None:
-            if action is None:
-                return acks.delete(slot, reserved, counters)
-            return await action.settle(slot, reserved)
-        return await acks.failed(slot, reserved, counters, error)
+            seconds = asyncio.get_running_loop().time() - reserved_at
+            acks.record_outcome(worker, tube, seconds, action, error)
+        if error is not None:
+            return await acks.failed(slot, reserved, counters, error)
+        if action is None:
+            return acks.delete(slot, reserved, counters)
+        return await action.settle(slot, reserved)
 
-    async def _call_async(
-        self, slot: Slot, handler: Any, job: ReservedJob
-    ) -> tuple[Optional[JobAction], Optional[BaseException]]:
-        """Run an ``async`` handler inside the slot's task (cut short by ``slot.cut``)."""
-        slot.in_handler = True
+    async def _stats_before(self, lane: Lane, job: Job[Any]) -> Optional[StatsJob]:
+        """The job's ``stats-job`` before its handler runs (None: the reservation is gone)."""
         try:
-            result = await handler(job)
-        except JobAction as raised:
-            return raised, None
-        except asyncio.CancelledError:
-            if slot.cut is None:
-                raise  # the slot itself is being cancelled
-            _uncancel(slot.task)
-            return self._cut_outcome(slot, job)
-        except Exception as exc:
-            return None, exc
-        finally:
-            slot.in_handler = False
-        # A handler finishing in the instant it was cut short is done all the same.
-        return (result if isinstance(result, JobAction) else None), None
+            stats = await lane.client.stats_job(job["id"])
+        except (BeanstalkConnectionError, NotFound) as exc:
+            logger.warning("job %d: reservation lost before it started (%s)", job["id"], exc)
+            return None
+        if job.reservation is not None and job.reservation.lost:
+            logger.warning("job %d: reservation lost before it started", job["id"])
+            return None
+        return stats
+
+    async def _hand_back(
+        self, slot: Slot, job: ReservedJob, counters: TubeCounters, unknown_tube: bool
+    ) -> Ack:
+        """Release a job that will not run here: the worker is stopping, or no handler."""
+        if unknown_tube:
+            # Cannot happen with the watch list set up by start(); the delay
+            # keeps a misconfigured client from spinning on the same job.
+            logger.error("job %d: no handler for tube %r; releasing it", job.id, job.tube)
+        return await acks.release(slot, job, counters, None, 1 if unknown_tube else 0)
 
     def _cut_outcome(
         self, slot: Slot, job: ReservedJob

@@ -120,6 +120,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import math
 import signal
@@ -305,9 +306,9 @@ class Worker:
         self._coroutine_handlers = {
             tube: is_coroutine_function(policy.handler) for tube, policy in self._policies.items()
         }
-        self._counters: dict[str, TubeCounters] = {
-            tube: TubeCounters(tube, metrics) for tube in self._policies
-        }
+        self._counters: dict[str, TubeCounters] = {}
+        for tube in self._policies:
+            self._counters_of(tube)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -526,8 +527,18 @@ class Worker:
     def _counters_of(self, tube: str) -> TubeCounters:
         counters = self._counters.get(tube)
         if counters is None:
-            counters = self._counters[tube] = TubeCounters(tube, self.metrics)
+            running = functools.partial(self._running_in, tube)
+            counters = self._counters[tube] = TubeCounters(tube, self.metrics, running)
         return counters
+
+    def _running_in(self, tube: str) -> int:
+        """Handlers of ``tube`` running now (``in_progress``): the slots holding its jobs."""
+        return sum(
+            1
+            for runner in self._runners
+            for slot in runner.slots
+            if slot.job is not None and slot.job.tube == tube
+        )
 
     def _run_in_thread(self, handler: Handler, job: ReservedJob) -> Any:
         with self._threads_lock:
