@@ -756,3 +756,90 @@ async def test_the_buried_count_agrees_with_the_server_after_kills(
     )
     assert on_server == 3000
     assert counters["buried"] == on_server
+
+
+# ----------------------------------------------------------------------
+# The retry sequence cut by a connection loss (issue 19).
+
+
+class _CuttingProxy:
+    """A TCP proxy to a beanstalkd that drops the connection right after a chosen reply, once."""
+
+    def __init__(self, upstream: BeanstalkdServer, after: bytes) -> None:
+        self.upstream = upstream
+        self.after = after
+        self.cut = False
+        # What the clients sent, every connection one after the other.
+        self.sent = b""
+        self.server: Optional[asyncio.AbstractServer] = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+
+        async def pump(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, watch: bool
+        ) -> None:
+            while data := await source.read(65536):
+                if not watch:
+                    self.sent += data
+                if watch and not self.cut and self.after in data:
+                    end = data.index(self.after) + len(self.after)
+                    sink.write(data[:end])
+                    self.cut = True
+                    break
+                sink.write(data)
+            for each in (writer, up_writer):
+                each.close()
+
+        await asyncio.gather(
+            pump(reader, up_writer, False), pump(up_reader, writer, True), return_exceptions=True
+        )
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_the_retry_sequence_cut_after_its_bury_is_never_replayed(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    attempts: list[int] = []
+
+    seen: list[tuple[int, int, int]] = []  # reserves, releases, buries
+
+    async def flaky(job: ReservedJob) -> None:
+        stats = await job.load_stats()
+        attempts.append(job.attempt)
+        seen.append((stats["reserves"], stats["releases"], stats["buries"]))
+        if job.attempt == 1:
+            raise RuntimeError("first time")
+
+    proxy = _CuttingProxy(beanstalkd, b"BURIED\r\n")
+    port = await proxy.start()
+    try:
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="cut") as client:
+            job_id = await client.put(b"x")
+            worker = Worker(
+                {"cut": flaky},
+                host="127.0.0.1",
+                port=port,
+                backoff_base=0,
+                client_options={"reconnect_interval": 0.1},
+            )
+            async with worker:
+                await eventually(lambda: proxy.cut, "the connection cut after the bury")
+                await eventually(lambda: worker.counters()["cut"]["done"] == 1, "the job done")
+            with pytest.raises(beanstalkt.NotFound):
+                await client.stats_job(job_id)
+    finally:
+        proxy.close()
+    # The bury, reserve-job and release went out in one write, before the
+    # cut; the reserve-job was never sent again on the new connection.
+    assert attempts == [1, 2]
+    assert proxy.sent.count(b"reserve-job ") == 1
+    assert seen[-1][1:] == (1, 1)  # released once, buried once: one failure marked

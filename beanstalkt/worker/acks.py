@@ -307,7 +307,8 @@ async def _verify(
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + VERIFY_WAIT
-    while client.closed() and loop.time() < deadline:
+    # (A stop closes the connections for good: no use waiting then.)
+    while client.closed() and loop.time() < deadline and not worker.stopping:
         await asyncio.sleep(0.1)
     state = None
     try:
