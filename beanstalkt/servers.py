@@ -368,14 +368,15 @@ class ServerSet:
     # ------------------------------------------------------------------
     # Life.
 
-    async def start(self) -> None:
+    async def start(self, *, wait: bool = True) -> None:
         """Connect and probe every server; return as soon as one is live.
 
         Once one server is live, waits at most ``start_grace`` more seconds for
         the others' first answers. Raises :class:`NoServerAvailable` (and
         closes the set) when every server failed its first attempt, or when
         none is live after ``start_timeout`` seconds. The others are retried in
-        the background, with backoff.
+        the background, with backoff. With ``wait=False``, returns at once
+        (for a monitor, which reports servers down rather than refusing to start).
         """
         if not self._closed:
             return
@@ -385,6 +386,8 @@ class ServerSet:
         for server in self._servers:
             server._wake = asyncio.Event()
             server.task = loop.create_task(self._supervise(server))
+        if not wait:
+            return
         deadline = loop.time() + self.start_timeout
         grace_end: Optional[float] = None
         while True:
@@ -411,7 +414,27 @@ class ServerSet:
                 raise NoServerAvailable(
                     message=f"no server answered within {self.start_timeout:g}s"
                 )
-            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_for(self, server: Server, timeout: float) -> bool:
+        """Wait until ``server`` is live or known to be down, ``timeout`` seconds at most.
+
+        Returns whether it is live. "Known down": its last connect failed or
+        its connection is lost; a server connected but not yet answering (a
+        probe outstanding) is waited for.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            liveness = server.liveness
+            if liveness.live:
+                return True
+            if self._closed or (not liveness.connected and liveness.failures > 0):
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._changed is None:
+                return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
@@ -543,6 +566,8 @@ class ServerSet:
         )
         if was_live:
             self._tell(server, False)
+        else:
+            self._notify()
         server.wake()
 
     def _failed(self, server: Server, reason: str) -> None:
@@ -567,8 +592,11 @@ class ServerSet:
                 logger.exception("servers: listener failed")
 
     def _notify(self) -> None:
+        # Each waiter holds the event it waits on: set it, and give the next
+        # waiters a fresh one (no clear() racing a waiter that has not woken yet).
         if self._changed is not None:
             self._changed.set()
+            self._changed = asyncio.Event()
 
 
 def _heard_from(client: Client[Any], now: float) -> float:

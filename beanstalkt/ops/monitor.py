@@ -32,6 +32,7 @@ from ..client import Client
 from ..errors import NotFound
 from ..models import Stats, StatsTube
 from ..protocol import check_tube_name
+from ..servers import Server, ServerSet
 
 _Answer = TypeVar("_Answer")
 
@@ -182,6 +183,11 @@ class ServerWatcher:
     :param max_tubes: report at most this many tubes (the first by name).
     :param measure_oldest: also measure the age of each tube's head ready job.
     :param ssl_context: connect with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
+
+    :meth:`of_server` makes one over a server of a
+    :class:`~beanstalkt.servers.ServerSet` instead: it reads statistics on the
+    set's client for that server (whose liveness the set proves) and peeks on
+    a client of its own built with the set's options.
     """
 
     def __init__(
@@ -193,6 +199,7 @@ class ServerWatcher:
         max_tubes: Optional[int] = None,
         measure_oldest: bool = True,
         ssl_context: Optional[ssl.SSLContext] = None,
+        _clients: Optional[tuple[Client[Any], Client[Any]]] = None,
     ) -> None:
         host, port = parse_address(address)
         if not timeout > 0:
@@ -208,7 +215,12 @@ class ServerWatcher:
         # (disconnected_timeout=0): a dead server must answer a scrape fast.
         # The stall guard drops a connection whose server went silent, so the
         # next snapshot starts on a fresh one instead of queueing behind it.
-        self._stats_client, self._peek_client = (
+        # With _clients (of_server), the stats client is the server set's:
+        # connected, probed and closed by the set, not here.
+        self._owns_stats_client = _clients is None
+        self._stats_client: Client[Any]
+        self._peek_client: Client[Any]
+        self._stats_client, self._peek_client = _clients or tuple(
             Client(
                 host,
                 port,
@@ -221,8 +233,30 @@ class ServerWatcher:
         )
         # Made in the loop that uses it: a Lock is tied to the loop that first waits on it.
         self._peek_lock: Optional[asyncio.Lock] = None
-        self._connecting: Optional[asyncio.Future[tuple[None, None]]] = None
+        self._connecting: Optional[asyncio.Future[list[None]]] = None
         self._connected = False
+
+    @classmethod
+    def of_server(
+        cls,
+        server: Server,
+        server_set: ServerSet,
+        *,
+        timeout: float = 5.0,
+        tubes: Optional[Sequence[str]] = None,
+        max_tubes: Optional[int] = None,
+        measure_oldest: bool = True,
+    ) -> ServerWatcher:
+        """A watcher of ``server``, a member of ``server_set`` (see the class doc)."""
+        peek_client = server_set.new_client(server.host, server.port)
+        return cls(
+            server.address,
+            timeout=timeout,
+            tubes=tubes,
+            max_tubes=max_tubes,
+            measure_oldest=measure_oldest,
+            _clients=(server.client, peek_client),
+        )
 
     async def snapshot(self) -> ServerSnapshot:
         """Read the server now; raise on failure or when ``timeout`` runs out.
@@ -261,8 +295,9 @@ class ServerWatcher:
         )
 
     async def close(self) -> None:
-        """Close both connections."""
-        await self._stats_client.close()
+        """Close both connections (the peek connection only, for a watcher of a server set)."""
+        if self._owns_stats_client:
+            await self._stats_client.close()
         await self._peek_client.close()
 
     async def _connect(self, timeout: float) -> None:
@@ -272,8 +307,11 @@ class ServerWatcher:
             # One attempt for both connections, shared by concurrent snapshots
             # and shielded from their timeouts: an attempt cancelled halfway
             # would leave the client neither connected nor free to try again.
+            clients = [self._peek_client]
+            if self._owns_stats_client:
+                clients.append(self._stats_client)
             self._connecting = asyncio.ensure_future(
-                asyncio.gather(self._stats_client.connect(), self._peek_client.connect())
+                asyncio.gather(*(client.connect() for client in clients))
             )
         attempt = self._connecting
         try:
@@ -282,7 +320,8 @@ class ServerWatcher:
             raise  # the attempt goes on; the next snapshot joins it
         except Exception:
             self._connecting = None  # failed: the next snapshot tries again
-            await self._stats_client.close()
+            if self._owns_stats_client:
+                await self._stats_client.close()
             await self._peek_client.close()
             raise
         self._connected = True
