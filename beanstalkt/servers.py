@@ -42,7 +42,7 @@ from .address import format_address, parse_address
 from .backoff import DEFAULT_BACKOFF, Backoff, RandomSource
 from .client import Client
 from .connection import DEFAULT_CONNECT_TIMEOUT
-from .errors import BeanstalkConnectionError, BeanstalkException, NotConnected
+from .errors import BeanstalkConnectionError, NotConnected
 
 logger = logging.getLogger("beanstalkt")
 
@@ -160,6 +160,11 @@ class Liveness:
         self.live = True
         self.live_since = now
         return True
+
+    def probe_refused(self, now: float) -> None:
+        """The probe was refused before it was sent (the client is full): try again later."""
+        self.probe_sent_at = None
+        self.answered_at = now
 
     def next_step(self, now: float, last_received: float = -float("inf")) -> Step:
         """What to do now for this server.
@@ -444,9 +449,7 @@ class ServerSet:
         tasks = [server.task for server in self._servers if server.task is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             server.task = None
             # Closing is not news: listeners hear of failures, not of close().
@@ -486,8 +489,8 @@ class ServerSet:
     async def _connect(self, server: Server) -> None:
         try:
             await server.client.connect()
-        except BeanstalkException as exc:
-            server.last_error = str(exc)
+        except Exception as exc:  # ConnectFailed, or whatever kept it from connecting
+            server.last_error = str(exc) or type(exc).__name__
             server.liveness.connect_failed(time.monotonic())
             logger.info(
                 "servers: cannot connect to %s (%s); next attempt in %.1fs",
@@ -514,8 +517,12 @@ class ServerSet:
         if self._closed or sent_on is not server.client._connection.pipeline.reservation:
             return  # answered for a connection since replaced: the new one proves itself
         if error is not None:
-            # Lost or garbage: the connection's own loss handling tells us (_lost).
-            logger.info("servers: probe of %s failed: %s", server.address, error)
+            # Refused at the call on a connection still open (BufferFull: the
+            # client is full of work; a lost connection or garbage never gets
+            # here, its loss came first): no verdict, probe again later.
+            logger.info("servers: probe of %s not sent: %s", server.address, error)
+            server.liveness.probe_refused(time.monotonic())
+            server.wake()
             return
         stats = probe.result()
         pid = stats.get("pid")
