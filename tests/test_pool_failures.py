@@ -492,3 +492,28 @@ def test_pool_connect_returns_as_soon_as_one_server_answers_when_another_drops_s
     seconds = float(output.split()[2])
     # The kernel's SYN retries would take 135 s; the pool returns at once.
     assert seconds < 30, output
+
+
+async def test_withdraw_takes_back_what_was_never_written(beanstalkd: BeanstalkdServer) -> None:
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, disconnected_timeout=None)
+    await client.connect()
+    beanstalkd.kill()
+    await asyncio.wait_for(_until(client.closed), HANG)
+    single = client.put(b"waiting")
+    # A batch of several slices, all waiting for the connection.
+    batch = client.put_many([b"x" * 100_000] * 8)
+    assert client.pending_bytes > 800_000
+    assert client.withdraw(single, "server left rotation") == 1
+    assert client.withdraw(batch) >= 2
+    with pytest.raises(NotConnected, match="not sent: server left rotation"):
+        await single
+    results = await batch
+    assert all(isinstance(result, NotConnected) for result in results)
+    assert client.pending_bytes == 0
+    beanstalkd.start()
+    await asyncio.wait_for(client.connect(), HANG)
+    assert (await client.stats())["current-jobs-ready"] == 0  # nothing was sent after all
+    written = client.put(b"written at once")  # nothing owed: written at the call
+    assert client.withdraw(written) == 0
+    assert await written >= 1
+    await client.close()
