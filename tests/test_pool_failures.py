@@ -517,3 +517,30 @@ async def test_withdraw_takes_back_what_was_never_written(beanstalkd: Beanstalkd
     assert client.withdraw(written) == 0
     assert await written >= 1
     await client.close()
+
+
+@pytest.mark.parametrize("kill_after", [PER_SLICE, 2 * PER_SLICE + 1])
+async def test_put_many_cut_by_kill_9_with_retry_unknown_loses_nothing(
+    servers: list[BeanstalkdServer], kill_after: int
+) -> None:
+    total = 30_000
+    bodies = [b"job-%06d-" % number + b"." * (BODY_SIZE - 11) for number in range(total)]
+    async with KillingProxy(servers[0], kill_after) as proxy:
+        addresses = [f"127.0.0.1:{proxy.port}", *(address_of(s) for s in servers[1:])]
+        async with Pool(addresses, retry_unknown=True) as pool:
+            results = await asyncio.wait_for(pool.put_many(bodies, tube="batch"), HANG)
+            assert proxy.killed.is_set()
+            servers[0].start()
+            stored = [inventory(server) for server in servers]
+    by_address = dict(zip(addresses, stored, strict=True))
+    # Every job acknowledged, each where its ref says; the unknown outcomes that
+    # had landed on the killed server are the only possible second copies.
+    assert all(isinstance(result, PoolJobRef) for result in results)
+    for body, result in zip(bodies, results, strict=True):
+        assert isinstance(result, PoolJobRef)
+        assert by_address[result.server][result.id] == body
+    copies = collections.Counter(body for jobs in stored for body in jobs.values())
+    assert set(copies) == set(bodies)
+    twice = {body for body, count in copies.items() if count > 1}
+    assert max(copies.values()) <= 2
+    assert all(body in stored[0].values() for body in twice)
