@@ -555,7 +555,7 @@ class ServerSet:
             "(a frozen or overloaded server)"
         )
         # The connection's loss comes back through _lost, which counts the failure.
-        if not server.client._connection.abort(reason):
+        if not server.client.abort(reason):
             self._failed(server, reason)
 
     def _lost(self, server: Server, reason: str) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -566,3 +567,27 @@ async def test_a_retry_sequence_cut_after_any_reply_is_never_replayed(
     assert b"bury 1 7\r\nreserve-job 1\r\nrelease 1 7 0\r\n" in bytes(proxy.sent[0])
     assert stats["state"] == "ready"
     assert all(b"reserve-job" not in bytes(sent) for sent in proxy.sent[1:])
+
+
+async def test_abort_ends_a_blocking_reserve_on_a_frozen_server_and_reconnects(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    assert beanstalkd.process is not None
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.05)
+    await client.connect()
+    waiting = client.reserve()  # blocking: exempt from the stall guard
+    for _ in range(1000):  # until it is written and waiting on the server
+        if client._connection.pipeline.owed == 1:
+            break
+        await asyncio.sleep(0.01)
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        assert client.abort("the server layer saw it freeze") is True
+        with pytest.raises(beanstalkt.ConnectionLost, match="saw it freeze"):
+            await asyncio.wait_for(waiting, HANG)
+        assert client.abort("again") is False  # no connection open now
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    await asyncio.wait_for(client.connect(), HANG)
+    assert await client.put(b"after") >= 1
+    await client.close()
