@@ -356,6 +356,17 @@ class Client(Generic[BodyT]):
         parts = self._batch_slices.get(future, [future])
         return sum(1 for part in parts if self._connection.withdraw(part, reason))
 
+    def abort(self, reason: str) -> bool:
+        """Treat the open connection as lost now, ``reason`` in the errors; False if none is open.
+
+        What was written fails with :class:`~beanstalkt.errors.ConnectionLost`
+        (outcome unknown), reservations end, and the client reconnects as after
+        any loss. For a caller that knows the server is gone before the socket
+        does: the server layer when a probe goes unanswered, a pooled worker
+        whose blocking reserves wait on a frozen server.
+        """
+        return self._connection.abort(reason)
+
     def sequence(self) -> contextlib.AbstractContextManager[None]:
         """Issue the commands of this block as one sequence: one write, one connection.
 

@@ -42,7 +42,7 @@ from .address import format_address, parse_address
 from .backoff import DEFAULT_BACKOFF, Backoff, RandomSource
 from .client import Client
 from .connection import DEFAULT_CONNECT_TIMEOUT
-from .errors import BeanstalkConnectionError, BeanstalkException, NotConnected
+from .errors import BeanstalkConnectionError, NotConnected
 
 logger = logging.getLogger("beanstalkt")
 
@@ -160,6 +160,11 @@ class Liveness:
         self.live = True
         self.live_since = now
         return True
+
+    def probe_refused(self, now: float) -> None:
+        """The probe was refused before it was sent (the client is full): try again later."""
+        self.probe_sent_at = None
+        self.answered_at = now
 
     def next_step(self, now: float, last_received: float = -float("inf")) -> Step:
         """What to do now for this server.
@@ -368,14 +373,15 @@ class ServerSet:
     # ------------------------------------------------------------------
     # Life.
 
-    async def start(self) -> None:
+    async def start(self, *, wait: bool = True) -> None:
         """Connect and probe every server; return as soon as one is live.
 
         Once one server is live, waits at most ``start_grace`` more seconds for
         the others' first answers. Raises :class:`NoServerAvailable` (and
         closes the set) when every server failed its first attempt, or when
         none is live after ``start_timeout`` seconds. The others are retried in
-        the background, with backoff.
+        the background, with backoff. With ``wait=False``, returns at once
+        (for a monitor, which reports servers down rather than refusing to start).
         """
         if not self._closed:
             return
@@ -385,6 +391,8 @@ class ServerSet:
         for server in self._servers:
             server._wake = asyncio.Event()
             server.task = loop.create_task(self._supervise(server))
+        if not wait:
+            return
         deadline = loop.time() + self.start_timeout
         grace_end: Optional[float] = None
         while True:
@@ -411,7 +419,27 @@ class ServerSet:
                 raise NoServerAvailable(
                     message=f"no server answered within {self.start_timeout:g}s"
                 )
-            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_for(self, server: Server, timeout: float) -> bool:
+        """Wait until ``server`` is live or known to be down, ``timeout`` seconds at most.
+
+        Returns whether it is live. "Known down": its last connect failed or
+        its connection is lost; a server connected but not yet answering (a
+        probe outstanding) is waited for.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            liveness = server.liveness
+            if liveness.live:
+                return True
+            if self._closed or (not liveness.connected and liveness.failures > 0):
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._changed is None:
+                return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
@@ -421,9 +449,7 @@ class ServerSet:
         tasks = [server.task for server in self._servers if server.task is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             server.task = None
             # Closing is not news: listeners hear of failures, not of close().
@@ -463,8 +489,8 @@ class ServerSet:
     async def _connect(self, server: Server) -> None:
         try:
             await server.client.connect()
-        except BeanstalkException as exc:
-            server.last_error = str(exc)
+        except Exception as exc:  # ConnectFailed, or whatever kept it from connecting
+            server.last_error = str(exc) or type(exc).__name__
             server.liveness.connect_failed(time.monotonic())
             logger.info(
                 "servers: cannot connect to %s (%s); next attempt in %.1fs",
@@ -491,8 +517,12 @@ class ServerSet:
         if self._closed or sent_on is not server.client._connection.pipeline.reservation:
             return  # answered for a connection since replaced: the new one proves itself
         if error is not None:
-            # Lost or garbage: the connection's own loss handling tells us (_lost).
-            logger.info("servers: probe of %s failed: %s", server.address, error)
+            # Refused at the call on a connection still open (BufferFull: the
+            # client is full of work; a lost connection or garbage never gets
+            # here, its loss came first): no verdict, probe again later.
+            logger.info("servers: probe of %s not sent: %s", server.address, error)
+            server.liveness.probe_refused(time.monotonic())
+            server.wake()
             return
         stats = probe.result()
         pid = stats.get("pid")
@@ -525,7 +555,7 @@ class ServerSet:
             "(a frozen or overloaded server)"
         )
         # The connection's loss comes back through _lost, which counts the failure.
-        if not server.client._connection.abort(reason):
+        if not server.client.abort(reason):
             self._failed(server, reason)
 
     def _lost(self, server: Server, reason: str) -> None:
@@ -543,6 +573,8 @@ class ServerSet:
         )
         if was_live:
             self._tell(server, False)
+        else:
+            self._notify()
         server.wake()
 
     def _failed(self, server: Server, reason: str) -> None:
@@ -567,8 +599,11 @@ class ServerSet:
                 logger.exception("servers: listener failed")
 
     def _notify(self) -> None:
+        # Each waiter holds the event it waits on: set it, and give the next
+        # waiters a fresh one (no clear() racing a waiter that has not woken yet).
         if self._changed is not None:
             self._changed.set()
+            self._changed = asyncio.Event()
 
 
 def _heard_from(client: Client[Any], now: float) -> float:

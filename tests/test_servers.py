@@ -253,3 +253,15 @@ async def test_new_client_has_the_set_options(beanstalkd: BeanstalkdServer) -> N
         await client.put("text")
         job = await client.reserve(timeout=0)
         assert job.body == "text"
+
+
+def test_a_probe_refused_by_a_full_client_is_no_verdict() -> None:
+    state = Liveness(EXACT, probe_interval=1.0, probe_timeout=3.0)
+    state.connection_made(0.0)
+    state.probe_sent(0.0)
+    state.probe_answered(0.0)
+    state.probe_sent(1.0)
+    state.probe_refused(1.0)  # BufferFull: nothing was sent
+    assert state.live
+    # Not overdue later, however quiet the connection: the next probe is due instead.
+    assert state.next_step(10.0, last_received=0.0).action is Action.PROBE
