@@ -590,7 +590,13 @@ class Runner:
                 if live:
                     self.server_back(site)
                 else:
-                    self.wake_all()  # its slots move to the servers still live
+                    # A lane parked in a blocking reserve on a frozen server is
+                    # exempt from the stall guard: drop its connections now
+                    # (they reconnect by themselves), so its slots move on.
+                    for lane in site.lanes:
+                        if not lane.client.closed():
+                            lane.client.abort(f"{address} is out of rotation")
+                    self.wake_all()
 
     def server_back(self, site: Site) -> None:
         """A server answers again: have its jobs looked at (its binlog may hold some)."""
