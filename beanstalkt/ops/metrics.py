@@ -193,6 +193,7 @@ def bind(port: int, address: str = "127.0.0.1") -> list[socket.socket]:
 
 class _HealthHandler(tornado.web.RequestHandler):
     def initialize(self, health: Optional[Callable[[], bool]]) -> None:
+        """Take the health callback (None: always healthy)."""
         self.health = health
 
     def get(self) -> None:

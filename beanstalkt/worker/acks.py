@@ -93,6 +93,7 @@ async def failed(slot: Slot, job: ReservedJob, counters: TubeCounters, error: Ba
 
 
 def still_reserved(job: ReservedJob, outcome: str) -> bool:
+    """True while ``job``'s reservation lives (else logged: it will be handed out again)."""
     if not job.reservation_lost:
         return True
     logger.warning(
@@ -126,6 +127,7 @@ async def stats_for(job: ReservedJob, outcome: str) -> bool:
 
 
 def delete(slot: Slot, job: ReservedJob, counters: TubeCounters) -> Ack:
+    """Delete ``job`` in one write with the slot's next reserve; the slot counts it."""
     if not still_reserved(job, "done"):
         counters.add("lost")
         return None
@@ -144,6 +146,7 @@ async def release(
     priority: Optional[int],
     delay: int,
 ) -> Ack:
+    """Release ``job`` (``priority`` None: its own), counted ``released`` once answered."""
     if priority is None:
         if not await stats_for(job, "released"):
             counters.add("lost")
@@ -369,6 +372,7 @@ def _record_put(job_id: int, future: asyncio.Future[int]) -> None:
 
 
 def touched(job: ReservedJob, future: asyncio.Future[None]) -> None:
+    """Done-callback of a touch: a refused one means the TTR had expired."""
     if future.cancelled():
         return
     error = future.exception()
@@ -476,6 +480,7 @@ def record_outcome(
     action: Optional[JobAction],
     error: Optional[BaseException],
 ) -> None:
+    """Tell the metrics how a handler run ended (done or failed) and how long it took."""
     # Done: the handler finished the job (returned, or raised Delete); a
     # Release or Bury it asked for is counted when the server agrees.
     metrics = worker.metrics

@@ -96,12 +96,14 @@ class Lane:
         self.changed: Optional[asyncio.Event] = None
 
     def notify(self) -> None:
+        """Wake the idle slots of this lane waiting for a change."""
         changed = self.changed
         if changed is not None:
             self.changed = None
             changed.set()
 
     async def wait_for_change(self, timeout: Optional[float]) -> None:
+        """Wait until :meth:`notify` (or ``timeout`` seconds; None: no limit)."""
         if self.changed is None:
             self.changed = asyncio.Event()
         with contextlib.suppress(asyncio.TimeoutError):
@@ -193,6 +195,7 @@ class Slot:
 
     @property
     def client(self) -> Client[Any]:
+        """The client of the slot's lane now (slots move between jobs)."""
         return self.lane.client
 
     def finished(self) -> None:
@@ -215,12 +218,15 @@ class Slot:
     # The Settler interface (beanstalkt.worker.actions).
 
     def delete(self, job: ReservedJob) -> Ack:
+        """Settler: delete ``job``."""
         return acks.delete(self, job, self._counters_of(job))
 
     async def release(self, job: ReservedJob, priority: Optional[int], delay: int) -> Ack:
+        """Settler: release ``job`` without counting a failure."""
         return await acks.release(self, job, self._counters_of(job), priority, delay)
 
     async def bury(self, job: ReservedJob, priority: Optional[int], reason: str) -> Ack:
+        """Settler: bury ``job``, recording ``reason``."""
         return await acks.bury(self, job, self._counters_of(job), priority, reason, "")
 
     def _counters_of(self, job: ReservedJob) -> TubeCounters:
@@ -351,6 +357,7 @@ class Runner:
             self.worker.metrics.reconnected()
 
     def start(self) -> None:
+        """Start every slot's task."""
         for slot in self.slots:
             slot.task = asyncio.ensure_future(self.run_slot(slot))
         self.tasks = [slot.task for slot in self.slots if slot.task is not None]
