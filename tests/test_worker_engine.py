@@ -843,3 +843,25 @@ async def test_the_retry_sequence_cut_after_its_bury_is_never_replayed(
     assert attempts == [1, 2]
     assert proxy.sent.count(b"reserve-job ") == 1
     assert seen[-1][1:] == (1, 1)  # released once, buried once: one failure marked
+
+
+def test_every_counted_event_reaches_the_metrics() -> None:
+    import prometheus_client
+
+    from beanstalkt.ops.metrics import WorkerMetrics
+    from beanstalkt.worker import TubeCounters
+
+    metrics = WorkerMetrics(registry=prometheus_client.CollectorRegistry())
+    counters = TubeCounters("t", metrics)
+    for name in ("retried", "buried", "released", "lost", "timed_out", "buried"):
+        counters.add(name)
+    sample = metrics.registry.get_sample_value
+    for metric, value in (
+        ("retried", 1),
+        ("buried", 2),
+        ("released", 1),
+        ("lost", 1),
+        ("timed_out", 1),
+    ):
+        assert sample(f"beanstalkt_worker_jobs_{metric}_total", {"tube": "t"}) == value
+    assert counters.as_dict()["buried"] == 2 and counters.in_progress == 0
