@@ -638,9 +638,11 @@ class Worker:
                 lane = site.open_lane()
                 if lane is None:
                     continue
+                # The server set's own client: never behind a lane's waiting reserve.
+                client = lane.client if site.server is None else site.server.client
                 for tube in runner.tubes:
                     try:
-                        stats = await lane.client.stats_tube(tube)
+                        stats = await client.stats_tube(tube)
                     except NotFound:
                         continue
                     except BeanstalkException:
