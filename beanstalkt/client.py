@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union, overload
 
+from ._batch import joined_batches, slice_bounds
+from ._io import call_back as _call_back
+from ._io import completed as _completed
 from .backoff import Backoff
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -33,7 +36,7 @@ from .connection import (
     SSLOption,
     State,
 )
-from .errors import BeanstalkException, BufferFull
+from .errors import BufferFull
 from .models import BodyT, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
@@ -465,20 +468,14 @@ class Client(Generic[BodyT]):
         # Every body is checked (and encoded, by the protocol's one put encoder)
         # before anything is sent.
         commands = [encode_put(check_body(body, encoding), priority, delay, ttr) for body in bodies]
-        # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
+        # Sent in slices of about BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.
         slices: list[Future[list[BatchResult]]] = []
         counts: list[int] = []
-        start = 0
         refused: Optional[BaseException] = None
-        while start < len(commands):
-            end, size = start, 0
-            while end < len(commands) and (size < _BATCH_SLICE or end == start):
-                size += len(commands[end])
-                end += 1
+        for start, end in slice_bounds(commands):
             count = end - start
-            line = b"put (batch of %d)" % count
             if refused is not None:
                 # Once a slice is refused (BufferFull), so is every later one,
                 # even one small enough to fit: the failures are a suffix of the
@@ -486,17 +483,15 @@ class Client(Generic[BodyT]):
                 part: Future[list[BatchResult]] = self._connection.loop.create_future()
                 part.set_exception(refused)
             else:
+                data = b"".join(commands[start:end])
                 part = self._connection.submit_batch(
-                    b"".join(commands[start:end]), line, tube, count
+                    data, b"put (batch of %d)" % count, tube, count
                 )
-                if part.done() and not part.cancelled():
-                    error = part.exception()
-                    if isinstance(error, BufferFull):
-                        refused = error
+                if part.done() and isinstance(part.exception(), BufferFull):
+                    refused = part.exception()
             slices.append(part)
             counts.append(count)
-            start = end
-        future = _joined_batches(self._connection.loop, slices, counts)
+        future = joined_batches(self._connection.loop, slices, counts)
         if len(slices) > 1:
             self._batch_slices[future] = slices
             future.add_done_callback(self._batch_slices.pop)
@@ -792,65 +787,6 @@ class Client(Generic[BodyT]):
 
 _NO_EXIT = contextlib.nullcontext()
 
-# Bytes of a batch put's commands sent as one slice (see put_many).
-_BATCH_SLICE = 256 * 1024
-
-
-def _joined_batches(
-    loop: asyncio.AbstractEventLoop, slices: list[Future[list[BatchResult]]], counts: list[int]
-) -> Future[list[BatchResult]]:
-    """One future for the slices of a batch put: every job's result, in order.
-
-    A slice that failed as a whole (never sent: ``BufferFull``,
-    ``NotConnected``...) gives its exception to each of its jobs. Cancelling
-    the joined future cancels the slices (those not yet written are never sent).
-    """
-    if len(slices) == 1:
-        return slices[0]
-    joined: Future[list[BatchResult]] = loop.create_future()
-    if not slices:
-        joined.set_result([])
-        return joined
-    remaining = [len(slices)]
-
-    def slice_done(_done: Future[list[BatchResult]]) -> None:
-        remaining[0] -= 1
-        if remaining[0] or joined.done():
-            return
-        results: list[BatchResult] = []
-        for part, count in zip(slices, counts, strict=True):
-            if part.cancelled():
-                joined.cancel()
-                return
-            error = part.exception()
-            if error is None:
-                results.extend(part.result())
-            else:
-                assert isinstance(error, BeanstalkException)
-                results.extend([error] * count)
-        joined.set_result(results)
-
-    def joined_done(_joined: Future[list[BatchResult]]) -> None:
-        if joined.cancelled():
-            for part in slices:
-                part.cancel()
-
-    for part in slices:
-        part.add_done_callback(slice_done)
-    joined.add_done_callback(joined_done)
-    return joined
-
-
-def _completed() -> Future[None]:
-    """A future already done, made without a running loop (awaitable on any loop)."""
-    loop = asyncio.new_event_loop()
-    try:
-        future: Future[None] = loop.create_future()
-        future.set_result(None)
-    finally:
-        loop.close()
-    return future
-
 
 def _reserve_timeout(timeout: object) -> int:
     """A reserve timeout in whole seconds (floats round up), or a clear error."""
@@ -864,22 +800,3 @@ def _reserve_timeout(timeout: object) -> int:
             raise ValueError(f"timeout must not be negative, not {timeout!r}")
         timeout = math.ceil(timeout)
     return check_integer("timeout", timeout, 0, MAX_UINT32)
-
-
-def _call_back(
-    future: asyncio.Future[Any], callback: Callable[..., Any], with_result: bool = True
-) -> None:
-    """Call ``callback`` with the future's result, or its exception, when it is done."""
-
-    def done(completed: asyncio.Future[Any]) -> None:
-        if completed.cancelled():
-            return
-        error = completed.exception()
-        if error is not None:
-            callback(error)
-        elif with_result:
-            callback(completed.result())
-        else:
-            callback()
-
-    future.add_done_callback(done)

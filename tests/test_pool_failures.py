@@ -22,9 +22,8 @@ import pytest
 
 import beanstalkt
 from beanstalkt import ConnectionLost, NotConnected, Pool, PoolJobRef, StaleJobRef
-from beanstalkt.client import _BATCH_SLICE
+from beanstalkt._batch import BATCH_SLICE, fitting_prefix, settle_batch_part
 from beanstalkt.connection import DEFAULT_DISCONNECTED_TIMEOUT
-from beanstalkt.pool import fitting_prefix, settle_batch_part
 from beanstalkt.protocol import DEFAULT_PRIORITY, DEFAULT_TTR, encode_put
 from beanstalkt.testing import BeanstalkdServer, free_port
 
@@ -180,8 +179,8 @@ class KillingProxy:
 
 
 def _jobs_per_slice(command_size: int) -> int:
-    # Client.put_many cuts a batch where a slice reaches _BATCH_SLICE bytes.
-    return -(-_BATCH_SLICE // command_size)
+    # Client.put_many cuts a batch where a slice reaches BATCH_SLICE bytes.
+    return -(-BATCH_SLICE // command_size)
 
 
 BODY_SIZE = 100
