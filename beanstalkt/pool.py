@@ -46,8 +46,10 @@ from .protocol import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     MAX_UINT32,
+    Seconds,
     check_body,
     check_integer,
+    check_seconds,
     check_tube_name,
 )
 
@@ -418,8 +420,8 @@ class Pool:
         self,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -435,13 +437,12 @@ class Pool:
         """
         check_body(body, self._encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
         outer: asyncio.Future[PoolJobRef] = asyncio.get_running_loop().create_future()
-        attempt = _PutAttempt(outer, (body, priority, delay, ttr, tube), hashed)
+        attempt = _PutAttempt(outer, (body, priority, seconds, ttr_seconds, tube), hashed)
         outer.add_done_callback(attempt.caller_done)
         self._place_put(attempt)
         return outer
@@ -491,8 +492,8 @@ class Pool:
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -505,7 +506,7 @@ class Pool:
         when: datetime.datetime,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -520,8 +521,8 @@ class Pool:
         self,
         bodies: Iterable[Body],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -540,8 +541,7 @@ class Pool:
         for body in checked:
             check_body(body, encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
@@ -556,7 +556,7 @@ class Pool:
             failed: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             failed.set_exception(self._no_server())
             return failed
-        batch = _Batch(checked, (priority, delay, ttr, tube))
+        batch = _Batch(checked, (priority, seconds, ttr_seconds, tube))
         return asyncio.ensure_future(self._put_batch(batch, hashed))
 
     async def _put_batch(self, batch: _Batch, key: Optional[bytes]) -> list[PoolBatchResult]:

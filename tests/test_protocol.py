@@ -276,8 +276,8 @@ async def test_client_checks_its_arguments_before_sending_anything() -> None:
             client.put(b"x", ttr=2**32)
         with pytest.raises(TypeError, match="priority must be an int, not bool"):
             client.put(b"x", priority=True)
-        with pytest.raises(TypeError, match="delay must be an int, not float"):
-            client.put(b"x", delay=1.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="delay must be whole seconds"):
+            client.put(b"x", delay=1.5)
         with pytest.raises(TypeError, match="job body must be bytes"):
             client.put("text")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="job id must be between"):

@@ -153,7 +153,14 @@ from ..errors import (
 )
 from ..models import Body, Job, StatsJob
 from ..ops.monitor import per_tube
-from ..protocol import MAX_UINT32, check_integer, check_tube_name
+from ..protocol import (
+    MAX_RESERVE_TIMEOUT,
+    MAX_UINT32,
+    Seconds,
+    check_integer,
+    check_seconds,
+    check_tube_name,
+)
 
 if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
     from ..ops.metrics import WorkerMetrics
@@ -329,9 +336,10 @@ class Release(JobAction):
     the attempt number does not (it counts failures only).
     """
 
-    def __init__(self, delay: int = 0, priority: Optional[int] = None) -> None:
-        super().__init__(f"release with delay {delay}s")
-        self.delay = check_integer("delay", delay, 0, MAX_UINT32)
+    def __init__(self, delay: Seconds = 0, priority: Optional[int] = None) -> None:
+        seconds = check_seconds("delay", delay)
+        super().__init__(f"release with delay {seconds}s")
+        self.delay = seconds
         self.priority = (
             None if priority is None else check_integer("priority", priority, 0, MAX_UINT32)
         )
@@ -660,7 +668,7 @@ class Worker:
         backoff_factor: float = 2.0,
         backoff_max: float = 3600.0,
         grace_period: float = 30.0,
-        reserve_timeout: float = 1.0,
+        reserve_timeout: Seconds = 1.0,
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
         stats_interval: Optional[float] = None,
@@ -679,11 +687,12 @@ class Worker:
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
-        if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
-            raise ValueError(
-                "grace_period and reserve_timeout must be finite and not negative "
-                f"(reserve_timeout at most {MAX_UINT32})"
-            )
+        if not 0 <= grace_period < math.inf:
+            raise ValueError("grace_period must be finite and not negative")
+        # The wire's rule for a reserve timeout (a timedelta too; fractions round up).
+        reserve_seconds = check_seconds(
+            "reserve_timeout", reserve_timeout, MAX_RESERVE_TIMEOUT, round_up=True
+        )
         if not 0 < touch_fraction < 1:
             raise ValueError("touch_fraction must be between 0 and 1")
         self.handlers: dict[str, Handler] = dict(handlers)
@@ -702,7 +711,7 @@ class Worker:
         self.slots_per_connection = slots_per_connection
         # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
         # answers at once, and a slot asking again at once spins.
-        self._reserve_seconds = max(1, math.ceil(reserve_timeout))
+        self._reserve_seconds = max(1, reserve_seconds)
         # With one tube every job's tube is known without asking the server.
         self._only_tube = next(iter(self.handlers)) if len(self.handlers) == 1 else None
         # A pooled worker: one _Site per server, slots moving between them.
