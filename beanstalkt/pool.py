@@ -93,7 +93,7 @@ class PoolJobRef(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> PoolJobRef:
-        """Read ``"host:port id"`` (as :func:`str` writes it) back into a reference."""
+        """Read ``"host:port id"`` (as :class:`str` writes it) back into a reference."""
         server, _, job_id = text.strip().rpartition(" ")
         if not server or not job_id.isdigit():
             raise ValueError(f"a job reference is 'host:port id', not {text!r}")

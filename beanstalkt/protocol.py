@@ -208,9 +208,9 @@ class CommandSpec(Generic[ResultT]):
 
     The type parameter is what the command's future resolves to: the spec
     constants below (``PUT: CommandSpec[int]``...) carry it from this table
-    through :meth:`beanstalkt.connection.Connection.submit` to the client's
+    through ``Connection.submit`` (``beanstalkt/connection.py``) to the client's
     methods, so that mypy checks each method's declared result against the
-    command it sends. Each constructor below (:func:`_integer`...) fixes the
+    command it sends. Each constructor below (``_integer``...) fixes the
     type from the result kind, so a spec cannot claim a type its kind does not
     produce.
 

@@ -315,7 +315,7 @@ def _reserved_job(job: Job[Any], tube: str, slot: _Slot, stats: Optional[StatsJo
 class JobAction(Exception):
     """Base of what a handler may raise (or return) to decide a job's fate itself.
 
-    Each action carries out its own decision (:meth:`_settle`): the worker
+    Each action carries out its own decision (its ``_settle`` method): the worker
     only asks it to.
     """
 
