@@ -85,6 +85,7 @@ nitpick_ignore = [
         "prometheus_client.metrics_core.Metric",
     )
 ] + [
+    ("py:mod", "tornado.testing"),
     ("py:func", "time.monotonic"),
     ("py:meth", "asyncio.AbstractEventLoop.add_signal_handler"),
 ]
