@@ -66,6 +66,7 @@ from .protocol import (
     Seconds,
     check_body,
     check_integer,
+    check_interval,
     check_job_id,
     check_seconds,
     check_tube_name,
@@ -95,7 +96,8 @@ class Client(Generic[BodyT]):
         domain socket (as beanstalkd's ``-l unix:/path``).
     :param port: TCP port (ignored for Unix sockets).
     :param connect_timeout: seconds a connection attempt may take (``None``:
-        the operating system's limit).
+        the operating system's limit). This and the other times below take
+        an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
     :param use: the client's own tube: where ``put`` (and ``peek_ready``,
@@ -131,15 +133,15 @@ class Client(Generic[BodyT]):
         self: Client[bytes],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: None = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -150,15 +152,15 @@ class Client(Generic[BodyT]):
         self: Client[str],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: str,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -168,15 +170,15 @@ class Client(Generic[BodyT]):
         self,
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -200,10 +202,10 @@ class Client(Generic[BodyT]):
             use=use or "default",
             watch=watched,
             encoding=encoding,
-            connect_timeout=connect_timeout,
-            reconnect_interval=reconnect_interval,
-            disconnected_timeout=disconnected_timeout,
-            stall_timeout=stall_timeout,
+            connect_timeout=_interval("connect_timeout", connect_timeout),
+            reconnect_interval=check_interval("reconnect_interval", reconnect_interval),
+            disconnected_timeout=_interval("disconnected_timeout", disconnected_timeout),
+            stall_timeout=_interval("stall_timeout", stall_timeout),
             max_pending_bytes=max_pending_bytes,
             keepalive=keepalive,
             ssl=ssl,
@@ -770,6 +772,11 @@ def _completed() -> Future[None]:
     finally:
         loop.close()
     return future
+
+
+def _interval(what: str, value: Optional[Seconds]) -> Optional[float]:
+    """An optional time bound of the client's own, in seconds (``None``: no bound)."""
+    return None if value is None else check_interval(what, value)
 
 
 def _call_back(

@@ -49,6 +49,7 @@ from .protocol import (
     Seconds,
     check_body,
     check_integer,
+    check_interval,
     check_seconds,
     check_tube_name,
 )
@@ -217,7 +218,9 @@ class Pool:
             raise ValueError("a pool needs at least one server")
         self.retry_unknown = bool(retry_unknown)
         self._encoding: Optional[str] = client_options.get("encoding")
-        self._retry_interval = float(client_options.get("reconnect_interval", 1.0))
+        self._retry_interval = check_interval(
+            "reconnect_interval", client_options.get("reconnect_interval", 1.0)
+        )
         self._live: list[_Server] = []
         self._next = 0  # round-robin position
         self._state_callbacks: list[StateCallback] = []

@@ -141,6 +141,27 @@ def check_seconds(
     return whole
 
 
+def check_interval(what: str, value: object) -> float:
+    """Return a time the client keeps itself (a connect or reconnect bound), in seconds.
+
+    The same spellings as :func:`check_seconds` (an ``int``, a ``float``, a
+    :class:`datetime.timedelta`), finite and not negative; fractions are fine,
+    as these times never go on the wire.
+    """
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(
+            f"{what} must be a number of seconds (int, float or timedelta), "
+            f"not {type(value).__name__}"
+        )
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{what} must be a finite, non-negative number of seconds, not {value!r}")
+    return seconds
+
+
 def check_job_id(job_id: object) -> int:
     """Return ``job_id`` if it is a possible job id (1 to 2**64-1)."""
     return check_integer("job id", job_id, 1, MAX_JOB_ID)

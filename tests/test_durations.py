@@ -12,6 +12,7 @@ only come from the check).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 import beanstalkt
-from beanstalkt.protocol import MAX_RESERVE_TIMEOUT, MAX_UINT32, check_seconds
+from beanstalkt.protocol import MAX_RESERVE_TIMEOUT, MAX_UINT32, check_interval, check_seconds
 from beanstalkt.testing import BeanstalkdServer
 from beanstalkt.worker import Release, ReservedJob, Worker
 
@@ -115,8 +116,65 @@ def test_other_types_are_refused(value: object, type_name: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(0, 0.0), (2, 2.0), (0.25, 0.25), (datetime.timedelta(milliseconds=1500), 1.5)],
+)
+def test_the_clients_own_times_take_the_same_spellings_and_fractions(
+    value: object, seconds: float
+) -> None:
+    assert check_interval("connect_timeout", value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-1, ValueError),
+        (datetime.timedelta(seconds=-1), ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_the_clients_own_times_refuse_what_is_no_time(value: object, error: type) -> None:
+    with pytest.raises(error, match="stall_timeout must be a"):
+        check_interval("stall_timeout", value)
+    with pytest.raises(error, match="stall_timeout must be a"):
+        beanstalkt.Client("127.0.0.1", 1, stall_timeout=value)  # type: ignore[call-overload]
+
+
 # --------------------------------------------------------------------------
 # What a real server records.
+
+
+async def test_a_client_with_timedelta_timeouts_connects_and_works(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    second = datetime.timedelta(seconds=1)
+    async with beanstalkt.Client(
+        beanstalkd.host,
+        beanstalkd.port,
+        connect_timeout=5 * second,
+        reconnect_interval=second / 10,
+        disconnected_timeout=5 * second,
+        stall_timeout=30 * second,
+    ) as client:
+        job_id = await client.put(b"x")
+        reconnected = asyncio.Event()
+        client.set_reconnect_callback(reconnected.set)
+        beanstalkd.restart()
+        # A command in flight when the server went may fail (outcome unknown);
+        # the client reconnects by itself, reconnect_interval after the loss.
+        with contextlib.suppress(beanstalkt.ConnectionLost):
+            await asyncio.wait_for(client.stats(), HANG)
+        await asyncio.wait_for(reconnected.wait(), HANG)
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(job_id)  # a server without binlog forgot it
+    async with beanstalkt.Pool(
+        [f"{beanstalkd.host}:{beanstalkd.port}"], reconnect_interval=second
+    ) as pool:
+        assert isinstance((await pool.put(b"y")).id, int)
 
 
 async def test_put_delay_and_ttr_as_timedelta_and_float(beanstalkd: BeanstalkdServer) -> None:
