@@ -282,8 +282,18 @@ class Client(Generic[BodyT]):
         return future
 
     def closed(self) -> bool:
-        """True unless the connection is established right now."""
+        """True unless the connection is established right now.
+
+        The original beanstalkt's method, kept; :attr:`connected` is the same
+        state as a property, like the client's other state (``in_flight``,
+        ``using``).
+        """
         return self._connection.state is not State.OPEN
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is established (the opposite of :meth:`closed`)."""
+        return self._connection.state is State.OPEN
 
     def set_reconnect_callback(self, callback: Optional[ReconnectCallback]) -> None:
         """Call ``callback()`` (plain or async) after each automatic reconnect.
@@ -392,18 +402,16 @@ class Client(Generic[BodyT]):
         before anything is sent. An empty batch resolves to ``[]``.
         """
         encoding = self._encoding
-        head = b" %d %d %d " % (
-            check_integer("priority", priority, 0, MAX_UINT32),
-            check_seconds("delay", delay),
-            check_seconds("ttr", ttr),
-        )
+        priority = check_integer("priority", priority, 0, MAX_UINT32)
+        delay_seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
-        # Every body is checked (and encoded) before anything is sent.
-        commands = []
-        for body in bodies:
-            data = check_body(body, encoding)
-            commands.append(b"put%b%d\r\n%b\r\n" % (head, len(data), data))
+        # Every body is checked (and encoded, by the protocol's one put encoder)
+        # before anything is sent.
+        commands = [
+            encode_put(check_body(body, encoding), priority, delay_seconds, ttr_seconds)
+            for body in bodies
+        ]
         # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.

@@ -15,7 +15,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, ClassVar, Optional, TypeVar
+from typing import Any, ClassVar, Optional, ParamSpec, TypeVar
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -62,8 +62,10 @@ nitpick_ignore = [
         "argparse.ArgumentParser",
         "argparse.Namespace",
         "argparse._ArgumentGroup",
+        "collections.abc.AsyncGenerator",
         "collections.abc.Awaitable",
         "collections.abc.Callable",
+        "collections.abc.Coroutine",
         "collections.abc.Iterable",
         "collections.abc.Iterator",
         "collections.abc.Mapping",
@@ -72,9 +74,11 @@ nitpick_ignore = [
         "contextlib.AbstractContextManager",
         "datetime.datetime",
         "datetime.timedelta",
+        "datetime.tzinfo",
         "enum.Enum",
         "enum.IntEnum",
         "ssl.SSLContext",
+        "SSLContext",  # ssl.SSLContext, unqualified by autodoc
         # Tornado.
         "Application",  # tornado.web.Application, unqualified by autodoc
         "tornado.httputil.HTTPServerRequest",
@@ -83,6 +87,12 @@ nitpick_ignore = [
         # prometheus_client.
         "CollectorRegistry",  # prometheus_client.CollectorRegistry, unqualified by autodoc
         "prometheus_client.metrics_core.Metric",
+        # taskiq (the taskiq extra).
+        "taskiq.AckableMessage",
+        "taskiq.AsyncBroker",
+        "taskiq.abc.broker.AsyncBroker",
+        "taskiq.acks.AckableMessage",
+        "taskiq.message.BrokerMessage",
     )
 ] + [
     ("py:mod", "tornado.testing"),
@@ -134,12 +144,15 @@ DOCUMENTED_MODULES = [
     "beanstalkt.models",
     "beanstalkt.producer",
     "beanstalkt.worker",
+    "beanstalkt.tasks",
+    "beanstalkt.taskiq",
     "beanstalkt.testing",
     "beanstalkt.ops.metrics",
     "beanstalkt.ops.exporter",
     "beanstalkt.ops.top",
     "beanstalkt.ops.monitor",
     "beanstalkt.cli.tls",
+    "beanstalkt.cli.common",
     "beanstalkt.ops.web",
 ]
 
@@ -295,23 +308,46 @@ def _lookup(dotted: str) -> tuple[bool, object]:
     return False, None
 
 
-def _public_object(target: str, module: Optional[str]) -> Optional[tuple[str, object]]:
+def _public_object(
+    target: str, module: Optional[str], class_name: Optional[str] = None
+) -> Optional[tuple[str, object]]:
     """The (last name, object) a reference means, when it names something of the package.
 
     ``beanstalkt.Client``, ``beanstalkt.worker.worker.Worker`` (where the class
     is defined, as type hints spell it) and a bare ``Client`` in a page or
     docstring of a beanstalkt module all mean one object.
     """
+    # A ParamSpec's parts, as autodoc spells them in a signature: "typing.~P".
+    target = target.removeprefix("typing.~").removeprefix("~")
     candidates = [target]
     if module and not target.startswith("beanstalkt"):
         candidates.insert(0, f"{module}.{target}")
+        # A name of the module that defines the class being documented (the
+        # class may be documented where it is re-exported).
+        known, documented_class = _lookup(f"{module}.{class_name}") if class_name else (False, None)
+        defining = getattr(documented_class, "__module__", None) if known else None
+        if isinstance(defining, str) and defining != module:
+            candidates.insert(1, f"{defining}.{target}")
     if not target.startswith("beanstalkt"):
         candidates.append(f"beanstalkt.{target}")
     for candidate in candidates:
         found, obj = _lookup(candidate)
-        if found:
+        if found and _of_the_package(obj):
             return candidate.rpartition(".")[2], obj
     return None
+
+
+def _of_the_package(obj: object) -> bool:
+    """Whether an object reached through a beanstalkt module is beanstalkt's own.
+
+    ``beanstalkt.cli.common.argparse.ArgumentParser`` is reachable, but it is
+    the standard library's, which the ignore list (or intersphinx) decides.
+    """
+    if inspect.ismodule(obj):
+        return obj.__name__.startswith("beanstalkt")
+    if isinstance(obj, (type, TypeVar, ParamSpec)) or inspect.isroutine(obj):
+        return str(getattr(obj, "__module__", "")).startswith("beanstalkt")
+    return True  # data, such as a type alias: matched by identity below
 
 
 def resolve_public_names(
@@ -329,11 +365,13 @@ def resolve_public_names(
     """
     if node.get("refdomain") != "py":
         return None
-    found = _public_object(node["reftarget"], node.get("py:module"))
+    found = _public_object(node["reftarget"], node.get("py:module"), node.get("py:class"))
     if found is None:
         return None
     name, obj = found
-    if isinstance(obj, TypeVar):  # a signature's type variable has no entry: its name
+    if isinstance(obj, (TypeVar, ParamSpec)) or name.startswith("_"):
+        # A signature's type variable, or a private helper class in a return
+        # type, has no entry on purpose: shown as its name, without a link.
         return contnode
     domain = env.get_domain("py")
     for full, entry in domain.objects.items():

@@ -22,20 +22,30 @@ import ipaddress
 import logging
 import os
 import signal
-import ssl
 import sys
 from collections.abc import Sequence
+from ssl import SSLContext
 from typing import Optional
 
 import tornado.httpserver
 
+from ..._compat import ssl_or_old_spelling
 from ...address import parse_address, unix_socket_path
-from ...cli.tls import add_tls_arguments, context_or_usage_error
+from ...cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_arguments,
+    exit_status,
+    servers_or_usage_error,
+    tls_or_usage_error,
+)
+from ...connection import SSLOption
 from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
 from .live import Monitor
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
-DEFAULT_SERVER = "localhost:11300"
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -50,8 +60,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentParser:
-    """The command line of the web console."""
+def build_parser(
+    prog: str = "python -m beanstalkt.web", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The command line of the web console (``argv``: the run's, for ``-h``'s servers line)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A web console for beanstalkd: live overview, tube pages, kick, "
@@ -62,12 +74,6 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT",
         help=f"where the console listens (default {DEFAULT_LISTEN}: this machine only)",
-    )
-    parser.add_argument(
-        "--server",
-        action="append",
-        metavar="HOST:PORT",
-        help=f"a beanstalkd server to show; repeat for several (default {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--read-only", action="store_true", help="hide and refuse every action that changes a queue"
@@ -87,7 +93,7 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         metavar="SECONDS",
         help="how often each server is polled (default 1)",
     )
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several="each is shown", argv=argv)
     return parser
 
 
@@ -110,10 +116,17 @@ async def serve(
     servers: list[tuple[str, int]],
     options: ConsoleOptions,
     interval: float = 1.0,
-    ssl_context: Optional[ssl.SSLContext] = None,
+    ssl: SSLOption = None,
+    *,
+    ssl_context: Optional[SSLContext] = None,
 ) -> None:
-    """Run the console until SIGINT or SIGTERM; ``ssl_context``: reach the servers with TLS."""
-    monitor = Monitor(servers, interval=interval, ssl_context=ssl_context)
+    """Run the console until SIGINT or SIGTERM; ``ssl``: reach the servers with TLS.
+
+    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
+    """
+    monitor = Monitor(
+        servers, interval=interval, ssl=ssl_or_old_spelling(ssl, ssl_context, "serve")
+    )
     app = make_app(monitor, options)
     http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_REQUEST_BODY, xheaders=False)
     http.listen(listen[1], listen[0])
@@ -136,23 +149,27 @@ async def serve(
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the console with the command line ``argv`` (default ``sys.argv[1:]``)."""
-    parser = build_parser(prog or "python -m beanstalkt.web")
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.web", words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         options = options_from(args, parser)
         listen = parse_address(args.listen, 8080)
-        servers = [parse_address(text, 11300) for text in args.server or [DEFAULT_SERVER]]
+        # The same rule as every command line (cli.common): --server, --host/--port,
+        # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
+        named = servers_or_usage_error(parser, args)
+        servers = list(named.addresses)
         if unix_socket_path(listen[0]) is not None:
             raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
-        ssl_context = context_or_usage_error(parser, args, [host for host, _ in servers])
+        ssl_context = tls_or_usage_error(parser, args, named)
     except ValueError as error:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_status(exit_.code)
     if not is_loopback(listen[0]) and not options.needs_auth:
         print(
             f"warning: listening on {listen[0]} without --token or --basic-auth: anyone who "
@@ -163,11 +180,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     try:
         asyncio.run(serve(listen, servers, options, args.interval, ssl_context))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as error:
         print(f"{parser.prog}: cannot listen on {args.listen}: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 __all__ = [

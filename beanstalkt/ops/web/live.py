@@ -1,6 +1,6 @@
 """The live view of every server: one client and one polling loop per server.
 
-Each :class:`ServerMonitor` polls its server every ``interval`` seconds
+Each :class:`LiveServer` polls its server every ``interval`` seconds
 (``stats``, ``list-tubes`` and a pipelined ``stats-tube`` per tube), keeps the
 last snapshot and a few minutes of ready/buried history per tube, and tells its
 listeners (the WebSocket connections) after every poll. A server that does not
@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any, Optional
 
+from ..._compat import ssl_or_old_spelling
 from ...address import format_address
 from ...client import Client
+from ...connection import SSLOption
 from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
 from ._tube_ops import TubeOps
@@ -39,7 +41,7 @@ class ServerDown(Exception):
     """The server is not reachable right now (the message says why)."""
 
 
-class ServerMonitor:
+class LiveServer:
     """One beanstalkd server: its shared client, latest snapshot and history."""
 
     def __init__(
@@ -49,12 +51,15 @@ class ServerMonitor:
         port: int,
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
         self.index = index
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        #: TLS for this server, as :class:`beanstalkt.Client`'s ``ssl``.
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServer")
         self.interval = interval
         self.history_seconds = history_seconds
         self.client: Optional[Client[bytes]] = None
@@ -129,7 +134,7 @@ class ServerMonitor:
                 connect_timeout=CONNECT_TIMEOUT,
                 disconnected_timeout=0,
                 stall_timeout=REPLY_TIMEOUT,
-                ssl=self.ssl_context,
+                ssl=self.ssl,
             )
             try:
                 await client.connect()
@@ -262,18 +267,25 @@ class ServerMonitor:
                 log.exception("web console listener failed")
 
 
-class Monitor:
-    """All servers of one console (all reached with TLS when ``ssl_context`` is given)."""
+class LiveServers:
+    """All servers of one console (all reached with TLS when ``ssl`` is given).
+
+    ``ssl`` is :class:`beanstalkt.Client`'s; ``ssl_context=`` is its old
+    spelling, still accepted.
+    """
 
     def __init__(
         self,
         addresses: list[tuple[str, int]],
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServers")
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds, ssl_context)
+            LiveServer(index, host, port, interval, history_seconds, ssl)
             for index, (host, port) in enumerate(addresses)
         ]
         self.history_seconds = history_seconds
@@ -309,3 +321,11 @@ class Monitor:
             "servers": [server.snapshot for server in self.servers],
             "history": [server.history_points() for server in self.servers],
         }
+
+
+# The old names: "monitor" is beanstalkt.ops.monitor (the snapshots that top and
+# the exporter share); the console's live state is live.LiveServers.
+#: The old name of :class:`LiveServers`.
+Monitor = LiveServers
+#: The old name of :class:`LiveServer`.
+ServerMonitor = LiveServer
