@@ -250,6 +250,26 @@ async def test_worker_release_and_reserve_timeout_take_a_timedelta(
     assert (stats["state"], stats["delay"]) == ("delayed", 60)
 
 
+async def test_the_workers_own_times_take_a_timedelta(beanstalkd: BeanstalkdServer) -> None:
+    worker = Worker(
+        {"t": print},
+        host=beanstalkd.host,
+        port=beanstalkd.port,
+        grace_period=datetime.timedelta(seconds=5),
+        backoff_base=datetime.timedelta(seconds=10),
+        backoff_max=datetime.timedelta(minutes=1),
+        stats_interval=datetime.timedelta(hours=1),
+    )
+    assert (worker.grace_period, worker.stats_interval) == (5.0, 3600.0)
+    assert [worker.backoff_delay(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 60]
+    await worker.start()
+    await asyncio.wait_for(worker.stop(grace_period=datetime.timedelta(0)), HANG)
+    for option in ("grace_period", "backoff_base", "backoff_max", "stats_interval"):
+        with pytest.raises(ValueError, match=f"{option} must be a finite, non-negative"):
+            options: dict[str, Any] = {option: datetime.timedelta(seconds=-1)}
+            Worker({"t": print}, **options)
+
+
 # --------------------------------------------------------------------------
 # Refused before a byte is sent.
 

@@ -158,6 +158,7 @@ from ..protocol import (
     MAX_UINT32,
     Seconds,
     check_integer,
+    check_interval,
     check_seconds,
     check_tube_name,
 )
@@ -625,7 +626,8 @@ class Worker:
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
         time buries the job (1: bury at the first failure). Only failures
         count, not :class:`Release`; see "How attempts are counted" above.
-    :param backoff_base: seconds of delay after the first failure.
+    :param backoff_base: seconds of delay after the first failure. This and the
+        other times here take an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param backoff_factor: each further failure multiplies the delay by this.
     :param backoff_max: the delay never exceeds this many seconds.
     :param grace_period: on :meth:`stop`, seconds running jobs may take to
@@ -664,14 +666,14 @@ class Worker:
         ssl: SSLOption = None,
         concurrency: int = 1,
         max_attempts: int = 5,
-        backoff_base: float = 1.0,
+        backoff_base: Seconds = 1.0,
         backoff_factor: float = 2.0,
-        backoff_max: float = 3600.0,
-        grace_period: float = 30.0,
+        backoff_max: Seconds = 3600.0,
+        grace_period: Seconds = 30.0,
         reserve_timeout: Seconds = 1.0,
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
-        stats_interval: Optional[float] = None,
+        stats_interval: Optional[Seconds] = None,
         metrics: Optional[WorkerMetrics] = None,
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
@@ -685,6 +687,12 @@ class Worker:
         check_integer("concurrency", concurrency, 1, 10_000)
         check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
+        # The worker's own times: seconds or a timedelta, finite, not negative.
+        backoff_base = check_interval("backoff_base", backoff_base)
+        backoff_max = check_interval("backoff_max", backoff_max)
+        grace_period = check_interval("grace_period", grace_period)
+        if stats_interval is not None:
+            stats_interval = check_interval("stats_interval", stats_interval)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
         if not 0 <= grace_period < math.inf:
@@ -831,7 +839,7 @@ class Worker:
         _stop_requested, stopped = self._events()
         await stopped.wait()
 
-    async def stop(self, grace_period: Optional[float] = None) -> None:
+    async def stop(self, grace_period: Optional[Seconds] = None) -> None:
         """Stop gracefully; returns once every connection is closed.
 
         Reserving stops at once (pending reserves are cut short), running jobs
@@ -846,7 +854,11 @@ class Worker:
             self._stopping = True  # start() and run() will return at once
             return
         if self._stop_task is None:
-            grace = self.grace_period if grace_period is None else grace_period
+            grace = (
+                self.grace_period
+                if grace_period is None
+                else check_interval("grace_period", grace_period)
+            )
             self._stop_task = asyncio.ensure_future(self._shutdown(grace))
         await asyncio.shield(self._stop_task)
 
