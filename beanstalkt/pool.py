@@ -48,8 +48,10 @@ from .protocol import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     MAX_UINT32,
+    Seconds,
     check_body,
     check_integer,
+    check_seconds,
     check_tube_name,
 )
 from .servers import (
@@ -106,7 +108,7 @@ class PoolJobRef(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> PoolJobRef:
-        """Read ``"host:port id"`` (as :func:`str` writes it) back into a reference."""
+        """Read ``"host:port id"`` (as :class:`str` writes it) back into a reference."""
         server, _, job_id = text.strip().rpartition(" ")
         if not server or not job_id.isdigit():
             raise ValueError(f"a job reference is 'host:port id', not {text!r}")
@@ -216,10 +218,10 @@ class Pool:
         *,
         retry_unknown: bool = False,
         backoff: Backoff = DEFAULT_BACKOFF,
-        probe_interval: float = DEFAULT_PROBE_INTERVAL,
-        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-        start_timeout: Optional[float] = None,
-        start_grace: float = DEFAULT_START_GRACE,
+        probe_interval: Seconds = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: Seconds = DEFAULT_PROBE_TIMEOUT,
+        start_timeout: Optional[Seconds] = None,
+        start_grace: Seconds = DEFAULT_START_GRACE,
         **client_options: Any,
     ) -> None:
         if isinstance(servers, str):
@@ -384,8 +386,8 @@ class Pool:
         self,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -401,13 +403,12 @@ class Pool:
         """
         check_body(body, self._encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
         outer: asyncio.Future[PoolJobRef] = asyncio.get_running_loop().create_future()
-        attempt = _PutAttempt(outer, (body, priority, delay, ttr, tube), hashed)
+        attempt = _PutAttempt(outer, (body, priority, seconds, ttr_seconds, tube), hashed)
         outer.add_done_callback(attempt.caller_done)
         self._place_put(attempt)
         return outer
@@ -467,8 +468,8 @@ class Pool:
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -481,7 +482,7 @@ class Pool:
         when: datetime.datetime,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -496,8 +497,8 @@ class Pool:
         self,
         bodies: Iterable[Body],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -513,15 +514,12 @@ class Pool:
         """
         encoding = self._encoding
         checked = list(bodies)
-        # The bytes each job's command takes in a client's buffer (see _put_slices).
-        head = len(b"put %d %d %d \r\n\r\n" % (priority, delay, ttr))
-        sizes = [
-            head + len(b"%d" % len(data)) + len(data)
-            for data in (check_body(body, encoding) for body in checked)
-        ]
+        encoded = [check_body(body, encoding) for body in checked]
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
+        # The bytes each job's command takes in a client's buffer (see _put_slices).
+        head = len(b"put %d %d %d \r\n\r\n" % (priority, seconds, ttr_seconds))
+        sizes = [head + len(b"%d" % len(data)) + len(data) for data in encoded]
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
@@ -534,7 +532,7 @@ class Pool:
             failed: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             failed.set_exception(self._no_server())
             return failed
-        batch = Batch(checked, sizes, (priority, delay, ttr, tube))
+        batch = Batch(checked, sizes, (priority, seconds, ttr_seconds, tube))
         return asyncio.ensure_future(self._put_batch(batch, hashed))
 
     async def _put_batch(self, batch: Batch, key: Optional[bytes]) -> list[PoolBatchResult]:
