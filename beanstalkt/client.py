@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import math
 from asyncio.events import _get_running_loop
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union, overload
 
+from ._batch import joined_batches, slice_bounds
+from ._io import call_back as _call_back
+from ._io import completed as _completed
 from .backoff import Backoff
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -33,7 +35,7 @@ from .connection import (
     SSLOption,
     State,
 )
-from .errors import BeanstalkException, BufferFull
+from .errors import BufferFull
 from .models import BodyT, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
@@ -48,6 +50,7 @@ from .protocol import (
     LIST_TUBE_USED,
     LIST_TUBES,
     LIST_TUBES_WATCHED,
+    MAX_RESERVE_TIMEOUT,
     MAX_UINT32,
     PAUSE_TUBE,
     PEEK,
@@ -67,9 +70,12 @@ from .protocol import (
     VERBATIM,
     WATCH,
     CommandSpec,
+    Seconds,
     check_body,
     check_integer,
+    check_interval,
     check_job_id,
+    check_seconds,
     check_tube_name,
     encode_command,
     encode_put,
@@ -98,7 +104,8 @@ class Client(Generic[BodyT]):
     :param port: TCP port (ignored for Unix sockets).
     :param connect_timeout: seconds a connection attempt may take before it
         fails with ``ConnectFailed`` (default 5; ``None``: the operating
-        system's limit, minutes for a host that drops packets).
+        system's limit, minutes for a host that drops packets). This and the
+        other times below take an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
     :param use: the client's own tube: where ``put`` (and ``peek_ready``,
@@ -139,15 +146,15 @@ class Client(Generic[BodyT]):
         self: Client[bytes],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: None = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
-        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -159,15 +166,15 @@ class Client(Generic[BodyT]):
         self: Client[str],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: str,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
-        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -178,15 +185,15 @@ class Client(Generic[BodyT]):
         self,
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
-        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -211,10 +218,10 @@ class Client(Generic[BodyT]):
             use=use or "default",
             watch=watched,
             encoding=encoding,
-            connect_timeout=connect_timeout,
-            reconnect_interval=reconnect_interval,
-            disconnected_timeout=disconnected_timeout,
-            stall_timeout=stall_timeout,
+            connect_timeout=_interval("connect_timeout", connect_timeout),
+            reconnect_interval=check_interval("reconnect_interval", reconnect_interval),
+            disconnected_timeout=_interval("disconnected_timeout", disconnected_timeout),
+            stall_timeout=_interval("stall_timeout", stall_timeout),
             max_pending_bytes=max_pending_bytes,
             keepalive=keepalive,
             ssl=ssl,
@@ -408,8 +415,8 @@ class Client(Generic[BodyT]):
         self,
         body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -419,7 +426,9 @@ class Client(Generic[BodyT]):
         The job goes into ``tube``, or without it into the client's own tube
         (``use``), whatever other coroutines sharing the client do.
         ``priority``: 0 (most urgent) to 2**32-1; ``delay``: seconds before the
-        job becomes ready; ``ttr``: seconds a worker may hold it. Fails with
+        job becomes ready; ``ttr``: seconds a worker may hold it (each an
+        ``int``, a whole-second ``float`` or a ``timedelta``; a fraction is a
+        ``ValueError``, see :func:`~beanstalkt.protocol.check_seconds`). Fails with
         ``JobTooBig``, ``Draining``, or ``Buried`` (server out of memory; the
         job exists, buried, with id ``exc.job_id``). Cancelled before it was
         written, it is never sent; cancelled later, the job exists.
@@ -427,8 +436,8 @@ class Client(Generic[BodyT]):
         data = encode_put(
             check_body(body, self._encoding),
             check_integer("priority", priority, 0, MAX_UINT32),
-            check_integer("delay", delay, 0, MAX_UINT32),
-            check_integer("ttr", ttr, 0, MAX_UINT32),
+            check_seconds("delay", delay),
+            check_seconds("ttr", ttr),
         )
         if tube is not None:
             check_tube_name(tube)
@@ -441,8 +450,8 @@ class Client(Generic[BodyT]):
         self,
         bodies: Iterable[Union[bytes, BodyT]],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -458,27 +467,23 @@ class Client(Generic[BodyT]):
         """
         encoding = self._encoding
         priority = check_integer("priority", priority, 0, MAX_UINT32)
-        delay = check_integer("delay", delay, 0, MAX_UINT32)
-        ttr = check_integer("ttr", ttr, 0, MAX_UINT32)
+        delay_seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         # Every body is checked (and encoded, by the protocol's one put encoder)
         # before anything is sent.
-        commands = [encode_put(check_body(body, encoding), priority, delay, ttr) for body in bodies]
-        # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
+        commands = [
+            encode_put(check_body(body, encoding), priority, delay_seconds, ttr_seconds)
+            for body in bodies
+        ]
+        # Sent in slices of about BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.
         slices: list[Future[list[BatchResult]]] = []
         counts: list[int] = []
-        start = 0
         refused: Optional[BaseException] = None
-        while start < len(commands):
-            end, size = start, 0
-            while end < len(commands) and (size < _BATCH_SLICE or end == start):
-                size += len(commands[end])
-                end += 1
+        for start, end in slice_bounds(commands):
             count = end - start
-            line = b"put (batch of %d)" % count
             if refused is not None:
                 # Once a slice is refused (BufferFull), so is every later one,
                 # even one small enough to fit: the failures are a suffix of the
@@ -486,17 +491,15 @@ class Client(Generic[BodyT]):
                 part: Future[list[BatchResult]] = self._connection.loop.create_future()
                 part.set_exception(refused)
             else:
+                data = b"".join(commands[start:end])
                 part = self._connection.submit_batch(
-                    b"".join(commands[start:end]), line, tube, count
+                    data, b"put (batch of %d)" % count, tube, count
                 )
-                if part.done() and not part.cancelled():
-                    error = part.exception()
-                    if isinstance(error, BufferFull):
-                        refused = error
+                if part.done() and isinstance(part.exception(), BufferFull):
+                    refused = part.exception()
             slices.append(part)
             counts.append(count)
-            start = end
-        future = _joined_batches(self._connection.loop, slices, counts)
+        future = joined_batches(self._connection.loop, slices, counts)
         if len(slices) > 1:
             self._batch_slices[future] = slices
             future.add_done_callback(self._batch_slices.pop)
@@ -521,14 +524,15 @@ class Client(Generic[BodyT]):
     # Worker commands.
 
     def reserve(
-        self, timeout: Optional[float] = None, callback: Optional[Callback] = None
+        self, timeout: Optional[Seconds] = None, callback: Optional[Callback] = None
     ) -> Future[Job[BodyT]]:
         """Reserve a job from the watched tubes; resolves to a :class:`Job`.
 
         Without ``timeout`` the server answers only when a job is ready, and
         every command sent after it on this connection waits until then: reserve
-        on a connection of its own. With ``timeout`` (seconds, rounded up), fails
-        with ``TimedOut`` when no job came in time; ``timeout=0`` polls. Fails
+        on a connection of its own. With ``timeout`` (seconds or a ``timedelta``,
+        a fraction rounded up, at most 2**31-1), fails with ``TimedOut`` when no
+        job came in time; ``timeout=0`` polls. Fails
         with ``DeadlineSoon`` when a job reserved by this connection is about to
         time out.
 
@@ -540,7 +544,7 @@ class Client(Generic[BodyT]):
         if timeout is None:
             future = self._submit(RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
-            seconds = _reserve_timeout(timeout)
+            seconds = check_seconds("timeout", timeout, MAX_RESERVE_TIMEOUT, round_up=True)
             line = b"reserve-with-timeout %d\r\n" % seconds
             future = self._submit(RESERVE_WITH_TIMEOUT, line, line, None, None, seconds)
         if callback is not None:
@@ -567,7 +571,7 @@ class Client(Generic[BodyT]):
         self,
         job: JobRef,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
+        delay: Seconds = 0,
         callback: Optional[Callback] = None,
     ) -> Future[None]:
         """Put a job reserved by this connection back to ready (or delayed, with ``delay``).
@@ -579,7 +583,7 @@ class Client(Generic[BodyT]):
             job,
             callback,
             check_integer("priority", priority, 0, MAX_UINT32),
-            check_integer("delay", delay, 0, MAX_UINT32),
+            check_seconds("delay", delay),
         )
 
     def bury(
@@ -702,12 +706,10 @@ class Client(Generic[BodyT]):
         return self._send(spec, line, callback)
 
     def pause_tube(
-        self, name: str, delay: int, callback: Optional[Callback] = None
+        self, name: str, delay: Seconds, callback: Optional[Callback] = None
     ) -> Future[None]:
         """Hold back reservations from tube ``name`` for ``delay`` seconds."""
-        line = encode_command(
-            b"pause-tube", check_tube_name(name), check_integer("delay", delay, 0, MAX_UINT32)
-        )
+        line = encode_command(b"pause-tube", check_tube_name(name), check_seconds("delay", delay))
         return self._send(PAUSE_TUBE, line, callback)
 
     # ------------------------------------------------------------------
@@ -761,8 +763,8 @@ class Client(Generic[BodyT]):
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -778,7 +780,7 @@ class Client(Generic[BodyT]):
         when: datetime.datetime,
         body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -792,94 +794,7 @@ class Client(Generic[BodyT]):
 
 _NO_EXIT = contextlib.nullcontext()
 
-# Bytes of a batch put's commands sent as one slice (see put_many).
-_BATCH_SLICE = 256 * 1024
 
-
-def _joined_batches(
-    loop: asyncio.AbstractEventLoop, slices: list[Future[list[BatchResult]]], counts: list[int]
-) -> Future[list[BatchResult]]:
-    """One future for the slices of a batch put: every job's result, in order.
-
-    A slice that failed as a whole (never sent: ``BufferFull``,
-    ``NotConnected``...) gives its exception to each of its jobs. Cancelling
-    the joined future cancels the slices (those not yet written are never sent).
-    """
-    if len(slices) == 1:
-        return slices[0]
-    joined: Future[list[BatchResult]] = loop.create_future()
-    if not slices:
-        joined.set_result([])
-        return joined
-    remaining = [len(slices)]
-
-    def slice_done(_done: Future[list[BatchResult]]) -> None:
-        remaining[0] -= 1
-        if remaining[0] or joined.done():
-            return
-        results: list[BatchResult] = []
-        for part, count in zip(slices, counts, strict=True):
-            if part.cancelled():
-                joined.cancel()
-                return
-            error = part.exception()
-            if error is None:
-                results.extend(part.result())
-            else:
-                assert isinstance(error, BeanstalkException)
-                results.extend([error] * count)
-        joined.set_result(results)
-
-    def joined_done(_joined: Future[list[BatchResult]]) -> None:
-        if joined.cancelled():
-            for part in slices:
-                part.cancel()
-
-    for part in slices:
-        part.add_done_callback(slice_done)
-    joined.add_done_callback(joined_done)
-    return joined
-
-
-def _completed() -> Future[None]:
-    """A future already done, made without a running loop (awaitable on any loop)."""
-    loop = asyncio.new_event_loop()
-    try:
-        future: Future[None] = loop.create_future()
-        future.set_result(None)
-    finally:
-        loop.close()
-    return future
-
-
-def _reserve_timeout(timeout: object) -> int:
-    """A reserve timeout in whole seconds (floats round up), or a clear error."""
-    if isinstance(timeout, float):
-        if not math.isfinite(timeout):
-            raise ValueError(
-                f"timeout must be a finite number of seconds from 0 to {MAX_UINT32} "
-                f"(or None to wait for a job without limit), not {timeout!r}"
-            )
-        if timeout < 0:
-            raise ValueError(f"timeout must not be negative, not {timeout!r}")
-        timeout = math.ceil(timeout)
-    return check_integer("timeout", timeout, 0, MAX_UINT32)
-
-
-def _call_back(
-    future: asyncio.Future[Any], callback: Callable[..., Any], with_result: bool = True
-) -> None:
-    """Call ``callback`` with the future's result, or its exception, when it is done."""
-
-    def done(completed: asyncio.Future[Any]) -> None:
-        if completed.cancelled():
-            return
-        error = completed.exception()
-        if error is not None:
-            callback(error)
-        elif with_result:
-            callback(completed.result())
-        else:
-            callback()
-
-    future.add_done_callback(done)
+def _interval(what: str, value: Optional[Seconds]) -> Optional[float]:
+    """An optional time bound of the client's own, in seconds (``None``: no bound)."""
+    return None if value is None else check_interval(what, value)

@@ -5,7 +5,7 @@ an HTTP one: commands go in (:meth:`~Pipeline.send`), bytes to write come out
 (:meth:`~Pipeline.data_to_send`), received bytes go in
 (:meth:`~Pipeline.receive_data`) and come back as results for the callers, and
 the end of a connection is one call (:meth:`~Pipeline.connection_lost`). The
-I/O layer (:mod:`beanstalkt.connection`) only reads, writes, keeps time and
+I/O layer (``beanstalkt/connection.py``) only reads, writes, keeps time and
 reconnects; every rule that decides *correctness* lives here, where it is
 tested with byte strings:
 
@@ -294,22 +294,8 @@ class Pipeline:
         if reservation is not None:
             self._check_reservation(reservation, spec, line)
         limit = self.max_pending_bytes
-        if limit is not None and len(data) > limit:
-            command = describe_command(spec, line)
-            raise errors.BufferFull(
-                command=command,
-                message=f"{command!r} not sent: the command is {len(data)} bytes, more than "
-                f"max_pending_bytes={limit} allows for everything waiting for {self.address}; "
-                "raise max_pending_bytes, or send a smaller job",
-            )
         if limit is not None and self._pending_bytes + len(data) > limit:
-            command = describe_command(spec, line)
-            raise errors.BufferFull(
-                command=command,
-                message=f"{command!r} not sent: {self._pending_bytes} bytes of commands are "
-                f"already waiting for {self.address} (max_pending_bytes={limit}); "
-                "the server is unreachable or slower than its producers",
-            )
+            self._refuse(spec, line, len(data), limit)
         entry = _Entry(token, spec, data, line, None)
         if spec.uses_tube:
             entry.tube = tube if tube is not None else self.used_tube
@@ -329,6 +315,24 @@ class Pipeline:
             return
         self._unsent[token] = entry
         self._pending_bytes += entry.size
+
+    def _refuse(self, spec: CommandSpec[Any], line: Optional[bytes], size: int, limit: int) -> None:
+        """Raise BufferFull: a command of ``size`` bytes does not fit under ``limit``."""
+        command = describe_command(spec, line)
+        if size > limit:
+            # Alone larger than the bound: say so, not that the server is slow.
+            why = (
+                f"the command is {size} bytes, more than max_pending_bytes={limit} allows "
+                f"for everything waiting for {self.address}; raise max_pending_bytes, or "
+                "send a smaller job"
+            )
+        else:
+            why = (
+                f"{self._pending_bytes} bytes of commands are already waiting for "
+                f"{self.address} (max_pending_bytes={limit}); the server is unreachable or "
+                "slower than its producers"
+            )
+        raise errors.BufferFull(command=command, message=f"{command!r} not sent: {why}")
 
     def _check_reservation(
         self, reservation: Reservation, spec: CommandSpec[Any], line: Optional[bytes]
@@ -706,34 +710,12 @@ class Pipeline:
             if type(token) is _Internal or self._is_abandoned(token):
                 self._pending_bytes -= entry.size
                 continue
-            command = entry.describe()
-            if closing:
-                error = errors.NotConnected(
-                    command=command, message=f"{command!r} not sent: client closed"
-                )
-            elif entry.spec.acts_on_reservation:
-                # Never sent, but about a reservation that just ended: sending
-                # it on the next connection could act on a job another worker
-                # now holds (or, without a binlog, on a new job with the same id).
-                kind = errors.ReservationLost if entry.reservation is not None else failure
-                error = kind(
-                    command=command,
-                    message=f"{reason}; {command!r} not sent: "
-                    "the job's reservation ended with the connection",
-                )
-            elif entry.sequence is not None:
-                # Its sequence belonged to the connection just lost: sent on the
-                # next one, a reserve-job by id could take a stranger's job.
-                error = errors.NotConnected(
-                    command=command,
-                    message=f"{reason}; {command!r} not sent: its sequence belonged to "
-                    "that connection",
-                )
-            else:
-                self._unsent[token] = entry
+            refusal = _unsent_failure(entry, reason, failure, closing)
+            if refusal is None:
+                self._unsent[token] = entry  # waits for the next connection
                 continue
             self._pending_bytes -= entry.size
-            events.append((token, False, error))
+            events.append((token, False, refusal))
         return events
 
     # ------------------------------------------------------------------
@@ -768,6 +750,36 @@ class Pipeline:
         """Queue an internal command in front of everything not yet written."""
         self._unsent = {entry.token: entry, **self._unsent}
         self._pending_bytes += entry.size
+
+
+def _unsent_failure(
+    entry: _Entry,
+    reason: str,
+    failure: type[errors.BeanstalkException],
+    closing: bool,
+) -> Optional[errors.BeanstalkException]:
+    """How an unsent command fails when its connection is lost (None: it waits for the next)."""
+    command = entry.describe()
+    if closing:
+        return errors.NotConnected(command=command, message=f"{command!r} not sent: client closed")
+    if entry.spec.acts_on_reservation:
+        # Never sent, but about a reservation that just ended: sending it on
+        # the next connection could act on a job another worker now holds (or,
+        # without a binlog, on a new job with the same id).
+        kind = errors.ReservationLost if entry.reservation is not None else failure
+        return kind(
+            command=command,
+            message=f"{reason}; {command!r} not sent: "
+            "the job's reservation ended with the connection",
+        )
+    if entry.sequence is not None:
+        # Its sequence belonged to the connection just lost: sent on the next
+        # one, a reserve-job by id could take a stranger's job.
+        return errors.NotConnected(
+            command=command,
+            message=f"{reason}; {command!r} not sent: its sequence belonged to that connection",
+        )
+    return None
 
 
 def _log_restore(succeeded: bool, value: Any) -> None:

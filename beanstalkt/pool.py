@@ -24,10 +24,11 @@ import datetime
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple, Optional, TypeVar, Union
 
+from ._batch import Batch, batch_outcomes, fit, settle_batch_part
 from .address import format_address, parse_address
 from .backoff import DEFAULT_BACKOFF, Backoff
 from .client import Client
@@ -47,8 +48,10 @@ from .protocol import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     MAX_UINT32,
+    Seconds,
     check_body,
     check_integer,
+    check_seconds,
     check_tube_name,
 )
 from .servers import (
@@ -105,7 +108,7 @@ class PoolJobRef(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> PoolJobRef:
-        """Read ``"host:port id"`` (as :func:`str` writes it) back into a reference."""
+        """Read ``"host:port id"`` (as :class:`str` writes it) back into a reference."""
         server, _, job_id = text.strip().rpartition(" ")
         if not server or not job_id.isdigit():
             raise ValueError(f"a job reference is 'host:port id', not {text!r}")
@@ -215,10 +218,10 @@ class Pool:
         *,
         retry_unknown: bool = False,
         backoff: Backoff = DEFAULT_BACKOFF,
-        probe_interval: float = DEFAULT_PROBE_INTERVAL,
-        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-        start_timeout: Optional[float] = None,
-        start_grace: float = DEFAULT_START_GRACE,
+        probe_interval: Seconds = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: Seconds = DEFAULT_PROBE_TIMEOUT,
+        start_timeout: Optional[Seconds] = None,
+        start_grace: Seconds = DEFAULT_START_GRACE,
         **client_options: Any,
     ) -> None:
         if isinstance(servers, str):
@@ -383,8 +386,8 @@ class Pool:
         self,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -400,13 +403,12 @@ class Pool:
         """
         check_body(body, self._encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
         outer: asyncio.Future[PoolJobRef] = asyncio.get_running_loop().create_future()
-        attempt = _PutAttempt(outer, (body, priority, delay, ttr, tube), hashed)
+        attempt = _PutAttempt(outer, (body, priority, seconds, ttr_seconds, tube), hashed)
         outer.add_done_callback(attempt.caller_done)
         self._place_put(attempt)
         return outer
@@ -466,8 +468,8 @@ class Pool:
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -480,7 +482,7 @@ class Pool:
         when: datetime.datetime,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -495,8 +497,8 @@ class Pool:
         self,
         bodies: Iterable[Body],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -512,15 +514,12 @@ class Pool:
         """
         encoding = self._encoding
         checked = list(bodies)
-        # The bytes each job's command takes in a client's buffer (see _put_slices).
-        head = len(b"put %d %d %d \r\n\r\n" % (priority, delay, ttr))
-        sizes = [
-            head + len(b"%d" % len(data)) + len(data)
-            for data in (check_body(body, encoding) for body in checked)
-        ]
+        encoded = [check_body(body, encoding) for body in checked]
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
+        # The bytes each job's command takes in a client's buffer (see _put_slices).
+        head = len(b"put %d %d %d \r\n\r\n" % (priority, seconds, ttr_seconds))
+        sizes = [head + len(b"%d" % len(data)) + len(data) for data in encoded]
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
@@ -533,16 +532,16 @@ class Pool:
             failed: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             failed.set_exception(self._no_server())
             return failed
-        batch = _Batch(checked, sizes, (priority, delay, ttr, tube))
+        batch = Batch(checked, sizes, (priority, seconds, ttr_seconds, tube))
         return asyncio.ensure_future(self._put_batch(batch, hashed))
 
-    async def _put_batch(self, batch: _Batch, key: Optional[bytes]) -> list[PoolBatchResult]:
+    async def _put_batch(self, batch: Batch, key: Optional[bytes]) -> list[PoolBatchResult]:
         indices = list(range(len(batch.bodies)))
         await self._put_slices(batch, indices, key, set())
         return [result for result in batch.results if result is not None]
 
     async def _put_slices(
-        self, batch: _Batch, indices: list[int], key: Optional[bytes], excluded: set[_Server]
+        self, batch: Batch, indices: list[int], key: Optional[bytes], excluded: set[_Server]
     ) -> None:
         try:
             slices = self._slice(indices, key, excluded)
@@ -555,21 +554,7 @@ class Pool:
         refused: Optional[BufferFull] = None
         for server, part in slices:
             if refused is None:
-                pipeline = server.client._connection.pipeline
-                limit = pipeline.max_pending_bytes
-                if limit is not None:
-                    room = limit - pipeline.pending_bytes
-                    fits = fitting_prefix([batch.sizes[index] for index in part], room)
-                    if fits < len(part):
-                        refused = BufferFull(
-                            command="put",
-                            message=f"'put' not sent: {server.address} has room for "
-                            f"{max(0, room)} more bytes (max_pending_bytes={limit}); this job "
-                            "and every later one of the batch are refused (retry them in order)",
-                        )
-                        for index in part[fits:]:
-                            batch.results[index] = refused
-                        part = part[:fits]
+                part, refused = fit(batch, server.client, server.address, part)
             else:
                 for index in part:
                     batch.results[index] = refused
@@ -595,7 +580,7 @@ class Pool:
         retries = []
         for server, part, future in sent:
             settled, again = settle_batch_part(
-                part, _batch_outcomes(future, len(part)), self.retry_unknown
+                part, batch_outcomes(future, len(part)), self.retry_unknown
             )
             for index, outcome in settled.items():
                 batch.results[index] = (
@@ -737,23 +722,6 @@ class Pool:
         return iter(self.clients.items())
 
 
-class _Batch:
-    """A put_many under way: the bodies, their sizes, their options, one result slot each."""
-
-    __slots__ = ("bodies", "options", "results", "sizes")
-
-    def __init__(
-        self,
-        bodies: Sequence[Body],
-        sizes: Sequence[int],
-        options: tuple[int, int, int, Optional[str]],
-    ) -> None:
-        self.bodies = bodies
-        self.sizes = sizes
-        self.options = options
-        self.results: list[Optional[PoolBatchResult]] = [None] * len(bodies)
-
-
 class _PutAttempt:
     """One pool put: the caller's future, what to put, where it was tried."""
 
@@ -793,58 +761,6 @@ def _stale(ref: PoolJobRef, server: Server) -> Optional[BeanstalkException]:
             "the id may now name another job",
         )
     return None
-
-
-def fitting_prefix(sizes: Sequence[int], room: int) -> int:
-    """How many of the first ``sizes`` fit in ``room`` bytes (a batch is cut at that point)."""
-    total = 0
-    for count, size in enumerate(sizes):
-        total += size
-        if total > room:
-            return count
-    return len(sizes)
-
-
-def settle_batch_part(
-    indices: Sequence[int], outcomes: Sequence[object], retry_unknown: bool
-) -> tuple[dict[int, Union[int, BeanstalkException]], list[int]]:
-    """What one server's share of a pool ``put_many`` came to: the settled results, and
-    the indices to place on another server.
-
-    An id is settled: the job is stored, and is never placed again, whatever
-    else happened (the reason the batch's combined future is never read as
-    "not written"). ``NotConnected`` (never sent) and ``Draining`` (refused)
-    go elsewhere; ``ConnectionLost`` and ``UnexpectedResponse`` (outcome
-    unknown: the job may exist) go elsewhere only with ``retry_unknown``;
-    any other failure (``JobTooBig``, ``BufferFull``, ``Buried``...) is that job's result.
-    """
-    settled: dict[int, Union[int, BeanstalkException]] = {}
-    again: list[int] = []
-    for index, outcome in zip(indices, outcomes, strict=True):
-        if isinstance(outcome, int) and not isinstance(outcome, bool):
-            settled[index] = outcome
-        elif isinstance(outcome, (NotConnected, Draining)) or (
-            retry_unknown and isinstance(outcome, (ConnectionLost, UnexpectedResponse))
-        ):
-            again.append(index)
-        elif isinstance(outcome, BeanstalkException):
-            settled[index] = outcome
-        else:
-            raise TypeError(f"not a put outcome: {outcome!r}")
-    return settled, again
-
-
-def _batch_outcomes(future: asyncio.Future[list[Any]], count: int) -> list[object]:
-    """One outcome per job of a client's ``put_many`` future."""
-    if future.cancelled():
-        # Not by us (a caller's cancellation re-raises before this): unknown.
-        return [ConnectionLost(command="put", message="put cancelled; outcome unknown")] * count
-    error = future.exception()
-    if error is None:
-        return list(future.result())
-    if isinstance(error, BeanstalkException):
-        return [error] * count
-    raise error
 
 
 def _sum(values: Iterable[object]) -> dict[str, Union[int, float]]:

@@ -43,6 +43,7 @@ from .backoff import DEFAULT_BACKOFF, Backoff, RandomSource
 from .client import Client
 from .connection import DEFAULT_CONNECT_TIMEOUT
 from .errors import BeanstalkConnectionError, NotConnected
+from .protocol import Seconds, check_interval
 
 logger = logging.getLogger("beanstalkt")
 
@@ -275,10 +276,10 @@ class ServerSet:
         servers: Iterable[Any],
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
-        probe_interval: float = DEFAULT_PROBE_INTERVAL,
-        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-        start_timeout: Optional[float] = None,
-        start_grace: float = DEFAULT_START_GRACE,
+        probe_interval: Seconds = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: Seconds = DEFAULT_PROBE_TIMEOUT,
+        start_timeout: Optional[Seconds] = None,
+        start_grace: Seconds = DEFAULT_START_GRACE,
         **client_options: Any,
     ) -> None:
         if isinstance(servers, str):
@@ -286,20 +287,24 @@ class ServerSet:
         for name in ("host", "port"):
             if name in client_options:
                 raise TypeError(f"{name}= is not a server-set option: name the servers")
+        probe_interval = check_interval("probe_interval", probe_interval)
+        probe_timeout = check_interval("probe_timeout", probe_timeout)
         if not probe_interval > 0 or not probe_timeout > 0:
             raise ValueError("probe_interval and probe_timeout must be positive numbers of seconds")
         client_options.setdefault("reconnect_backoff", backoff)
         self.client_options: dict[str, Any] = client_options
         self.backoff = backoff
-        self.probe_interval = float(probe_interval)
-        self.probe_timeout = float(probe_timeout)
+        self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
         connect_timeout = client_options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        if connect_timeout is None:  # the OS's limit: start() stays bounded all the same
+            connect_timeout = DEFAULT_CONNECT_TIMEOUT
         self.start_timeout = (
-            float(start_timeout)
+            check_interval("start_timeout", start_timeout)
             if start_timeout is not None
-            else (connect_timeout or DEFAULT_CONNECT_TIMEOUT) + self.probe_timeout
+            else check_interval("connect_timeout", connect_timeout) + self.probe_timeout
         )
-        self.start_grace = float(start_grace)
+        self.start_grace = check_interval("start_grace", start_grace)
         self._servers: list[Server] = []
         self._by_address: dict[str, Server] = {}
         for each in servers:

@@ -22,9 +22,8 @@ import pytest
 
 import beanstalkt
 from beanstalkt import ConnectionLost, NotConnected, Pool, PoolJobRef, StaleJobRef
-from beanstalkt.client import _BATCH_SLICE
+from beanstalkt._batch import BATCH_SLICE, fitting_prefix, settle_batch_part
 from beanstalkt.connection import DEFAULT_DISCONNECTED_TIMEOUT
-from beanstalkt.pool import fitting_prefix, settle_batch_part
 from beanstalkt.protocol import DEFAULT_PRIORITY, DEFAULT_TTR, encode_put
 from beanstalkt.testing import BeanstalkdServer, free_port
 
@@ -180,8 +179,8 @@ class KillingProxy:
 
 
 def _jobs_per_slice(command_size: int) -> int:
-    # Client.put_many cuts a batch where a slice reaches _BATCH_SLICE bytes.
-    return -(-_BATCH_SLICE // command_size)
+    # Client.put_many cuts a batch where a slice reaches BATCH_SLICE bytes.
+    return -(-BATCH_SLICE // command_size)
 
 
 BODY_SIZE = 100
@@ -544,3 +543,20 @@ async def test_put_many_cut_by_kill_9_with_retry_unknown_loses_nothing(
     twice = {body for body, count in copies.items() if count > 1}
     assert max(copies.values()) <= 2
     assert all(body in stored[0].values() for body in twice)
+
+
+async def test_a_blocking_reserve_on_a_pool_client_does_not_make_its_server_look_frozen(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    address = address_of(beanstalkd)
+    async with Pool([address], probe_interval=0.1, probe_timeout=0.3) as pool:
+        client = pool.clients[address]
+        waiting = client.reserve()  # the probes queue behind it on the same connection
+        await asyncio.sleep(1.5)  # five probe timeouts: long enough to be dropped, if it were
+        assert pool.servers[0].live
+        assert not waiting.done()
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as producer:
+            await producer.put(b"at last")
+        job = await asyncio.wait_for(waiting, HANG)
+        assert job.body == b"at last"
+        await client.delete(job)

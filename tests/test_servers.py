@@ -265,3 +265,18 @@ def test_a_probe_refused_by_a_full_client_is_no_verdict() -> None:
     assert state.live
     # Not overdue later, however quiet the connection: the next probe is due instead.
     assert state.next_step(10.0, last_received=0.0).action is Action.PROBE
+
+
+def test_times_take_timedeltas_and_start_stays_bounded_without_a_connect_timeout() -> None:
+    import datetime
+
+    server_set = ServerSet(
+        ["127.0.0.1:1"],
+        connect_timeout=datetime.timedelta(seconds=2),
+        probe_timeout=datetime.timedelta(milliseconds=500),
+    )
+    assert server_set.start_timeout == 2.5 and server_set.probe_timeout == 0.5
+    unbounded = ServerSet(["127.0.0.1:1"], connect_timeout=None)
+    assert unbounded.start_timeout == 5.0 + 3.0  # the OS's connect limit does not leak into start()
+    with pytest.raises(ValueError):
+        ServerSet(["127.0.0.1:1"], probe_interval=0)

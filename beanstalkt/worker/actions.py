@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any, Optional, Protocol
 
-from ..protocol import MAX_UINT32, check_integer
+from ..protocol import MAX_UINT32, Seconds, check_integer, check_seconds
 from .job import ReservedJob
 
 logger = logging.getLogger("beanstalkt.worker")
@@ -50,15 +50,16 @@ class JobAction(Exception):
 
 
 class Release(JobAction):
-    """Put the job back to ready, after ``delay`` seconds, without counting a failure.
+    """Put the job back to ready after ``delay`` (seconds, or a timedelta), not as a failure.
 
     ``priority`` defaults to the job's own. The job's ``releases`` grows, but
     the attempt number does not (it counts failures only).
     """
 
-    def __init__(self, delay: int = 0, priority: Optional[int] = None) -> None:
-        super().__init__(f"release with delay {delay}s")
-        self.delay = check_integer("delay", delay, 0, MAX_UINT32)
+    def __init__(self, delay: Seconds = 0, priority: Optional[int] = None) -> None:
+        seconds = check_seconds("delay", delay)
+        super().__init__(f"release with delay {seconds}s")
+        self.delay = seconds
         self.priority = (
             None if priority is None else check_integer("priority", priority, 0, MAX_UINT32)
         )

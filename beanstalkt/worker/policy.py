@@ -7,13 +7,14 @@ written twice.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Union
 
-from ..protocol import MAX_UINT32, check_integer, check_tube_name
+from ..protocol import MAX_UINT32, Seconds, check_integer, check_interval, check_tube_name
 
 #: What a handler may be: ``async def handler(job)`` or a plain function (run in
 #: a thread), given a :class:`~beanstalkt.worker.ReservedJob`. It returns nothing
@@ -81,11 +82,11 @@ class TubePolicy:
 
     handler: Handler
     max_attempts: Optional[int] = None
-    backoff_base: Optional[float] = None
+    backoff_base: Optional[Seconds] = None
     backoff_factor: Optional[float] = None
-    backoff_max: Optional[float] = None
+    backoff_max: Optional[Seconds] = None
     backoff_jitter: Optional[float] = None
-    time_limit: Optional[float] = None
+    time_limit: Optional[Seconds] = None
     concurrency: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -133,28 +134,30 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
 
 def check_worker_options(
-    concurrency: int,
-    slots_per_connection: int,
-    grace_period: float,
-    reserve_timeout: float,
-    touch_fraction: float,
+    concurrency: int, slots_per_connection: int, touch_fraction: float
 ) -> None:
     """Refuse Worker options out of range (ValueError), before anything starts."""
     check_integer("concurrency", concurrency, 1, 10_000)
     check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
-    if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
-        raise ValueError(
-            "grace_period and reserve_timeout must be finite and not negative "
-            f"(reserve_timeout at most {MAX_UINT32})"
-        )
     if not 0 < touch_fraction < 1:
         raise ValueError("touch_fraction must be between 0 and 1")
+
+
+def _seconds(name: str, value: Any) -> Any:
+    """A TubePolicy's time as seconds (a ``timedelta`` too); other settings as given."""
+    if name in ("backoff_base", "backoff_max", "time_limit") and isinstance(
+        value, datetime.timedelta
+    ):
+        return check_interval(name, value)
+    return value
 
 
 def resolve(entry: Union[Handler, TubePolicy], defaults: Mapping[str, Any]) -> Policy:
     """The settings of one tube: its TubePolicy's fields, else the Worker's ``defaults``."""
     if isinstance(entry, TubePolicy):
-        own = {field.name: getattr(entry, field.name) for field in POLICY_FIELDS}
+        own = {
+            field.name: _seconds(field.name, getattr(entry, field.name)) for field in POLICY_FIELDS
+        }
         check_settings(own)
         handler, concurrency = entry.handler, entry.concurrency
     else:

@@ -133,6 +133,7 @@ from ..address import format_address, parse_address
 from ..client import Client
 from ..connection import SSLOption
 from ..errors import BeanstalkException, NotFound
+from ..protocol import MAX_RESERVE_TIMEOUT, Seconds, check_interval, check_seconds
 from ..servers import Server, ServerSet
 from . import acks, scheduling
 from .actions import Bury, Delete, JobAction, Release, TimeLimitExceeded
@@ -247,20 +248,32 @@ class Worker:
         client_options: Optional[Mapping[str, Any]] = None,
         concurrency: int = 1,
         max_attempts: int = int(DEFAULTS["max_attempts"] or 5),
-        backoff_base: float = DEFAULTS["backoff_base"] or 0.0,
+        backoff_base: Seconds = DEFAULTS["backoff_base"] or 0.0,
         backoff_factor: float = DEFAULTS["backoff_factor"] or 1.0,
-        backoff_max: float = DEFAULTS["backoff_max"] or 0.0,
+        backoff_max: Seconds = DEFAULTS["backoff_max"] or 0.0,
         backoff_jitter: float = DEFAULTS["backoff_jitter"] or 0.0,
-        time_limit: Optional[float] = DEFAULTS["time_limit"],
-        grace_period: float = 30.0,
-        reserve_timeout: float = 1.0,
+        time_limit: Optional[Seconds] = DEFAULTS["time_limit"],
+        grace_period: Seconds = 30.0,
+        reserve_timeout: Seconds = 1.0,
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
-        stats_interval: Optional[float] = None,
+        stats_interval: Optional[Seconds] = None,
         metrics: Optional[WorkerMetrics] = None,
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
     ) -> None:
+        # The worker's own times: seconds or a timedelta, finite, not negative.
+        backoff_base = check_interval("backoff_base", backoff_base)
+        backoff_max = check_interval("backoff_max", backoff_max)
+        grace_period = check_interval("grace_period", grace_period)
+        if stats_interval is not None:
+            stats_interval = check_interval("stats_interval", stats_interval)
+        if time_limit is not None and time_limit != math.inf:
+            time_limit = check_interval("time_limit", time_limit)
+        # The wire's rule for a reserve timeout (a timedelta too; fractions round up).
+        reserve_seconds = check_seconds(
+            "reserve_timeout", reserve_timeout, MAX_RESERVE_TIMEOUT, round_up=True
+        )
         settings = {
             "max_attempts": max_attempts,
             "backoff_base": backoff_base,
@@ -269,9 +282,7 @@ class Worker:
             "backoff_jitter": backoff_jitter,
             "time_limit": time_limit,
         }
-        check_worker_options(
-            concurrency, slots_per_connection, grace_period, reserve_timeout, touch_fraction
-        )
+        check_worker_options(concurrency, slots_per_connection, touch_fraction)
         check_settings(settings)
         self._policies = policies(handlers, settings)
         #: ``{tube: handler}``.
@@ -293,7 +304,7 @@ class Worker:
         self.slots_per_connection = slots_per_connection
         # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
         # answers at once, and a slot asking again at once spins.
-        self._reserve_seconds = max(1, math.ceil(reserve_timeout))
+        self._reserve_seconds = max(1, reserve_seconds)
         options = {**DEFAULT_CLIENT_OPTIONS, **(client_options or {})}
         self._client_options = options
         #: Seconds a connection may take to connect and set its watch list.
@@ -414,7 +425,7 @@ class Worker:
                 await self.stop()
         await stopped.wait()
 
-    async def stop(self, grace_period: Optional[float] = None) -> None:
+    async def stop(self, grace_period: Optional[Seconds] = None) -> None:
         """Stop gracefully; returns once every connection is closed.
 
         Reserving stops at once, running jobs get ``grace_period`` seconds
@@ -428,7 +439,11 @@ class Worker:
             self._stopping = True  # start() and run() will return at once
             return
         if self._stop_task is None:
-            grace = self.grace_period if grace_period is None else grace_period
+            grace = (
+                self.grace_period
+                if grace_period is None
+                else check_interval("grace_period", grace_period)
+            )
             self._stop_task = asyncio.ensure_future(self._shutdown(grace))
         await asyncio.shield(self._stop_task)
 
