@@ -78,6 +78,7 @@ nitpick_ignore = [
         "enum.Enum",
         "enum.IntEnum",
         "ssl.SSLContext",
+        "socket.socket",
         "SSLContext",  # ssl.SSLContext, unqualified by autodoc
         # Tornado.
         "Application",  # tornado.web.Application, unqualified by autodoc
@@ -96,6 +97,7 @@ nitpick_ignore = [
     )
 ] + [
     ("py:mod", "tornado.testing"),
+    ("py:mod", "random"),
     ("py:func", "time.monotonic"),
     ("py:meth", "asyncio.AbstractEventLoop.add_signal_handler"),
 ]

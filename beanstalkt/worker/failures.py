@@ -3,7 +3,7 @@
 Design
 ------
 beanstalkd's jobs are immutable: the worker cannot attach a note to a buried
-job. So when it buries a job (attempts used up, a time limit, :class:`Bury`,
+job. So when it buries a job (attempts used up, a time limit, :class:`~beanstalkt.worker.Bury`,
 a body no handler can take) it puts a small *record job* in the job's
 *record tube*, ``<tube>.failures``, on the same server. A record is a JSON
 object (:func:`record_body`)::

@@ -133,6 +133,17 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         raise ValueError("time_limit must be more than 0 seconds (None: no limit)")
 
 
+def worker_settings(**given: Any) -> dict[str, Any]:
+    """The Worker's own policy settings, checked; times as seconds (a ``timedelta`` too)."""
+    settings = dict(given)
+    for name in ("backoff_base", "backoff_max", "time_limit"):
+        value = settings[name]
+        if value is not None and value != math.inf:
+            settings[name] = check_interval(name, value)
+    check_settings(settings)
+    return settings
+
+
 def check_worker_options(
     concurrency: int, slots_per_connection: int, touch_fraction: float
 ) -> None:
@@ -214,4 +225,5 @@ __all__ = [
     "check_worker_options",
     "is_coroutine_function",
     "policies",
+    "worker_settings",
 ]

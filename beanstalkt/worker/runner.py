@@ -26,11 +26,10 @@ from ..errors import (
     BeanstalkException,
     DeadlineSoon,
     NotFound,
-    ReservationLost,
     TimedOut,
 )
 from ..models import Job, StatsJob
-from . import acks, failures, scheduling
+from . import acks, failures, scheduling, ttr
 from .actions import Ack, JobAction, Release, TimeLimitExceeded
 from .counters import TubeCounters
 from .job import ReservedJob
@@ -740,49 +739,9 @@ class Runner:
             return self._cut_outcome(slot, job)
         return (result if isinstance(result, JobAction) else None), None
 
-    # ------------------------------------------------------------------
-    # TTR touches and time limits (the Worker's sweep calls these).
-
     def sweep(self, now: float, found_before: float) -> None:
-        """Start touching the jobs running long enough; cut those past their time limit."""
-        for slot in self.slots:
-            job = slot.job
-            if job is None:
-                continue
-            if slot.keep_alive is None and slot.reserved_at < found_before:
-                slot.keep_alive = asyncio.ensure_future(
-                    self._keep_alive(slot, job, slot.reserved_at)
-                )
-            if slot.cut is None and scheduling.overdue(slot.started, slot.limit, now):
-                logger.warning(
-                    "job %d (tube %s): the handler ran past its time limit of %gs; stopping it",
-                    job.id,
-                    job.tube,
-                    slot.limit,
-                )
-                slot.interrupt("time_limit")
-
-    async def _keep_alive(self, slot: Slot, job: ReservedJob, reserved_at: float) -> None:
-        """Touch ``job`` every ``ttr * touch_fraction`` s (cancelled when it finishes)."""
-        try:
-            await job.load_stats()
-        except (BeanstalkConnectionError, NotFound, ReservationLost) as exc:
-            logger.debug("job %d (tube %s): no stats, no touches: %s", job.id, job.tube, exc)
-            return
-        loop = asyncio.get_running_loop()
-        interval = job.ttr * self.worker.touch_fraction
-        due = reserved_at + interval
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if slot.job is not job or job.reservation_lost:
-                return
-            touch = job._client.touch(job) if job._client is not None else None
-            if touch is None:
-                return
-            touch.add_done_callback(functools.partial(acks.touched, job))
-            if self.worker.metrics is not None:
-                self.worker.metrics.touched(job.tube)
-            due = loop.time() + interval
+        """TTR touches and time limits for this runner's slots (see :mod:`.ttr`)."""
+        ttr.sweep(self.slots, self.worker, now, found_before)
 
 
 # ----------------------------------------------------------------------

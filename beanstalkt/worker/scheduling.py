@@ -4,16 +4,21 @@
 * :func:`backoff_delay` and :func:`jittered`: how long a failed job waits;
 * :func:`after_failure`: retry or bury;
 * :func:`overdue`: whether a handler has run past its time limit;
-* :func:`placement`: where the slots start, spread over servers and connections.
+* :func:`placement`: where the slots start, spread over servers and connections;
+* :func:`addresses_of`: the servers a Worker was given, spelled once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple, Optional, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Protocol
 
+from ..address import format_address, parse_address
 from ..protocol import MAX_UINT32
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
 class SiteState(Protocol):
@@ -152,8 +157,48 @@ def lanes_needed(slots: int, slots_per_connection: int) -> int:
     return math.ceil(slots / slots_per_connection)
 
 
+def addresses_of(
+    host: Optional[str],
+    port: Optional[int],
+    servers: Optional[Sequence[str]],
+    client_factory: Optional[Callable[[], Client[Any]]],
+) -> tuple[list[str], Optional[Callable[[], Client[Any]]]]:
+    """The Worker's servers as canonical addresses, and its client factory.
+
+    ``servers=[...]``, or ``host``/``port`` (a set of one), or a
+    ``client_factory`` (no addresses: each client says where it goes); none
+    of them: the Client's own defaults (no addresses, no factory). Raises
+    ``TypeError``/``ValueError`` for what cannot be combined or parsed.
+    """
+    if servers is not None:
+        if isinstance(servers, str):
+            raise TypeError("servers must be a list of addresses, not one string")
+        if host is not None or port is not None or client_factory is not None:
+            raise TypeError("give either servers=, or host=/port=/client_factory=, not both")
+        addresses: list[str] = []
+        for text in servers:
+            address = format_address(*parse_address(text))
+            if address in addresses:
+                raise ValueError(f"server {address} is listed twice")
+            addresses.append(address)
+        if not addresses:
+            raise ValueError("servers must name at least one server")
+        return addresses, None
+    if client_factory is not None:
+        if host is not None or port is not None:
+            raise TypeError("give either client_factory=, or host=/port=, not both")
+        return [], client_factory
+    if host is None and port is None:
+        return [], None  # the Client's own defaults (see Worker._make_client)
+    text = host if host is not None else "localhost"
+    if port is not None and not text.startswith("unix:"):
+        return [format_address(*parse_address(text, port))], None
+    return [format_address(*parse_address(text))], None
+
+
 __all__ = [
     "Move",
+    "addresses_of",
     "SiteState",
     "after_failure",
     "backoff_delay",

@@ -16,14 +16,10 @@ or from the shell::
 
     python -m beanstalkt.worker myapp.jobs:send_email --tube emails --concurrency 8
 
-The rooms
----------
-:mod:`~beanstalkt.worker.job` (the job a handler gets), :mod:`~beanstalkt.worker.actions`
-(Release, Bury, Delete, through a small settling interface),
-:mod:`~beanstalkt.worker.counters` (one mutator), :mod:`~beanstalkt.worker.policy`
-(per-tube settings), :mod:`~beanstalkt.worker.scheduling` (the pure decisions),
-:mod:`~beanstalkt.worker.failures` (failure records), :mod:`~beanstalkt.worker.runner`
-(the slots), and this module: the life cycle.
+The rooms of ``beanstalkt/worker/``: ``job.py``, ``actions.py``,
+``counters.py``, ``policy.py``, ``scheduling.py`` (pure decisions),
+``acks.py``, ``failures.py``, ``ttr.py``, ``runner.py`` (the slots),
+``supervisor.py``, and this module: the life cycle.
 
 Design: slots sharing connections
 ---------------------------------
@@ -63,9 +59,9 @@ fewer slots, else one nobody looked at for a reserve timeout. No reserve is
 sent on a connection that is down or whose watch list is not set; a server
 back is looked at by the idle slots at once, since its binlog may hold jobs.
 :meth:`Worker.start` returns as soon as one server is ready; the others are
-retried in the background with backoff and jitter. A server that stops
-answering is dropped by the clients' stall guard (the worker's default
-``stall_timeout``), so it keeps no slot.
+retried in the background with backoff and jitter. A server whose probes go
+unanswered (the server layer's :class:`~beanstalkt.servers.ServerSet`) has
+its connections dropped, so it keeps no slot.
 
 The cost per job
 ----------------
@@ -73,11 +69,9 @@ Per job a slot sends the acknowledgement of the previous job and its next
 reserve in one write, without waiting for the first reply (the server answers
 in order, so the reservation's arrival settles the acknowledgement), and an
 ``async`` handler runs inside the slot's own task: no task or timer is created
-per job (TTR touches and time limits are one sweep every 0.2 s over the slots).
-The tube is known when the slots' group has one tube (with several, each job's
-``stats-job`` is read before its handler runs); the priority and the attempt
-number are read only when the job is not simply deleted, or when the worker
-has ``prefetch_stats=True``.
+per job (TTR touches and time limits: one sweep every 0.2 s). ``stats-job``
+is read only with several tubes (for the tube), when the job is not simply
+deleted, or with ``prefetch_stats=True``.
 
 Outcomes
 --------
@@ -122,14 +116,13 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-import math
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
-from ..address import format_address, parse_address
+from ..address import parse_address
 from ..client import Client
 from ..connection import SSLOption
 from ..errors import BeanstalkException, NotFound
@@ -145,10 +138,10 @@ from .policy import (
     Handler,
     Policy,
     TubePolicy,
-    check_settings,
     check_worker_options,
     is_coroutine_function,
     policies,
+    worker_settings,
 )
 from .runner import Runner
 
@@ -205,7 +198,7 @@ class Worker:
     :param ssl: passed to the clients: ``True`` or an :class:`ssl.SSLContext`.
     :param client_options: more keyword arguments for every client
         (``connect_timeout``, ``stall_timeout``, ``keepalive``,
-        ``reconnect_interval``, ...), over :data:`DEFAULT_CLIENT_OPTIONS`.
+        ``reconnect_interval``, ...), over ``DEFAULT_CLIENT_OPTIONS``.
     :param concurrency: jobs run at once (slots), shared by the tubes without
         a ``concurrency`` of their own.
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
@@ -235,6 +228,14 @@ class Worker:
     :param slots_per_connection: slots sharing one connection (1: one each).
     """
 
+    # The Worker-wide policy settings (each tube's own: :meth:`policy`).
+    max_attempts: int
+    backoff_base: float
+    backoff_factor: float
+    backoff_max: float
+    backoff_jitter: float
+    time_limit: Optional[float]
+
     def __init__(
         self,
         handlers: Mapping[str, Union[Handler, TubePolicy]],
@@ -262,38 +263,29 @@ class Worker:
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
     ) -> None:
+        settings = worker_settings(
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            time_limit=time_limit,
+        )
         # The worker's own times: seconds or a timedelta, finite, not negative.
-        backoff_base = check_interval("backoff_base", backoff_base)
-        backoff_max = check_interval("backoff_max", backoff_max)
         grace_period = check_interval("grace_period", grace_period)
         if stats_interval is not None:
             stats_interval = check_interval("stats_interval", stats_interval)
-        if time_limit is not None and time_limit != math.inf:
-            time_limit = check_interval("time_limit", time_limit)
         # The wire's rule for a reserve timeout (a timedelta too; fractions round up).
         reserve_seconds = check_seconds(
             "reserve_timeout", reserve_timeout, MAX_RESERVE_TIMEOUT, round_up=True
         )
-        settings = {
-            "max_attempts": max_attempts,
-            "backoff_base": backoff_base,
-            "backoff_factor": backoff_factor,
-            "backoff_max": backoff_max,
-            "backoff_jitter": backoff_jitter,
-            "time_limit": time_limit,
-        }
         check_worker_options(concurrency, slots_per_connection, touch_fraction)
-        check_settings(settings)
         self._policies = policies(handlers, settings)
         #: ``{tube: handler}``.
         self.handlers: dict[str, Handler] = {t: p.handler for t, p in self._policies.items()}
         self.concurrency = concurrency
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_factor = backoff_factor
-        self.backoff_max = backoff_max
-        self.backoff_jitter = backoff_jitter
-        self.time_limit = time_limit
+        for name, value in settings.items():  # max_attempts, backoff_*, time_limit
+            setattr(self, name, value)
         self.grace_period = grace_period
         self.reserve_timeout = reserve_timeout
         self.touch_fraction = touch_fraction
@@ -309,10 +301,15 @@ class Worker:
         self._client_options = options
         #: Seconds a connection may take to connect and set its watch list.
         self.prepare_timeout: float = 2 * (options.get("connect_timeout") or 5.0)
-        self._addresses, self._factory = _where(host, port, servers, client_factory)
+        self._addresses, self._factory = scheduling.addresses_of(
+            host, port, servers, client_factory
+        )
         self._encoding = encoding
         self._ssl = ssl
         self._executor = executor
+        self._init_state()
+
+    def _init_state(self) -> None:
         self._own_executor = False
         self._coroutine_handlers = {
             tube: is_coroutine_function(policy.handler) for tube, policy in self._policies.items()
@@ -320,9 +317,6 @@ class Worker:
         self._counters: dict[str, TubeCounters] = {}
         for tube in self._policies:
             self._counters_of(tube)
-        self._init_state()
-
-    def _init_state(self) -> None:
         self._runners: list[Runner] = []
         # The servers' liveness, proven by probes (None with a client_factory).
         self._server_set: Optional[ServerSet] = None
@@ -764,39 +758,6 @@ class Worker:
         while True:
             await asyncio.sleep(self.stats_interval)
             self.log_counters()
-
-
-def _where(
-    host: Optional[str],
-    port: Optional[int],
-    servers: Optional[Sequence[str]],
-    client_factory: Optional[Callable[[], Client[Any]]],
-) -> tuple[list[str], Optional[Callable[[], Client[Any]]]]:
-    """The servers, as canonical addresses (empty with a ``client_factory``)."""
-    if servers is not None:
-        if isinstance(servers, str):
-            raise TypeError("servers must be a list of addresses, not one string")
-        if host is not None or port is not None or client_factory is not None:
-            raise TypeError("give either servers=, or host=/port=/client_factory=, not both")
-        addresses: list[str] = []
-        for text in servers:
-            address = format_address(*parse_address(text))
-            if address in addresses:
-                raise ValueError(f"server {address} is listed twice")
-            addresses.append(address)
-        if not addresses:
-            raise ValueError("servers must name at least one server")
-        return addresses, None
-    if client_factory is not None:
-        if host is not None or port is not None:
-            raise TypeError("give either client_factory=, or host=/port=, not both")
-        return [], client_factory
-    if host is None and port is None:
-        return [], None  # the Client's own defaults (see Worker._make_client)
-    text = host if host is not None else "localhost"
-    if port is not None and not text.startswith("unix:"):
-        return [format_address(*parse_address(text, port))], None
-    return [format_address(*parse_address(text))], None
 
 
 __all__ = [
