@@ -97,7 +97,6 @@ nitpick_ignore = [
     )
 ] + [
     ("py:mod", "tornado.testing"),
-    ("py:mod", "random"),
     ("py:func", "time.monotonic"),
     ("py:meth", "asyncio.AbstractEventLoop.add_signal_handler"),
 ]
