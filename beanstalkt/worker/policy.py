@@ -38,23 +38,22 @@ POLICY_FIELDS = (
     PolicyField(
         "max_attempts",
         5,
-        "the attempt that fails this many times buries the job (1: the first failure)",
+        "the attempt that fails this many times buries the job; 1: the first failure",
         integer=True,
     ),
-    PolicyField("backoff_base", 1.0, "seconds of delay after the first failure (0: retry at once)"),
+    PolicyField("backoff_base", 1.0, "seconds of delay after the first failure; 0: retry at once"),
     PolicyField("backoff_factor", 2.0, "each further failure multiplies the delay by this"),
     PolicyField("backoff_max", 3600.0, "the delay never exceeds this many seconds"),
     PolicyField(
         "backoff_jitter",
         0.25,
         "each delay is shortened at random by up to this fraction, so that jobs failing "
-        "together do not come back together (0: exact delays)",
+        "together do not come back together; 0: exact delays",
     ),
     PolicyField(
         "time_limit",
         600.0,
-        "seconds a handler may run before it is stopped and its run counts as a failure "
-        "(none: no limit)",
+        "seconds a handler may run before it is stopped and its run counts as a failure",
     ),
 )
 
