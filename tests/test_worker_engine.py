@@ -865,3 +865,38 @@ def test_every_counted_event_reaches_the_metrics() -> None:
     ):
         assert sample(f"beanstalkt_worker_jobs_{metric}_total", {"tube": "t"}) == value
     assert counters.as_dict()["buried"] == 2 and counters.in_progress == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped working
+
+
+async def test_children_stop_by_themselves_when_the_supervisor_is_killed(
+    beanstalkd: BeanstalkdServer, supervised: dict[str, str], tmp_path: Path
+) -> None:
+    log = tmp_path / "jobs.log"
+    log.touch()
+    env = environment(beanstalkd, JOB_LOG=str(log), **supervised)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "beanstalkt.worker", "burst_jobs:handle", "--tube", "orphans",
+         "--processes", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port, use="orphans") as client:
+        for n in range(100):
+            await client.put(b"%d" % n)
+
+        def pids() -> set[int]:
+            return {int(line.split()[0]) for line in log.read_text().splitlines()}
+
+        await eventually(lambda: len(pids()) == 2, "both children working", 60)
+        parent.kill()
+        parent.wait()
+        await eventually(lambda: not any(_alive(pid) for pid in pids()), "the children gone", 60)
+        assert await _reserved_now(client) == 0

@@ -240,11 +240,25 @@ async def _serve(
         metrics.serve(health=worker.healthy, sockets=sockets)
         host, bound = sockets[0].getsockname()[:2]
         logger.info("metrics on http://%s:%d/metrics, health on /healthz", host, bound)
+    orphaned = (
+        asyncio.ensure_future(_stop_if_orphaned(worker)) if child_index() is not None else None
+    )
     try:
         await (worker.run_burst() if burst else worker.run())
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         if metrics is not None:
             metrics.stop_serving()
+
+
+async def _stop_if_orphaned(worker: Worker) -> None:
+    """A child of ``--processes`` whose supervisor died (kill -9) stops gracefully by itself."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    logger.warning("the supervisor (pid %d) is gone: stopping", parent)
+    await worker.stop()
 
 
 def _metrics_sockets(

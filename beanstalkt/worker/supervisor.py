@@ -11,6 +11,8 @@ counters), and:
   (its running jobs get the grace period, then are released: nothing is left
   reserved); a second signal is passed on too (the children then release at
   once); a child still there ``grace_period + 15`` seconds later is killed;
+* runs each child in a session of its own (a terminal's Ctrl-C reaches the
+  supervisor only); a child whose supervisor died stops gracefully by itself;
 * exits 0 after a graceful stop (or when every child finished by itself with
   0, as in burst mode), 2 when a child reported a usage error (nothing is
   restarted then), 1 when a child had to be killed.
@@ -142,7 +144,10 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         environment = {**os.environ, CHILD_VARIABLE: str(child.index)}
-        child.process = subprocess.Popen(self.command, env=environment)
+        # A session of its own: a terminal's Ctrl-C reaches the supervisor only,
+        # which passes one SIGTERM on (a child given both would take the second
+        # as "release the running jobs at once").
+        child.process = subprocess.Popen(self.command, env=environment, start_new_session=True)
         child.started = time.monotonic()
         child.restart_at = None
         logger.info("worker process %d started (pid %d)", child.index, child.process.pid)
