@@ -349,8 +349,11 @@ class Worker:
         """Connect, watch the tubes, and start working in the background.
 
         Returns as soon as one server is ready (the others are retried in the
-        background, with backoff); fails with the first connection error
-        (:class:`~beanstalkt.ConnectFailed`...) when none answers.
+        background, with backoff), within the server layer's start bound
+        (``connect_timeout`` + ``probe_timeout``, 8 s by default); fails with
+        :class:`~beanstalkt.servers.NoServerAvailable` (a
+        :class:`~beanstalkt.BeanstalkConnectionError`) when none answers, and
+        with the first connection error when a client_factory's clients fail.
         """
         if self._started:
             raise RuntimeError("a worker can be started only once")
