@@ -24,7 +24,7 @@ from typing import Optional, Protocol
 
 
 class RandomSource(Protocol):
-    """What :meth:`Backoff.delay` draws from: :mod:`random`, or a seeded ``random.Random``."""
+    """What :meth:`Backoff.delay` draws from: the ``random`` module, or a seeded ``random.Random``."""
 
     def random(self) -> float:
         """A float in ``[0, 1)``."""
@@ -65,7 +65,7 @@ class Backoff:
     def delay(self, failures: int, rng: Optional[RandomSource] = None) -> float:
         """Seconds to wait after ``failures`` failures in a row (0 for none).
 
-        ``rng`` is the random source (default: the :mod:`random` module); tests
+        ``rng`` is the random source (default: the ``random`` module); tests
         pass a seeded ``random.Random`` to get exact values.
         """
         ceiling = self.ceiling(failures)
