@@ -900,3 +900,59 @@ async def test_children_stop_by_themselves_when_the_supervisor_is_killed(
         parent.wait()
         await eventually(lambda: not any(_alive(pid) for pid in pids()), "the children gone", 60)
         assert await _reserved_now(client) == 0
+
+
+# ----------------------------------------------------------------------
+# The command line's policies, and failures over several servers.
+
+
+async def test_policy_option_applies_per_tube_and_refuses_what_it_cannot_be(
+    beanstalkd: BeanstalkdServer, tmp_path: Path
+) -> None:
+    extra = _handler_module(tmp_path, "async def fails(job):\n    raise ValueError('no')\n")
+    command = [sys.executable, "-m", "beanstalkt.worker", "burst_jobs:fails"]
+    env = environment(beanstalkd, **extra)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    for bad in ("strict:bogus=1", "strict", "other:max_attempts=1", "strict:time_limit=-1"):
+        refused = await asyncio.to_thread(run, "--tube", "strict", "--policy", bad)
+        assert refused.returncode == 2, (bad, refused.stderr)
+        assert "--policy" in refused.stderr and "Traceback" not in refused.stderr
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        strict = await client.put(b"x", tube="strict")
+        lenient = await client.put(b"y", tube="lenient")
+        done = await asyncio.to_thread(
+            run, "--tube", "strict", "--tube", "lenient", "--burst", "--backoff-base", "60",
+            "--policy", "strict:max_attempts=1",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # strict: buried at its first failure; lenient: retried, delayed 45-60 s (jitter).
+        assert (await client.stats_job(strict))["state"] == "buried"
+        stats = await client.stats_job(lenient)
+        assert (stats["state"], stats["buries"]) == ("delayed", 1)
+        assert 45 <= stats["delay"] <= 60
+
+
+async def test_failures_command_reads_every_server(servers: list[BeanstalkdServer]) -> None:
+    first, second = servers[0], servers[1]
+    one = await _fail_once_buried(first, "multi", b"on the first")
+    two = await _fail_once_buried(second, "multi", b"on the second")
+    env = environment(None)
+    shown = await asyncio.to_thread(
+        cli,
+        None,
+        "multi",
+        "--server",
+        f"{first.host}:{first.port}",
+        "--server",
+        f"{second.host}:{second.port}",
+        module="beanstalkt.cli.failures",
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = {(entry["server"], entry["id"]) for entry in json.loads(shown.stdout)}
+    assert listed == {(f"{first.host}:{first.port}", one), (f"{second.host}:{second.port}", two)}
