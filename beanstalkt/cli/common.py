@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import ssl
 import textwrap
@@ -41,7 +40,7 @@ from ..address import (
     format_address,
     parse_address,
 )
-from ..protocol import check_integer
+from ..protocol import check_integer, check_interval
 from .tls import add_tls_arguments, context_or_usage_error
 
 # --------------------------------------------------------------------------
@@ -127,9 +126,14 @@ def _seconds(text: str, positive: bool) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    # float() also reads "inf" and "nan": neither is a duration a tool can wait.
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        wanted = "a positive number of seconds" if positive else "a number of seconds >= 0"
+    wanted = "a positive number of seconds" if positive else "a number of seconds >= 0"
+    try:
+        # The core's rule for a time the client keeps: finite ("inf" and "nan"
+        # read as floats) and not negative.
+        check_interval("seconds", value)
+    except ValueError:
+        raise ValueError(f"expected {wanted}, not {text!r}") from None
+    if positive and value == 0:
         raise ValueError(f"expected {wanted}, not {text!r}")
     return value
 
