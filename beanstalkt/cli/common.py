@@ -39,6 +39,7 @@ from ..address import (
     SERVERS_VARIABLE,
     format_address,
     parse_address,
+    unix_socket_path,
 )
 from ..protocol import check_integer, check_interval
 from .tls import add_tls_arguments, context_or_usage_error
@@ -154,6 +155,23 @@ port = argument(_port)
 seconds = argument(_seconds_or_zero)
 #: A finite number of seconds above 0.
 positive_seconds = argument(_positive_seconds)
+
+
+def listen_address(text: str, default_port: Optional[int] = None) -> tuple[str, int]:
+    """Where a tool serves (``--listen``): ``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT``.
+
+    ``:PORT`` means every interface (``0.0.0.0``). Without a port,
+    ``default_port`` is used, or (``None``) the address is refused. A Unix
+    socket is refused: the tools serve HTTP over TCP. Raises ``ValueError``.
+    """
+    if text.startswith(":"):
+        text = "0.0.0.0" + text  # ":PORT": every interface
+    host, port = parse_address(text, default_port or DEFAULT_PORT)
+    if unix_socket_path(host) is not None:
+        raise ValueError("--listen takes HOST:PORT, not a Unix socket")
+    if default_port is None and ":" not in text.rsplit("]", 1)[-1]:
+        raise ValueError(f"--listen {text!r}: give a port, e.g. 127.0.0.1:9127")
+    return host, port
 
 
 # --------------------------------------------------------------------------
@@ -457,6 +475,7 @@ __all__ = [
     "GLOBAL_FLAGS",
     "GLOBAL_OPTIONS",
     "GLOBAL_VALUE_OPTIONS",
+    "listen_address",
     "CommandLineServers",
     "add_connection_arguments",
     "add_server_arguments",
