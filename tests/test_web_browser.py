@@ -33,6 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 import beanstalkt
 from beanstalkt.ops.web.app import ConsoleOptions, make_app
+from beanstalkt.ops.web.guard import ConsoleHTTPServer
 from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
 
@@ -81,7 +82,7 @@ class Consoles:
             monitor = Monitor(
                 [(self.server.host, self.server.port), (host, int(port))], interval=0.2
             )
-            http = tornado.httpserver.HTTPServer(make_app(monitor, options))
+            http = ConsoleHTTPServer(make_app(monitor, options))
             sock, http_port = tornado.testing.bind_unused_port()
             http.add_sockets([sock])
             monitor.start()

@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import tornado.httputil
 import tornado.web
 import tornado.websocket
 
@@ -36,6 +37,14 @@ from ... import (
     StatsJob,
 )
 from ...models import Body
+from .guard import (
+    DEFAULT_ALLOWED_HOSTS,
+    MAX_REQUEST_BODY,
+    host_allowed,
+    log_request,
+    origin_allowed,
+    safe_next,
+)
 from .live import Monitor, ServerDown, ServerMonitor
 from .render import (
     MAX_UINT32,
@@ -53,8 +62,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Signed cookies use the *_secure_cookie names: Tornado before 6.3 has only those.
 SESSION_COOKIE = "beanstalkt_session"
 FLASH_COOKIE = "beanstalkt_flash"
-#: Largest HTTP request body accepted (a put form); beanstalkd's own limit is checked too.
-MAX_REQUEST_BODY = 64 << 20
+#: Largest body of an action form other than put (a few fields and the XSRF token).
+MAX_FORM_BODY = 16 << 10
+#: beanstalkd's default max-job-size, assumed while the server's own is not known yet.
+DEFAULT_MAX_JOB_SIZE = 65_535
 #: Content-Security-Policy: only our own files, no inline script or style, no framing.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -69,6 +80,10 @@ class ConsoleOptions:
     read_only: bool = False
     token: Optional[str] = None
     basic_auth: Optional[tuple[str, str]] = None
+    #: Host names accepted in the ``Host`` header besides IP literals (DNS rebinding guard).
+    allowed_hosts: frozenset[str] = DEFAULT_ALLOWED_HOSTS
+    #: Mark every cookie ``Secure`` (set when the console serves HTTPS, or sits behind a TLS proxy).
+    secure_cookies: bool = False
 
     @property
     def needs_auth(self) -> bool:
@@ -151,7 +166,13 @@ class BaseHandler(tornado.web.RequestHandler):
     def flash(self, message: str) -> None:
         """Show ``message`` once, on the next page (a signed cookie, so nobody can forge it)."""
         self.set_secure_cookie(
-            FLASH_COOKIE, message, expires_days=None, path="/", httponly=True, samesite="Strict"
+            FLASH_COOKIE,
+            message,
+            expires_days=None,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=cookies_secure(self),
         )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -168,7 +189,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Basic realm="beanstalkt web console"')
         if status_code == 401 and self.console_options.token is not None:
             self.render(
-                "login.html", title=title, message=message, next_url=self.request.uri or "/"
+                "login.html", title=title, message=message, next_url=safe_next(self.request.path)
             )
             return
         self.render("message.html", status=status_code, title=title, message=message)
@@ -204,9 +225,12 @@ def _http_error_message(status_code: int, error: tornado.web.HTTPError) -> str:
 def check_access(handler: tornado.web.RequestHandler) -> None:
     """Let the request through, or raise a 401 :class:`Problem`.
 
-    A valid token (``Authorization: Bearer``, ``?token=`` or the login form)
-    or basic-auth pair sets a signed session cookie, which is what the
-    browser shows afterwards, the WebSocket included.
+    A valid token (``Authorization: Bearer`` or the login form) or basic-auth
+    pair sets a signed session cookie, which is what the browser shows
+    afterwards, the WebSocket included. Only headers are read: this runs
+    before any request body. A token in the query string is never accepted
+    (it would stay in logs and history); such a request is sent to the
+    sign-in form without it.
     """
     options: ConsoleOptions = handler.settings["console_options"]
     if not options.needs_auth:
@@ -217,9 +241,12 @@ def check_access(handler: tornado.web.RequestHandler) -> None:
     scheme, _, credentials = header.partition(" ")
     accepted = False
     if options.token is not None:
+        if "token" in handler.request.query_arguments and handler.request.method == "GET":
+            # Out of the address bar and history: the browser keeps only the target.
+            target = urllib.parse.quote(safe_next(handler.request.path), safe="/")
+            handler.redirect("/login?next=" + target, status=303)
+            raise tornado.web.Finish()
         offered = credentials if scheme.lower() == "bearer" else None
-        if offered is None and handler.request.method == "GET":
-            offered = handler.get_query_argument("token", None)
         accepted = offered is not None and _same(offered, options.token)
     elif options.basic_auth is not None and scheme.lower() == "basic":
         try:
@@ -244,15 +271,84 @@ def _same(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode("utf-8"), expected.encode("utf-8"))
 
 
+def cookies_secure(handler: tornado.web.RequestHandler) -> bool:
+    """True when cookies must be ``Secure``: served over HTTPS, or told so (TLS proxy)."""
+    options: ConsoleOptions = handler.settings["console_options"]
+    return options.secure_cookies or handler.request.protocol == "https"
+
+
 def set_session(handler: tornado.web.RequestHandler) -> None:
     """Remember this browser as signed in (until it closes, or for a day at most)."""
     handler.set_secure_cookie(
-        SESSION_COOKIE, "ok", expires_days=None, path="/", httponly=True, samesite="Strict"
+        SESSION_COOKIE,
+        "ok",
+        expires_days=None,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=cookies_secure(handler),
     )
 
 
-class LoginHandler(BaseHandler):
-    """``GET/POST /login``: the token form (when the console uses a token)."""
+class FormHandler(BaseHandler):
+    """A POST form whose body is read only after the access checks passed.
+
+    Tornado reads a request body before ``prepare`` unless the handler streams
+    it; these handlers do, so a request without credentials (or to a
+    read-only console) is refused after its header, whatever ``Content-Length``
+    it announces, and a body larger than :meth:`body_limit` is refused unread.
+    The XSRF check needs the form's ``_xsrf`` field, so it runs once the body is in.
+    """
+
+    def body_limit(self, *args: str) -> int:
+        """Most bytes this form's body may have."""
+        return MAX_FORM_BODY
+
+    def before_body(self) -> None:
+        """More checks on the request's header, before its body is read."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.before_body()
+        self._chunks: list[bytes] = []
+        self._body_checked = False
+        connection = self.request.connection
+        if connection is not None and hasattr(connection, "set_max_body_size"):
+            connection.set_max_body_size(self.body_limit(*self.path_args))
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    def check_xsrf_cookie(self) -> None:
+        # Called by Tornado before prepare(), when the body is not read yet: later.
+        if getattr(self, "_body_checked", False):
+            super().check_xsrf_cookie()
+
+    def read_form(self) -> None:
+        """Parse the received body into the form fields, then check its XSRF token."""
+        body = b"".join(self._chunks)
+        self._chunks = []
+        self.request.body = body
+        tornado.httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""),
+            body,
+            self.request.body_arguments,
+            self.request.files,
+            self.request.headers,
+        )
+        for name, values in self.request.body_arguments.items():
+            self.request.arguments.setdefault(name, []).extend(values)
+        self._body_checked = True
+        self.check_xsrf_cookie()
+
+
+@tornado.web.stream_request_body
+class LoginHandler(FormHandler):
+    """``GET/POST /login``: the token form (when the console uses a token).
+
+    The token comes once, in the POST body; the answer is a redirect (303) to
+    the page asked for, so the form's page never stays in the history.
+    """
 
     requires_access = False
 
@@ -261,20 +357,21 @@ class LoginHandler(BaseHandler):
             self.redirect("/")
             return
         self.render(
-            "login.html", title="Sign in", message="", next_url=self.get_query_argument("next", "/")
+            "login.html",
+            title="Sign in",
+            message="",
+            next_url=safe_next(self.get_query_argument("next", "/")),
         )
 
     def post(self) -> None:
+        self.read_form()
         if self.console_options.token is None:
             raise Problem(404, "No sign-in", "This console does not use an access token.")
         if not _same(self.argument("token"), self.console_options.token):
             raise Problem(401, "Wrong token", "That is not this console's access token.")
         set_session(self)
-        next_url = self.get_body_argument("next", "/")
         # Only a path on this site: never an open redirect.
-        if not next_url.startswith("/") or next_url.startswith("//"):
-            next_url = "/"
-        self.redirect(next_url, status=303)
+        self.redirect(safe_next(self.get_body_argument("next", "/")), status=303)
 
 
 class OverviewHandler(BaseHandler):
@@ -297,6 +394,11 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
 
     def prepare(self) -> None:
         check_access(self)
+
+    def check_origin(self, origin: str) -> bool:
+        """Only pages of this console, on an allowed host, may open the feed."""
+        options: ConsoleOptions = self.settings["console_options"]
+        return origin_allowed(origin, self.request.headers.get("Host"), options.allowed_hosts)
 
     @property
     def monitor(self) -> Monitor:
@@ -436,15 +538,26 @@ class JobHandler(BaseHandler):
         self.render("job.html", server=server, job=view)
 
 
-class ActionHandler(BaseHandler):
-    """Base of every POST action: refused in read-only mode, redirects back with a message."""
+class ActionHandler(FormHandler):
+    """Base of every POST action: refused in read-only mode, redirects back with a message.
 
-    def prepare(self) -> None:
-        super().prepare()
+    Access and read-only mode are checked before the body is read; then the
+    form and its XSRF token; then :meth:`act` runs.
+    """
+
+    def before_body(self) -> None:
         if self.console_options.read_only:
             raise Problem(
                 403, "Read-only", "This console is read-only: it changes nothing on the servers."
             )
+
+    async def post(self, *args: str) -> None:
+        self.read_form()
+        await self.act(*args)
+
+    async def act(self, *args: str) -> None:
+        """Do the action named by the path (each subclass)."""
+        raise NotImplementedError
 
     def done(self, message: str, url: str) -> None:
         """Show ``message`` on the page at ``url`` (a 303 redirect)."""
@@ -452,10 +565,19 @@ class ActionHandler(BaseHandler):
         self.redirect(url, status=303)
 
 
+@tornado.web.stream_request_body
 class TubeActionHandler(ActionHandler):
     """``POST /server/N/tube/NAME/{kick,pause,put}``."""
 
-    async def post(self, index: str, raw_tube: str, action: str) -> None:
+    def body_limit(self, *args: str) -> int:
+        """A put form may carry a whole job: the server's max-job-size, URL-encoded."""
+        if len(args) == 3 and args[2] == "put":
+            server = self.server(args[0])
+            # Percent-encoding makes a byte at most three characters.
+            return 3 * (server.max_job_size or DEFAULT_MAX_JOB_SIZE) + MAX_FORM_BODY
+        return MAX_FORM_BODY
+
+    async def act(self, index: str, raw_tube: str, action: str) -> None:
         server = self.server(index)
         tube = tube_name(raw_tube)
         client, ops = connected(server)
@@ -484,10 +606,11 @@ class TubeActionHandler(ActionHandler):
             self.done(f"Put job {new_id} into {tube}.", here)
 
 
+@tornado.web.stream_request_body
 class JobActionHandler(ActionHandler):
     """``POST /server/N/job/ID/{kick,delete,move}``; the form's ``back`` names the tube page."""
 
-    async def post(self, index: str, raw_id: str, action: str) -> None:
+    async def act(self, index: str, raw_id: str, action: str) -> None:
         server = self.server(index)
         job_id = job_id_of(raw_id)
         client, ops = connected(server)
@@ -516,6 +639,46 @@ class NotFoundHandler(BaseHandler):
         raise Problem(404, "Not found", "There is no such page.")
 
 
+@tornado.web.stream_request_body
+class ForeignHostHandler(tornado.web.RequestHandler):
+    """Every request whose ``Host`` is not this console's: 421, no page, no token, no body read.
+
+    This is the DNS-rebinding guard: a hostile page whose own name now
+    resolves to this machine gets nothing it could read or submit.
+    """
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", "default-src 'none'")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def check_xsrf_cookie(self) -> None:
+        pass  # refused anyway, before any token matters
+
+    def prepare(self) -> None:
+        self.set_status(421, "Misdirected Request")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(
+            "This console does not answer to that host name. Use its address, or start it "
+            "with --allow-host NAME.\n"
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        pass
+
+
+class ConsoleApplication(tornado.web.Application):
+    """The console's routes behind the ``Host`` allow-list, checked before any routing."""
+
+    def find_handler(
+        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado.web._HandlerDelegate:
+        options: ConsoleOptions = self.settings["console_options"]
+        if not host_allowed(request.headers.get("Host"), options.allowed_hosts):
+            return self.get_handler_delegate(request, ForeignHostHandler)
+        return super().find_handler(request, **kwargs)
+
+
 def make_app(
     monitor: Monitor,
     options: Optional[ConsoleOptions] = None,
@@ -523,7 +686,8 @@ def make_app(
 ) -> tornado.web.Application:
     """The console's Tornado application, showing the servers of ``monitor``."""
     segment = r"([^/]+)"
-    return tornado.web.Application(
+    options = options or ConsoleOptions()
+    return ConsoleApplication(
         [
             (r"/", OverviewHandler),
             (r"/login", LoginHandler),
@@ -538,15 +702,22 @@ def make_app(
         template_path=os.path.join(HERE, "templates"),
         static_path=os.path.join(HERE, "static"),
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
+        xsrf_cookie_kwargs={
+            "httponly": True,
+            "samesite": "Strict",
+            **({"secure": True} if options.secure_cookies else {}),
+        },
         # A new secret per process: restarting the console signs everyone out.
         cookie_secret=cookie_secret or secrets.token_hex(32),
         autoescape="xhtml_escape",
         debug=False,
         serve_traceback=False,
         websocket_ping_interval=20,
+        # The browser sends only small view settings; nothing else is accepted.
+        websocket_max_message_size=4096,
+        log_function=log_request,
         monitor=monitor,
-        console_options=options or ConsoleOptions(),
+        console_options=options,
     )
 
 
