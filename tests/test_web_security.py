@@ -409,7 +409,9 @@ def test_1100_idle_connections_do_not_starve_a_signed_in_request(
     log = console.log()
     assert "s3cret" not in log
     assert log.count("Too many open files") <= 5, log[-2000:]
-    assert log.count("closed the longest idle one") <= 5, log[-2000:]  # rate-limited
+    # At the cap (1,024 less 128) idle connections were closed for the newcomers, and said so
+    # in a few lines, not one per connection.
+    assert 1 <= log.count("closed the longest idle one") <= 5, log[-2000:]
     assert "GET /api/overview" in log  # the access log is on, with paths
 
 
