@@ -180,7 +180,7 @@ async def test_overview_shows_every_tube_and_a_dead_server(
     html = text(page)
     live, dead = console.monitor.servers
     assert f'<span class="address">{live.address}</span>' in html
-    rows = dict(re.findall(r'<tr data-tube="([^"]+)">(.*?)</tr>', html, re.S))
+    rows = dict(re.findall(r'<tr data-tube="([^"]+)"[^>]*>(.*?)</tr>', html, re.S))
     assert set(rows) == {"default", "emails", "thumbnails"}
     assert '<td data-field="ready">2</td>' in rows["emails"]
     assert '<td data-field="buried">1</td>' in rows["thumbnails"]
@@ -204,7 +204,8 @@ async def test_api_overview_is_json_with_totals_and_down_server(
     assert live["totals"]["delayed"] == 1
     emails = next(tube for tube in live["tubes"] if tube["name"] == "emails")
     assert (emails["ready"], emails["delayed"], emails["total"]) == (0, 1, 1)
-    assert data["history"][0]["emails"][-1][1:] == [0, 0]
+    # History points come every history_seconds / 60; the first poll made one.
+    assert data["history"][0]["default"][-1][1:] == [0, 0]
 
 
 async def test_live_feed_sends_new_counts_after_a_put(
@@ -220,10 +221,22 @@ async def test_live_feed_sends_new_counts_after_a_put(
         while True:  # polls come every 0.2 s; wait for the one that saw the put
             message = json.loads(await socket.read_message())  # type: ignore[arg-type]
             assert message["type"] == "server"
-            tubes = {tube["name"]: tube for tube in message["server"]["tubes"]}
+            tubes = {tube["name"]: tube for tube in message["rows"]}
             if "live-tube" in tubes:
                 break
         assert tubes["live-tube"]["ready"] == 1
+        assert message["order"][0] == "live-tube"  # problems first: the one with a ready job
+        # Deltas: once its rate and age settle, the row is named in the order but not re-sent
+        # (the age grows by a second every fifth poll).
+        for _ in range(50):
+            message = json.loads(await socket.read_message())  # type: ignore[arg-type]
+            if message["server"]["index"] == 0 and "live-tube" not in {
+                tube["name"] for tube in message["rows"]
+            }:
+                break
+        else:
+            raise AssertionError("every message re-sent the unchanged row")
+        assert "live-tube" in message["order"]
     finally:
         socket.close()
 

@@ -222,9 +222,7 @@ async def test_read_only_refuses_before_the_body_and_forms_have_a_size_limit(
     try:
         port = port_of(running)
         # A kick form is a few fields: 1 MiB is refused unread (Tornado answers 400).
-        answer, sent = await raw_exchange(
-            port, post_head("/server/0/tube/default/kick", MIB), MIB
-        )
+        answer, _ = await raw_exchange(port, post_head("/server/0/tube/default/kick", MIB), MIB)
         assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
         # A put may carry a whole job: up to the server's max-job-size (65,535), URL-encoded.
         big = 3 * 65_535 + (16 << 10) + 1

@@ -33,8 +33,8 @@ from typing import Optional
 
 from ...address import parse_address, unix_socket_path
 from ...cli.tls import add_tls_arguments, context_or_usage_error
-from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
-from .guard import DEFAULT_ALLOWED_HOSTS, ConsoleHTTPServer, host_name
+from .app import ConsoleOptions, make_app
+from .guard import DEFAULT_ALLOWED_HOSTS, MAX_REQUEST_BODY, ConsoleHTTPServer, host_name
 from .live import Monitor
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -101,8 +101,7 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
     parser.add_argument(
         "--https-cert",
         metavar="FILE",
-        help="serve HTTPS with this certificate (PEM; may hold the key too); cookies become "
-        "Secure",
+        help="serve HTTPS with this certificate (PEM; may hold the key too); cookies become Secure",
     )
     parser.add_argument("--https-key", metavar="FILE", help="the --https-cert private key (PEM)")
     parser.add_argument(
@@ -246,9 +245,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         asyncio.run(
-            serve(
-                listen, servers, options, args.interval, ssl_context, https, args.max_connections
-            )
+            serve(listen, servers, options, args.interval, ssl_context, https, args.max_connections)
         )
     except KeyboardInterrupt:
         return 130

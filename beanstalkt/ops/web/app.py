@@ -37,9 +37,9 @@ from ... import (
     StatsJob,
 )
 from ...models import Body
+from ...protocol import MAX_UINT32
 from .guard import (
     DEFAULT_ALLOWED_HOSTS,
-    MAX_REQUEST_BODY,
     host_allowed,
     log_request,
     origin_allowed,
@@ -47,14 +47,15 @@ from .guard import (
 )
 from .live import Monitor, ServerDown, ServerMonitor
 from .render import (
-    MAX_UINT32,
     BadInput,
     BodyView,
     check_tube,
+    duration,
     parse_count,
     parse_job_id,
     view_body,
 )
+from .view import View, delta, parse_view, select
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -160,6 +161,7 @@ class BaseHandler(tornado.web.RequestHandler):
             flash=flash.decode("utf-8", "replace") if flash else "",
             tube_url=tube_url,
             job_url=job_url,
+            duration=duration,
         )
         return namespace
 
@@ -375,18 +377,23 @@ class LoginHandler(FormHandler):
 
 
 class OverviewHandler(BaseHandler):
-    """``GET /``: every server and tube, updated live by ``console.js``."""
+    """``GET /``: every server and its tubes, problems first, updated live by ``console.js``."""
 
     def get(self) -> None:
-        self.render("overview.html", servers=[s.snapshot for s in self.monitor.servers])
+        view = View()
+        servers = []
+        for server in self.monitor.servers:
+            rows, matched = select(server.sorted_rows(view.sort), view)
+            servers.append({**server.header(), "tubes": rows, "matched": matched})
+        self.render("overview.html", servers=servers, limit=view.limit)
 
 
 class OverviewJSONHandler(BaseHandler):
-    """``GET /api/overview``: the same data as the live feed's first message."""
+    """``GET /api/overview``: every server, every tube, and the history so far."""
 
     def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.write(json.dumps(self.monitor.hello()))
+        self.write(json.dumps(self.monitor.overview()))
 
 
 class LiveSocket(tornado.websocket.WebSocketHandler):
@@ -407,21 +414,58 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         return monitor
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.view = View()
+        self.sent: dict[int, dict[str, Any]] = {}
         self.send(self.monitor.hello())
-        self.monitor.subscribe(self.send)
+        self._resend()
+        self.monitor.subscribe(self.on_poll)
+
+    def _resend(self) -> None:
+        self.sent = {server.index: {} for server in self.monitor.servers}
+        for server in self.monitor.servers:
+            self.on_poll(server)
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one message; a closed socket just stops listening."""
         try:
-            self.write_message(json.dumps(message))
+            self.write_message(json.dumps(message, separators=(",", ":")))
         except tornado.websocket.WebSocketClosedError:
-            self.monitor.unsubscribe(self.send)
+            self.monitor.unsubscribe(self.on_poll)
+
+    def on_poll(self, server: ServerMonitor) -> None:
+        """After a poll of ``server``: what changed in this tab's view of it."""
+        view = self.view
+        if view.tube is not None:
+            index, name = view.tube
+            if server.index == index:
+                row = next((r for r in server.snapshot["tubes"] if r["name"] == name), None)
+                self.send({"type": "tube", "server": server.header(), "row": row})
+            return
+        rows, matched = select(server.sorted_rows(view.sort), view)
+        changed, new = delta(rows, self.sent.setdefault(server.index, {}))
+        message: dict[str, Any] = {
+            "type": "server",
+            "server": server.header(),
+            "matched": matched,
+            "order": [row["name"] for row in rows],
+            "rows": changed,
+            "sampled": server.sampled,
+        }
+        if new:
+            message["history"] = server.series(new)
+        self.send(message)
 
     def on_message(self, message: Any) -> None:
-        pass  # the feed is one-way
+        """The tab's view: ``{"sort", "filter", "limit"}`` or ``{"tube": [server, name]}``."""
+        try:
+            self.view = parse_view(message if isinstance(message, str) else "")
+        except ValueError as error:
+            self.send({"type": "error", "message": str(error)})
+            return
+        self._resend()
 
     def on_close(self) -> None:
-        self.monitor.unsubscribe(self.send)
+        self.monitor.unsubscribe(self.on_poll)
 
 
 async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
@@ -519,6 +563,37 @@ class TubeHandler(BaseHandler):
         )
 
 
+#: Most buried jobs one "delete buried" request deletes (the page says how many are left).
+MAX_BULK_DELETE = 10_000
+
+
+async def delete_buried(
+    server: ServerMonitor, ops: Any, client: Any, tube: str, wanted: int
+) -> int:
+    """Delete up to ``wanted`` buried jobs of ``tube``, oldest first; the number deleted.
+
+    Each is the current head of the buried queue (``peek-buried``), so a job
+    kicked or deleted by someone else meanwhile is simply not counted.
+    """
+    deleted = 0
+    while deleted < wanted:
+        job = await call(server, _or_none(ops.peek_buried(tube)), "")
+        if job is None:
+            break
+        try:
+            await client.delete(job.id)
+        except NotFound:
+            continue  # gone meanwhile: take the next head
+        except BeanstalkException as error:
+            await call(server, _raise(error), "")
+        deleted += 1
+    return deleted
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
+
+
 async def _or_none(peeked: Awaitable[Job[bytes]]) -> Optional[Job[bytes]]:
     try:
         return await peeked
@@ -551,12 +626,12 @@ class ActionHandler(FormHandler):
                 403, "Read-only", "This console is read-only: it changes nothing on the servers."
             )
 
-    async def post(self, *args: str) -> None:
+    async def post(self, index: str, target: str, action: str) -> None:
         self.read_form()
-        await self.act(*args)
+        await self.act(index, target, action)
 
-    async def act(self, *args: str) -> None:
-        """Do the action named by the path (each subclass)."""
+    async def act(self, index: str, target: str, action: str) -> None:
+        """Do ``action`` on server ``index``'s tube or job ``target`` (each subclass)."""
         raise NotImplementedError
 
     def done(self, message: str, url: str) -> None:
@@ -567,7 +642,7 @@ class ActionHandler(FormHandler):
 
 @tornado.web.stream_request_body
 class TubeActionHandler(ActionHandler):
-    """``POST /server/N/tube/NAME/{kick,pause,put}``."""
+    """``POST /server/N/tube/NAME/{kick,pause,put,delete-buried}``."""
 
     def body_limit(self, *args: str) -> int:
         """A put form may carry a whole job: the server's max-job-size, URL-encoded."""
@@ -583,9 +658,30 @@ class TubeActionHandler(ActionHandler):
         client, ops = connected(server)
         here = tube_url(server.index, tube)
         if action == "kick":
-            bound = count(self, "bound", "The number of jobs to kick", 1, low=1)
+            if self.get_body_argument("bound", "") == "all":
+                # beanstalkd kicks buried jobs if there are any, else delayed ones.
+                bound = MAX_UINT32
+            else:
+                bound = count(self, "bound", "The number of jobs to kick", 1, low=1)
             kicked = await call(server, ops.kick(tube, bound), f"There is no tube {tube!r}.")
             self.done(f"Kicked {kicked} job{'s' if kicked != 1 else ''} in {tube}.", here)
+        elif action == "delete-buried":
+            if self.get_body_argument("confirm", "", strip=True) != tube:
+                raise Problem(
+                    400,
+                    "Not confirmed",
+                    f"To delete the buried jobs of {tube}, type the tube's name in the form.",
+                )
+            wanted = min(
+                count(self, "count", "The number of jobs", MAX_BULK_DELETE), MAX_BULK_DELETE
+            )
+            deleted = await delete_buried(server, ops, client, tube, wanted)
+            left = (await call(server, client.stats_tube(tube), "")).get("current-jobs-buried", 0)
+            self.done(
+                f"Deleted {deleted} buried job{'s' if deleted != 1 else ''} of {tube}"
+                + (f"; {left} still buried." if left else "."),
+                here,
+            )
         elif action == "pause":
             seconds = count(self, "delay", "The pause", 60)
             await call(server, client.pause_tube(tube, seconds), f"There is no tube {tube!r}.")
@@ -694,7 +790,10 @@ def make_app(
             (r"/live", LiveSocket),
             (r"/api/overview", OverviewJSONHandler),
             (rf"/server/{segment}/tube/{segment}", TubeHandler),
-            (rf"/server/{segment}/tube/{segment}/(kick|pause|put)", TubeActionHandler),
+            (
+                rf"/server/{segment}/tube/{segment}/(kick|pause|put|delete-buried)",
+                TubeActionHandler,
+            ),
             (rf"/server/{segment}/job/{segment}", JobHandler),
             (rf"/server/{segment}/job/{segment}/(kick|delete|move)", JobActionHandler),
         ],

@@ -125,7 +125,7 @@ def safe_next(target: Optional[str]) -> str:
         parts = urllib.parse.urlsplit(form)
         if parts.scheme or parts.netloc:
             return "/"
-    return target
+    return target or "/"
 
 
 class RateLimitedLog:
@@ -297,7 +297,10 @@ class ConsoleHTTPServer(tornado.httpserver.HTTPServer):
                     if error.errno not in _OUT_OF_DESCRIPTORS:
                         raise
                     self.log.warning(
-                        "accept", "cannot accept a connection: %s; pausing %g s", error, ACCEPT_PAUSE
+                        "accept",
+                        "cannot accept a connection: %s; pausing %g s",
+                        error,
+                        ACCEPT_PAUSE,
                     )
                     self._make_room()
                     loop.remove_handler(sock)

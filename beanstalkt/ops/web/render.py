@@ -134,3 +134,16 @@ def parse_count(what: str, text: str, low: int = 0, high: int = MAX_UINT32) -> i
     if not low <= value <= high:
         raise BadInput(f"{what} must be a whole number from {low} to {high}, not {value}.")
     return value
+
+
+def duration(seconds: object) -> str:
+    """``42 s``, ``3 m 07 s``, ``5 h 02 m``, ``3 d 04 h``; a dash when not known."""
+    if type(seconds) is not int or seconds < 0:
+        return "\u2013"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} m {seconds % 60:02d} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} m"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600:02d} h"
