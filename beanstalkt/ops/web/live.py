@@ -29,7 +29,7 @@ from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
 from ...protocol import check_tube_name
 from ._tube_ops import TubeOps
-from .view import sort_rows
+from .view import View, delta, select, sort_rows
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -81,8 +81,11 @@ class ServerMonitor:
         interval: float = 1.0,
         history_seconds: int = 300,
         ssl_context: Optional[ssl.SSLContext] = None,
+        poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         self.index = index
+        #: Seconds one poll may take in all before the server counts as down.
+        self.poll_timeout = poll_timeout
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -173,7 +176,7 @@ class ServerMonitor:
         Never raises for a server problem: any failure is this server's error.
         """
         try:
-            await asyncio.wait_for(self._poll(), timeout=CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT)
+            await asyncio.wait_for(self._poll(), timeout=self.poll_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -432,6 +435,32 @@ class ServerMonitor:
             ],
         }
 
+    def tab_message(self, view: View, sent: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The message for one tab after a poll (``None``: nothing for it).
+
+        ``sent`` is what the tab was sent of this server (name -> row); only
+        rows that changed are sent again, and history only for rows new to it.
+        """
+        if view.tube is not None:
+            index, name = view.tube
+            if self.index != index:
+                return None
+            row = next((r for r in self.snapshot["tubes"] if r["name"] == name), None)
+            return {"type": "tube", "server": self.header(), "row": row}
+        rows, matched = select(self.sorted_rows(view.sort), view)
+        changed, new = delta(rows, sent)
+        message: dict[str, Any] = {
+            "type": "server",
+            "server": self.header(),
+            "matched": matched,
+            "order": [row["name"] for row in rows],
+            "rows": changed,
+            "sampled": self.sampled,
+        }
+        if new:
+            message["history"] = self.series(new)
+        return message
+
     def _notify(self) -> None:
         for listener in list(self.listeners):
             try:
@@ -454,11 +483,14 @@ class Monitor:
         interval: float = 1.0,
         history_seconds: int = 300,
         ssl_context: Optional[ssl.SSLContext] = None,
+        poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds, ssl_context)
+            ServerMonitor(index, host, port, interval, history_seconds, ssl_context, poll_timeout)
             for index, (host, port) in enumerate(addresses)
         ]
+        self.interval = interval
+        self.poll_timeout = poll_timeout
         self.history_seconds = history_seconds
 
     def start(self) -> None:
@@ -498,6 +530,9 @@ class Monitor:
         return {
             "type": "hello",
             "history_seconds": self.history_seconds,
-            "interval": self.servers[0].interval if self.servers else 1.0,
+            "interval": self.interval,
+            # A tab that hears nothing of a server for this long shows it stale: a poll may
+            # take poll_timeout before it fails, and the backoff at most MAX_BACKOFF.
+            "stale_after": round(2 * max(self.interval, MAX_BACKOFF) + self.poll_timeout, 1),
             "servers": [server.header() for server in self.servers],
         }

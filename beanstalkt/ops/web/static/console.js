@@ -13,6 +13,7 @@
   var HISTORY_POINTS = 60;
   var historySeconds = 300;
   var interval = 1;
+  var staleAfter = 40;
   // index -> {rows: Map(name -> row), hist: Map(name -> {r: [], b: []}), times: [],
   //           elements: Map(name -> tr), order: [], seen: ms, header: {}, top: number}
   var servers = new Map();
@@ -363,10 +364,7 @@
     var now = Date.now();
     var staleServers = [];
     servers.forEach(function (state, index) {
-      var header = state.header || {};
-      var expected = 1000 * Math.max(interval, header.retry_in || 0);
-      // A poll may take a while before it fails (connect and reply timeouts): 20 s of grace.
-      if (now - state.seen > 3 * expected + 20000) {
+      if (now - state.seen > 1000 * staleAfter) {
         staleServers.push(index);
         if (state.section) {
           state.section.classList.add("stale");
@@ -376,7 +374,7 @@
     });
     if (staleServers.length) {
       setLive("stale", "no update for " + Math.round((now - lastMessage) / 1000) + " s");
-    } else if (now - lastMessage < 3 * 1000 * interval + 20000) {
+    } else {
       setLive("live");
     }
   }
@@ -402,6 +400,7 @@
       if (message.type === "hello") {
         historySeconds = message.history_seconds;
         interval = message.interval || 1;
+        staleAfter = message.stale_after || 40;
         servers.forEach(function (state) {
           state.rows.clear();
           state.hist.clear();
