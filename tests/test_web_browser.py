@@ -424,13 +424,18 @@ def test_a_page_of_another_origin_cannot_open_the_feed(
 def test_prototype_named_tubes_show_like_any_other_and_the_feed_goes_on(
     browser: WebDriver, consoles: Consoles
 ) -> None:
-    browser.get_log("browser")  # what earlier tests left
+    console_log: Callable[[str], list[dict[str, Any]]] = browser.get_log  # type: ignore[attr-defined]
+    console_log("browser")  # what earlier tests left
     names = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"]
     for name in names:
         consoles.put(name, b"x")
     browser.get(consoles.urls["rw"] + "/")
     for name in names:
-        wait_for(browser, lambda d, name=name: cell(d, 0, name, "ready") == "1", name)
+
+        def shows_one(driver: WebDriver, name: str = name) -> bool:
+            return cell(driver, 0, name, "ready") == "1"
+
+        wait_for(browser, shows_one, name)
     # The feed goes on: counts keep changing, a new tube still appears.
     consoles.put("constructor", b"y")
     consoles.put("b-after-proto", b"z")
@@ -439,12 +444,12 @@ def test_prototype_named_tubes_show_like_any_other_and_the_feed_goes_on(
     assert browser.find_element(By.ID, "live-status").text == "● live"
     errors = [
         entry
-        for entry in browser.get_log("browser")
+        for entry in console_log("browser")
         if entry.get("level") == "SEVERE" and "Failed to load resource" not in entry["message"]
     ]
     assert errors == []
     for name in names:
-        consoles.command(lambda client, name=name: drain(client, name))
+        consoles.run(drain(consoles.client, name))
 
 
 async def drain(client: beanstalkt.Client, tube: str) -> None:
@@ -548,7 +553,7 @@ def test_5000_tubes_stay_small_on_the_wire_and_cheap_to_draw(
                     await client.bury(job.id)
 
         consoles.run(fill())
-        url, monitor = consoles.extra(server, interval=0.5, history_seconds=30)
+        url, _ = consoles.extra(server, interval=0.5, history_seconds=30)
         browser.get(url + "/")
         wait_for(
             browser,

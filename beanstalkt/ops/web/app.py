@@ -402,6 +402,10 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
     def prepare(self) -> None:
         check_access(self)
 
+    def get_compression_options(self) -> dict[str, Any]:
+        """Compress the feed (permessage-deflate): it is counts and names, no secret."""
+        return {}
+
     def check_origin(self, origin: str) -> bool:
         """Only pages of this console, on an allowed host, may open the feed."""
         options: ConsoleOptions = self.settings["console_options"]

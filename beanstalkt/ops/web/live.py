@@ -424,12 +424,16 @@ class ServerMonitor:
         }
 
     def series(self, names: list[str]) -> dict[str, Any]:
-        """History of ``names`` for a tab: shared times, and [name, [ready...], [buried...]]."""
+        """History of ``names`` for a tab: shared times, and [name, ready, buried] per tube.
+
+        ``ready`` and ``buried`` are difference-coded: ``[v0, v1 - v0, v2 - v1, ...]``.
+        """
         return {
             "times": [round(t, 1) for t in self.sample_times],
-            # A list, not an object keyed by name: see console.js on "__proto__".
+            # A list, not an object keyed by name: see console.js on "__proto__". Each series
+            # is its first value then the differences: counts move little between points.
             "tubes": [
-                [name, [r for r, _ in points], [b for _, b in points]]
+                [name, _differences([r for r, _ in points]), _differences([b for _, b in points])]
                 for name in names
                 if (points := self.history.get(name)) is not None
             ],
@@ -467,6 +471,10 @@ class ServerMonitor:
                 listener(self)
             except Exception:  # one broken listener must not starve the others
                 log.exception("web console listener failed")
+
+
+def _differences(values: list[int]) -> list[int]:
+    return [value - (values[i - 1] if i else 0) for i, value in enumerate(values)]
 
 
 def _ready(stats: StatsTube) -> int:

@@ -153,6 +153,15 @@
     svg.appendChild(polyline(series.b, series.b.length, top, "buried"));
   }
 
+  function undifference(steps) {
+    // [v0, v1 - v0, ...] back to [v0, v1, ...] (the server sends series difference-coded).
+    var value = 0;
+    return steps.map(function (step) {
+      value += step;
+      return value;
+    });
+  }
+
   function trim(list) {
     while (list.length > HISTORY_POINTS) {
       list.shift();
@@ -213,7 +222,7 @@
     var fresh = new Map();
     if (history) {
       history.tubes.forEach(function (entry) {
-        fresh.set(entry[0], { r: entry[1].slice(), b: entry[2].slice() });
+        fresh.set(entry[0], { r: undifference(entry[1]), b: undifference(entry[2]) });
       });
     }
     if (message.sampled) {
