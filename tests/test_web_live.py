@@ -17,54 +17,13 @@ import pytest
 from beanstalkt.ops.web.live import HISTORY_POINTS, Monitor, backoff_delay
 from beanstalkt.ops.web.view import DEFAULT_LIMIT, View
 
-from .fake_server import FakeServer
-
-
-def yaml_reply(lines: list[str]) -> bytes:
-    body = ("---\n" + "".join(line + "\n" for line in lines)).encode()
-    return b"OK %d\r\n%s\r\n" % (len(body), body)
-
-
-class Misbehaving:
-    """A fake beanstalkd for the console's poll; ``mode`` decides how bad it is."""
-
-    def __init__(self) -> None:
-        self.mode = "bad-counter"
-        self.polls = 0
-
-    def stats(self) -> bytes:
-        uptime = "soon" if self.mode == "bad-stats" else "100"
-        return yaml_reply(
-            [f"uptime: {uptime}", "version: fake", "current-jobs-ready: 1", "max-job-size: 65535"]
-        )
-
-    def stats_tube(self, name: str) -> bytes:
-        ready = "lots" if self.mode == "bad-counter" else "0"
-        return yaml_reply([f"name: {name}", f"current-jobs-ready: {ready}", "total-jobs: 3"])
-
-    async def script(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
-    ) -> None:
-        while line := await reader.readline():
-            words = line.decode().split()
-            if words[0] == "stats":
-                self.polls += 1
-                writer.write(self.stats())
-            elif words[0] == "list-tubes":
-                writer.write(yaml_reply(["- default", "- bad name!"]))
-            elif words[0] == "stats-tube":
-                writer.write(self.stats_tube(words[1]))
-            elif words[0] == "use":
-                writer.write(b"USING " + words[1].encode() + b"\r\n")
-            else:
-                writer.write(b"UNKNOWN_COMMAND\r\n")
-            await writer.drain()
+from .fake_server import FakeServer, MisbehavingStats
 
 
 async def test_bad_replies_are_the_servers_error_and_polling_resumes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake = Misbehaving()
+    fake = MisbehavingStats()
     async with FakeServer(fake.script) as server:
         monitor = Monitor([("127.0.0.1", server.port)], interval=0.05)
         watched = monitor.servers[0]
