@@ -9,6 +9,9 @@ process with a 1,024 file-descriptor limit, as a default Linux account has.
 from __future__ import annotations
 
 import asyncio
+import html as html_module
+import importlib
+import json
 import os
 import re
 import resource
@@ -19,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tornado.httpclient
@@ -437,5 +441,92 @@ async def test_job_ids_out_of_the_protocol_range_are_400(beanstalkd: BeanstalkdS
             assert page.code == 400, raw
             assert "Invalid job id" in text(page)
         assert (await running.session.get("/server/0/job/18446744073709551615")).code == 404
+    finally:
+        await stop_console(running, http)
+
+
+# ---------------------------------------------------------------------------
+# The buried job's failure reason (the worker's failure records)
+
+
+async def console_with_reader(
+    beanstalkd: BeanstalkdServer, reader: Any
+) -> tuple[Console, tornado.httpserver.HTTPServer]:
+    monitor = Monitor([(beanstalkd.host, beanstalkd.port)], interval=0.2)
+    app = make_app(monitor, ConsoleOptions(), failure_reader=reader)
+    sock, port = tornado.testing.bind_unused_port()
+    http = ConsoleHTTPServer(app)
+    http.add_sockets([sock])
+    monitor.start()
+    await monitor.first_poll()
+    return Console(monitor, Session(f"http://127.0.0.1:{port}"), beanstalkd), http
+
+
+async def test_a_buried_job_shows_why_it_failed(
+    beanstalkd: BeanstalkdServer, client: beanstalkt.Client
+) -> None:
+    job_id = await bury_one(client, "failing", b"payload")
+    asked: list[str] = []
+
+    async def reader(server: Any, tube: str) -> dict[int, dict[str, Any]]:
+        asked.append(tube)
+        return {
+            job_id: {
+                "id": job_id,
+                "tube": tube,
+                "error": "ValueError: <script>alert(1)</script> bad address",
+                "traceback": "Traceback (most recent call last):\n  ...\nValueError",
+                "attempts": 5,
+                "failed_at": "2026-12-04T20:00:00Z",
+                "worker": {"host": "web-1", "pid": 4242},
+            }
+        }
+
+    running, http = await console_with_reader(beanstalkd, reader)
+    try:
+        for path in ("/server/0/tube/failing", f"/server/0/job/{job_id}"):
+            html = text(await running.session.get(path))
+            assert "Why it was buried" in html, path
+            assert "ValueError: &lt;script&gt;alert(1)&lt;/script&gt; bad address" in html
+            assert "after 5 attempt(s), at 2026-12-04T20:00:00Z, by web-1 (pid 4242)" in html
+        assert asked == ["failing", "failing"]
+    finally:
+        await stop_console(running, http)
+
+    async def broken(server: Any, tube: str) -> dict[int, dict[str, Any]]:
+        raise OSError("records unreachable")
+
+    running, http = await console_with_reader(beanstalkd, broken)
+    try:
+        html = text(await running.session.get("/server/0/tube/failing"))
+        assert "The failure records could not be read: OSError." in html
+        assert f'data-job="{job_id}"' in html  # the job itself is still shown
+    finally:
+        await stop_console(running, http)
+
+
+async def test_the_default_reader_uses_the_worker_records_when_installed(
+    beanstalkd: BeanstalkdServer, client: beanstalkt.Client
+) -> None:
+    """With the worker's failure records, the default reader shows them; without, it says so."""
+    job_id = await bury_one(client, "recorded", b"payload")
+    age = (await client.stats_job(job_id))["age"]
+    record = {
+        "beanstalkt_failure": 1, "id": job_id, "tube": "recorded",
+        "created": round(time.time() - age, 3), "error": "KeyError: 'to'",
+        "traceback": "", "attempts": 3, "failed_at": "2026-12-04T20:00:00Z",
+        "worker": {"host": "w", "pid": 1},
+    }  # fmt: skip
+    await put_in(client, "recorded.failures", json.dumps(record).encode())
+    running, http = await console_with_reader(beanstalkd, None)
+    try:
+        html = text(await running.session.get("/server/0/tube/recorded"))
+        try:
+            importlib.import_module("beanstalkt.worker.failures")
+        except ImportError:
+            assert "This beanstalkt writes no failure records." in html
+        else:
+            assert "KeyError: 'to'" in html_module.unescape(html)
+            assert "after 3 attempt(s)" in html
     finally:
         await stop_console(running, http)

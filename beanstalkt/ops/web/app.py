@@ -9,15 +9,17 @@ refused outright in read-only mode.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
+import importlib
 import json
 import logging
 import os
 import secrets
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -36,6 +38,7 @@ from ... import (
     NotFound,
     StatsJob,
 )
+from ...client import Client
 from ...models import Body
 from ...protocol import MAX_UINT32
 from .guard import (
@@ -45,7 +48,7 @@ from .guard import (
     origin_allowed,
     safe_next,
 )
-from .live import Monitor, ServerDown, ServerMonitor
+from .live import CONNECT_TIMEOUT, REPLY_TIMEOUT, Monitor, ServerDown, ServerMonitor
 from .render import (
     BadInput,
     BodyView,
@@ -108,6 +111,71 @@ class JobView:
     id: int
     stats: Optional[StatsJob]
     view: BodyView
+    #: Why the worker buried it (its failure record), when known.
+    failure: Optional[dict[str, Any]] = None
+    #: Why there is no failure record to show (empty when there is one or none was looked for).
+    failure_note: str = ""
+
+
+#: Reads the failure records of a tube: job id -> record; ``None`` when records are not supported.
+FailureReader = Callable[["ServerMonitor", str], Awaitable[Optional[dict[int, dict[str, Any]]]]]
+
+
+async def read_failure_records(
+    server: ServerMonitor, tube: str
+) -> Optional[dict[int, dict[str, Any]]]:
+    """The worker's failure records of ``tube`` (see :mod:`beanstalkt.worker.failures`).
+
+    The worker engine writes a record job into ``<tube>.failures`` when it
+    buries a job; its module reads them (reserving the records for a moment,
+    so a connection of its own is used). This is the console's hook: when
+    the installed beanstalkt has no failure records, the answer is ``None``
+    and the page says so.
+    """
+    try:
+        failures = importlib.import_module("beanstalkt.worker.failures")
+    except ImportError:
+        return None
+    read_failures = getattr(failures, "read_failures", None)
+    if read_failures is None:
+        return None
+    client: Client[bytes] = Client(
+        server.host,
+        server.port,
+        connect_timeout=CONNECT_TIMEOUT,
+        disconnected_timeout=0,
+        stall_timeout=REPLY_TIMEOUT,
+        ssl=server.ssl_context,
+    )
+    try:
+        await client.connect()
+        records = await asyncio.wait_for(read_failures(client, tube), REPLY_TIMEOUT)
+    finally:
+        client.close()
+    return {record["id"]: record for record in records}
+
+
+async def failure_of(handler: BaseHandler, server: ServerMonitor, view: JobView) -> None:
+    """Attach the failure record of the buried job ``view`` (or a note saying why not)."""
+    tube = (view.stats or {}).get("tube")
+    if (view.stats or {}).get("state") != "buried" or not isinstance(tube, str):
+        return
+    reader: FailureReader = handler.settings.get("failure_reader") or read_failure_records
+    try:
+        records = await reader(server, tube)
+    except Exception as error:  # the page still shows the job
+        log.warning("cannot read the failure records of %s on %s: %s", tube, server.address, error)
+        view.failure_note = f"The failure records could not be read: {type(error).__name__}."
+        return
+    if records is None:
+        view.failure_note = "This beanstalkt writes no failure records."
+    elif view.id in records:
+        view.failure = records[view.id]
+    else:
+        view.failure_note = (
+            "No failure record: buried by something other than a beanstalkt worker, "
+            "or its record was lost."
+        )
 
 
 def tube_url(server: int, tube: str, action: str = "") -> str:
@@ -537,7 +605,10 @@ class TubeHandler(BaseHandler):
             ("buried", ops.peek_buried),
         ):
             job = await call(server, _or_none(peek(tube)), "")
-            jobs.append((state, None if job is None else await job_view(server, job.id, job.body)))
+            view = None if job is None else await job_view(server, job.id, job.body)
+            if view is not None:
+                await failure_of(self, server, view)
+            jobs.append((state, view))
         self.render(
             "tube.html",
             server=server,
@@ -597,6 +668,7 @@ class JobHandler(BaseHandler):
         client, _ = connected(server)
         job = await call(server, client.peek(job_id), f"There is no job {job_id}.")
         view = await job_view(server, job_id, job.body)
+        await failure_of(self, server, view)
         self.render("job.html", server=server, job=view)
 
 
@@ -767,8 +839,12 @@ def make_app(
     monitor: Monitor,
     options: Optional[ConsoleOptions] = None,
     cookie_secret: Optional[str] = None,
+    failure_reader: Optional[FailureReader] = None,
 ) -> tornado.web.Application:
-    """The console's Tornado application, showing the servers of ``monitor``."""
+    """The console's Tornado application, showing the servers of ``monitor``.
+
+    ``failure_reader`` replaces :func:`read_failure_records` (tests, other record stores).
+    """
     segment = r"([^/]+)"
     options = options or ConsoleOptions()
     return ConsoleApplication(
@@ -805,6 +881,7 @@ def make_app(
         log_function=log_request,
         monitor=monitor,
         console_options=options,
+        failure_reader=failure_reader,
     )
 
 
