@@ -97,13 +97,15 @@ class Consoles:
         self,
         server: BeanstalkdServer,
         options: Optional[ConsoleOptions] = None,
+        failure_reader: Any = None,
         **monitor_options: Any,
     ) -> tuple[str, Monitor]:
         """Start one more console on this loop for ``server``; its URL and monitor."""
 
         async def start() -> tuple[str, Monitor]:
             monitor = Monitor([(server.host, server.port)], **monitor_options)
-            http = ConsoleHTTPServer(make_app(monitor, options or ConsoleOptions()))
+            app = make_app(monitor, options or ConsoleOptions(), failure_reader=failure_reader)
+            http = ConsoleHTTPServer(app)
             sock, http_port = tornado.testing.bind_unused_port()
             http.add_sockets([sock])
             monitor.start()
@@ -575,3 +577,32 @@ def test_5000_tubes_stay_small_on_the_wire_and_cheap_to_draw(
             f"5,000 tubes: largest feed message {max_bytes:,} bytes, longest update "
             f"{max_ms:.1f} ms of main-thread time over {body.get_attribute('data-updates')} updates"
         )
+
+
+def test_a_buried_job_shows_why_it_failed(browser: WebDriver, consoles: Consoles) -> None:
+    job_id = consoles.bury("b-failed", b"payload")
+
+    async def reader(server: Any, tube: str) -> dict[int, dict[str, Any]]:
+        return {
+            job_id: {
+                "id": job_id,
+                "tube": tube,
+                "error": "SMTPRecipientsRefused: <img src=x onerror=window.pwned=3>",
+                "traceback": "Traceback (most recent call last):\n  File 'send.py'\nSMTPError",
+                "attempts": 5,
+                "failed_at": "2026-12-04T20:00:00Z",
+                "worker": {"host": "mail-1", "pid": 77},
+            }
+        }
+
+    url, _ = consoles.extra(consoles.server, interval=0.2, failure_reader=reader)
+    browser.get(url + "/server/0/tube/b-failed")
+    panel = browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="buried"]')
+    assert panel.get_attribute("data-job") == str(job_id)
+    failure = panel.find_element(By.CSS_SELECTOR, "section.failure")
+    assert failure.find_element(By.CSS_SELECTOR, '[data-field="failure-error"]').text == (
+        "SMTPRecipientsRefused: <img src=x onerror=window.pwned=3>"
+    )
+    assert "after 5 attempt(s), at 2026-12-04T20:00:00Z, by mail-1 (pid 77)" in failure.text
+    assert failure.find_elements(By.TAG_NAME, "img") == []
+    assert browser.execute_script("return window.pwned === undefined;") is True
