@@ -241,7 +241,7 @@ def test_overview_table_and_dead_server(browser: WebDriver, consoles: Consoles) 
         "RESERVED",
         "DELAYED",
         "BURIED",
-        "OLDEST READY",
+        "OLDEST",
         "WATCHING",
         "WAITING",
         "PAUSED",
