@@ -77,6 +77,7 @@ def main() -> int:
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
         stop = asyncio.Event()
+        running: list[asyncio.Future[None]] = []
 
         async def start() -> str:
             monitor = Monitor(
@@ -88,7 +89,7 @@ def main() -> int:
             sock, port = tornado.testing.bind_unused_port()
             http.add_sockets([sock])
             monitor.start()
-            asyncio.ensure_future(workload(server, stop))
+            running.append(asyncio.ensure_future(workload(server, stop)))
             await monitor.first_poll()
             return f"http://127.0.0.1:{port}/"
 
