@@ -9,7 +9,6 @@ one place.
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -84,41 +83,14 @@ def command_line_servers(
     port: Optional[int],
     environ: Optional[Mapping[str, str]] = None,
 ) -> list[tuple[str, int]]:
-    """The servers a command line names, as ``(host, port)`` pairs (at least one).
+    """Moved to :func:`beanstalkt.cli.common.command_line_servers`: the servers a command names.
 
-    The one rule of ``beanstalkt`` and ``python -m beanstalkt.worker``:
-    ``--server`` options (``servers``, repeatable), else ``--host``/``--port``,
-    else ``$BEANSTALKD_SERVERS`` (comma-separated addresses), else
-    ``$BEANSTALKD_HOST``/``$BEANSTALKD_PORT`` (each filling in what the
-    options left out), else ``localhost:11300``. ``--server`` with
-    ``--host``/``--port`` is refused rather than one of them ignored. Raises
-    ``ValueError`` naming the option or variable at fault.
+    This name keeps working. The rule belongs to the command lines (an edge),
+    so it is imported only when called: the core imports nothing from the edges.
     """
-    environ = os.environ if environ is None else environ
-    if servers and (host or port is not None):
-        raise ValueError("give either --server, or --host/--port, not both")
-    source = "--server"
-    addresses = list(servers or [])
-    if not addresses and not host and port is None:
-        text = environ.get(SERVERS_VARIABLE, "")
-        addresses = [part.strip() for part in text.split(",") if part.strip()]
-        source = SERVERS_VARIABLE
-    if addresses:
-        try:
-            return [parse_address(address) for address in addresses]
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-    host = host or environ.get(HOST_VARIABLE) or DEFAULT_HOST
-    if port is None:
-        text = environ.get(PORT_VARIABLE) or str(DEFAULT_PORT)
-        if not text.isdigit():
-            raise ValueError(f"{PORT_VARIABLE}={text!r}: port must be an integer, not {text!r}")
-        port = int(text)
-        if not 1 <= port <= 65535:
-            raise ValueError(
-                f"{PORT_VARIABLE}={text!r}: port must be between 1 and 65535, not {port}"
-            )
-    return [(host, port)]
+    from .cli.common import command_line_servers as rule
+
+    return rule(servers, host, port, environ)
 
 
 def _is_ipv6(text: str) -> bool:

@@ -278,8 +278,18 @@ class Client(Generic[BodyT]):
         return future
 
     def closed(self) -> bool:
-        """True unless the connection is established right now."""
+        """True unless the connection is established right now.
+
+        The original beanstalkt's method, kept; :attr:`connected` is the same
+        state as a property, like the client's other state (``in_flight``,
+        ``using``).
+        """
         return self._connection.state is not State.OPEN
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is established (the opposite of :meth:`closed`)."""
+        return self._connection.state is State.OPEN
 
     def set_reconnect_callback(self, callback: Optional[ReconnectCallback]) -> None:
         """Call ``callback()`` (plain or async) after each automatic reconnect.
@@ -386,18 +396,14 @@ class Client(Generic[BodyT]):
         before anything is sent. An empty batch resolves to ``[]``.
         """
         encoding = self._encoding
-        head = b" %d %d %d " % (
-            check_integer("priority", priority, 0, MAX_UINT32),
-            check_integer("delay", delay, 0, MAX_UINT32),
-            check_integer("ttr", ttr, 0, MAX_UINT32),
-        )
+        priority = check_integer("priority", priority, 0, MAX_UINT32)
+        delay = check_integer("delay", delay, 0, MAX_UINT32)
+        ttr = check_integer("ttr", ttr, 0, MAX_UINT32)
         if tube is not None:
             check_tube_name(tube)
-        # Every body is checked (and encoded) before anything is sent.
-        commands = []
-        for body in bodies:
-            data = check_body(body, encoding)
-            commands.append(b"put%b%d\r\n%b\r\n" % (head, len(data), data))
+        # Every body is checked (and encoded, by the protocol's one put encoder)
+        # before anything is sent.
+        commands = [encode_put(check_body(body, encoding), priority, delay, ttr) for body in bodies]
         # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.

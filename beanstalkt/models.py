@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypedDict, TypeVar, Union
-
-if TYPE_CHECKING:
-    from .pipeline import Reservation
+from typing import Any, Generic, Optional, TypedDict, TypeVar, Union
 
 #: A job body: bytes, or str when the client was created with ``encoding=``.
 Body = Union[bytes, str]
@@ -14,6 +11,26 @@ Body = Union[bytes, str]
 #: The body type of a client and of its jobs: ``bytes``, or ``str`` for a
 #: client with an ``encoding`` (``Client[bytes]``, ``Job[str]``...).
 BodyT = TypeVar("BodyT", bytes, str)
+
+
+class Reservation:
+    """One connection's reservations: what a reserved job remembers of where it came from.
+
+    Every new connection of a :class:`~beanstalkt.pipeline.Pipeline` starts a
+    new generation. Jobs reserved on it carry it as ``job.reservation``; once
+    the connection is lost, ``lost`` is true and acknowledging such a job is
+    refused. ``owner`` is the pipeline that made it (compared by identity
+    only, so this module needs nothing of the pipeline's).
+    """
+
+    __slots__ = ("lost", "owner")
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.lost = False
+
+    def __repr__(self) -> str:
+        return f"<Reservation {'lost' if self.lost else 'live'}>"
 
 
 class Job(dict[str, Any], Generic[BodyT]):

@@ -48,6 +48,7 @@ from typing import Any, Optional, Union
 
 from . import errors
 from .models import Job
+from .models import Reservation as Reservation  # its home was here: the old import keeps working
 from .protocol import (
     COMMANDS,
     CommandSpec,
@@ -80,24 +81,6 @@ _INSERTED_RUN = re.compile(rb"(?:INSERTED [0-9]{1,20}\r\n)+")
 Event = tuple[Any, bool, Any]
 #: One result of a batch put: the new job's id, or why that job failed.
 BatchResult = Union[int, errors.BeanstalkException]
-
-
-class Reservation:
-    """One connection's reservations: what a reserved job remembers of where it came from.
-
-    Every new connection of a :class:`Pipeline` starts a new generation. Jobs
-    reserved on it carry it as ``job.reservation``; once the connection is
-    lost, ``lost`` is true and acknowledging such a job is refused.
-    """
-
-    __slots__ = ("lost", "owner")
-
-    def __init__(self, owner: Pipeline) -> None:
-        self.owner = owner
-        self.lost = False
-
-    def __repr__(self) -> str:
-        return f"<Reservation {'lost' if self.lost else 'live'}>"
 
 
 class _Internal:
@@ -220,9 +203,17 @@ class Pipeline:
         return len(self._written)
 
     @property
-    def pending(self) -> int:
-        """Commands not answered yet: written, or waiting to be written."""
+    def in_flight(self) -> int:
+        """Commands not answered yet: written (:attr:`owed`), or waiting to be written.
+
+        The same count as :attr:`beanstalkt.Client.in_flight`.
+        """
         return len(self._written) + len(self._unsent)
+
+    @property
+    def pending(self) -> int:
+        """The old name of :attr:`in_flight`."""
+        return self.in_flight
 
     @property
     def pending_bytes(self) -> int:
@@ -397,7 +388,8 @@ class Pipeline:
             entry.data = b""
         self._wire_tube = wire_tube
         if held is not None:
-            held.update(self._unsent)  # anything queued meanwhile (nothing, today)
+            # Nothing can be queued while this runs (it never yields): what was
+            # held back is all that stays unsent.
             self._unsent = held
         if not parts:
             return b""

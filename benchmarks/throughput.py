@@ -721,7 +721,9 @@ async def _memory_child(address: Address, n: int) -> dict[str, Any]:
         "jobs": n,
         "in_flight": in_flight,
         "baseline_rss_mb": baseline / 1e6,
-        "rss_delta_mb": max(0, peak_rss - baseline) / 1e6,
+        # Not clamped at 0: VmHWM, read after the baseline, is never below it,
+        # so a negative figure would be a measuring mistake worth seeing.
+        "rss_delta_mb": (peak_rss - baseline) / 1e6,
         "peak_reset_at_baseline": peak_reset,
         "tracemalloc_peak_mb": traced_peak / 1e6,
     }

@@ -88,12 +88,15 @@ DOCUMENTED_MODULES = [
     "beanstalkt.models",
     "beanstalkt.producer",
     "beanstalkt.worker",
+    "beanstalkt.tasks",
+    "beanstalkt.taskiq",
     "beanstalkt.testing",
     "beanstalkt.ops.metrics",
     "beanstalkt.ops.exporter",
     "beanstalkt.ops.top",
     "beanstalkt.ops.monitor",
     "beanstalkt.cli.tls",
+    "beanstalkt.cli.common",
     "beanstalkt.ops.web",
 ]
 

@@ -9,17 +9,22 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 apt_updated=""
 
-# apt_install COMMAND PACKAGE...: install PACKAGEs with apt-get unless COMMAND exists.
-apt_install() {
-    local command="$1"
-    shift
-    command -v "$command" >/dev/null 2>&1 && return 0
+# apt_get PACKAGE...: install PACKAGEs with apt-get (the package lists updated once).
+apt_get() {
     echo "setup: installing $* with apt-get" >&2
     if [ -z "$apt_updated" ]; then
         $SUDO apt-get update -qq
         apt_updated=1
     fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# apt_install COMMAND PACKAGE...: install PACKAGEs with apt-get unless COMMAND exists.
+apt_install() {
+    local command="$1"
+    shift
+    command -v "$command" >/dev/null 2>&1 && return 0
+    apt_get "$@"
 }
 
 apt_install beanstalkd beanstalkd
@@ -32,10 +37,10 @@ if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
     apt_install iptables iptables
     apt_install tmux tmux
     apt_install stunnel4 stunnel4
-    if ! command -v chromedriver >/dev/null 2>&1; then
-        apt_install chromium chromium chromium-driver 2>/dev/null \
-            || apt_install chromedriver chromium-driver 2>/dev/null \
-            || echo "setup: could not install chromium; the browser tests will skip" >&2
+    # Both commands are needed, chromium and chromedriver (Debian's chromium-driver).
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        apt_get chromium chromium-driver 2>/dev/null \
+            || echo "setup: could not install chromium; the browser tests will skip, saying why" >&2
     fi
 fi
 
@@ -46,17 +51,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -z "$extras" ] || spec=".[$extras]"
-# The web console's browser tests drive headless Chromium (skipped, saying why, without it).
-if [ "$extras" = "test" ] || [ "$extras" = "dev" ]; then
-    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-        echo "setup: installing chromium and chromium-driver with apt-get" >&2
-        SUDO=""
-        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-        { $SUDO apt-get update -qq \
-            && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver; } \
-            >/dev/null 2>&1 || echo "setup: could not install chromium; browser tests will skip" >&2
-    fi
-fi
 # The install is editable, so code changes need no reinstall: pip runs again
 # only when the dependencies (pyproject.toml) or this script change.
 stamp=".venv/setup-stamp-${extras:-none}"

@@ -584,13 +584,19 @@ def test_top_once_through_tls(terminator: Stunnel, certificates: Certificates) -
     assert rows["emails"][1] == "1"  # one ready job
 
 
+# ssl= is the spelling of every class; ssl_context= is the operations classes' old one.
+SPELLINGS = pytest.mark.parametrize("spelling", ["ssl", "ssl_context"])
+
+
+@SPELLINGS
 async def test_exporter_scrapes_through_tls(
-    terminator: Stunnel, certificates: Certificates, beanstalkd: BeanstalkdServer
+    terminator: Stunnel, certificates: Certificates, beanstalkd: BeanstalkdServer, spelling: str
 ) -> None:
     async with beanstalkt.Client(beanstalkd.address, beanstalkd.port) as plain:
         await plain.put(b"waiting", tube="emails")
     address = f"127.0.0.1:{terminator.port}"
-    exporter = Exporter([address], timeout=5, ssl_context=trusting(certificates))
+    tls: dict[str, Any] = {spelling: trusting(certificates)}
+    exporter = Exporter([address], timeout=5, **tls)
     try:
         text = (await exporter.render()).decode()
     finally:
@@ -621,10 +627,12 @@ async def test_exporter_with_an_untrusted_server_is_down(
     assert f'beanstalkd_up{{server="{address}"}} 0.0' in text
 
 
+@SPELLINGS
 async def test_web_console_monitor_through_tls(
-    terminator: Stunnel, certificates: Certificates
+    terminator: Stunnel, certificates: Certificates, spelling: str
 ) -> None:
-    monitor = Monitor([("127.0.0.1", terminator.port)], ssl_context=trusting(certificates))
+    tls: dict[str, Any] = {spelling: trusting(certificates)}
+    monitor = Monitor([("127.0.0.1", terminator.port)], **tls)
     server = monitor.servers[0]
     try:
         await server.poll_once()

@@ -194,10 +194,11 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--server", "a:1", "--port", "2"], "give either --server or --host/--port"),
+        # The messages of every command line (beanstalkt.cli.common).
+        (["--server", "a:1", "--port", "2"], "give either --server, or --host/--port, not both"),
         (["--interval", "-1"], "expected a number of seconds >= 0"),
         (["--sort", "size"], "invalid choice: 'size'"),
-        (["--port", "0"], "the port must be a number from 1 to 65535"),
+        (["--port", "0"], "port must be between 1 and 65535, not 0"),
         (["--tubes", "bad name"], "--tubes:"),
         (["--timeout", "0", "--once"], "--timeout must be more than 0"),
     ],

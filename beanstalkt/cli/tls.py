@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
+import textwrap
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any, Optional
 
 from ..address import unix_socket_path
 
@@ -42,35 +43,50 @@ class TLSOptionError(ValueError):
     """A TLS option that cannot be used: a missing or unreadable file, a key that does not fit."""
 
 
-def add_tls_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def add_tls_arguments(
+    parser: argparse.ArgumentParser, *, suppress_defaults: bool = False
+) -> argparse._ArgumentGroup:
     """Add ``--tls``, ``--tls-ca``, ``--tls-cert`` and ``--tls-key`` to ``parser``.
 
     Returns the argument group they were added to. The values land in
     ``args.tls``, ``args.tls_ca``, ``args.tls_cert`` and ``args.tls_key``.
+    ``suppress_defaults``: an option not given sets nothing (for a
+    sub-command's parser repeating its program's options, so that a value given
+    before the sub-command's name stays).
     """
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress_defaults else {}
+    # Filled here: some tools print their help texts as written (RawDescriptionHelpFormatter).
     group = parser.add_argument_group(
         "TLS",
-        "for beanstalkd behind a TLS terminator (stunnel, haproxy); the server's certificate "
-        "is always verified against --host. Any --tls-* option implies --tls.",
+        textwrap.fill(
+            "for beanstalkd behind a TLS terminator (stunnel, haproxy); the server's "
+            "certificate is always verified against its host name. Any --tls-* option "
+            "implies --tls.",
+            78,
+        ),
     )
     group.add_argument(
         "--tls",
         action="store_true",
+        **unset,
         help="connect with TLS, trusting the system's certificate authorities",
     )
     group.add_argument(
         "--tls-ca",
         metavar="FILE",
+        **unset,
         help="trust the certificate authorities in this PEM file instead (a private CA)",
     )
     group.add_argument(
         "--tls-cert",
         metavar="FILE",
+        **unset,
         help="client certificate (PEM) for mutual TLS; may hold the private key too",
     )
     group.add_argument(
         "--tls-key",
         metavar="FILE",
+        **unset,
         help="the client certificate's private key (PEM, not encrypted)",
     )
     return group

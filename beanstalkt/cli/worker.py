@@ -12,14 +12,13 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from ..address import command_line_servers, format_address
 from ..errors import BeanstalkConnectionError
 from ..worker.worker import Handler, Worker
+from .common import add_connection_arguments, servers_or_usage_error, tls_or_usage_error
 from .options import add_options, option
-from .tls import add_tls_arguments, context_or_usage_error
 
 logger = logging.getLogger("beanstalkt.worker")
 
@@ -38,35 +37,20 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-#: The worker's options before the TLS ones (see tls.add_tls_arguments), in -h order.
+#: The worker's options before the servers and TLS ones (cli.common), in -h order.
 _OPTIONS = (
-    option("handler", help="module:function handling every --tube without a handler of its own"),
+    option(
+        "handler",
+        nargs="?",
+        help="module:function handling every --tube without a handler of its own",
+    ),
+    option("--tasks", metavar="MODULE:ATTR", help="run the tasks of a beanstalkt.tasks.Tasks"),
     option(
         "--tube",
         action="append",
         default=[],
         metavar="TUBE[=module:function]",
         help="a tube to work on (repeatable; default: 'default')",
-    ),
-    option(
-        "--host",
-        default=None,
-        help="beanstalkd host, or unix:/path (default: $BEANSTALKD_HOST, else localhost)",
-    ),
-    option(
-        "--port",
-        type=int,
-        default=None,
-        help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
-    ),
-    option(
-        "--server",
-        action="append",
-        default=None,
-        metavar="HOST:PORT",
-        help="a beanstalkd server (or unix:/path); repeat it to reserve from several: the "
-        "slots move to where the jobs are (default: $BEANSTALKD_SERVERS, a comma-separated "
-        "list; not with --host/--port)",
     ),
     option(
         "--concurrency",
@@ -127,7 +111,7 @@ _OPTIONS = (
     option("--encoding", default=None, help="decode bodies to str, e.g. utf-8"),
     option("--stats-interval", type=float, default=None, help="log counters every N seconds"),
 )
-#: Its options after the TLS ones.
+#: Its options after the servers and TLS ones.
 _LATER_OPTIONS = (
     option(
         "--metrics-port",
@@ -141,20 +125,32 @@ _LATER_OPTIONS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m beanstalkt.worker`` (also used by the docs)."""
+def build_parser(
+    prog: str = "python -m beanstalkt.worker", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m beanstalkt.worker`` (also used by the docs).
+
+    ``argv`` (the run's arguments) only makes ``-h`` say where that run's
+    servers come from.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m beanstalkt.worker",
+        prog=prog,
         description="Run beanstalkd jobs through a handler function, with retries, "
         "TTR touches and graceful shutdown on SIGTERM/SIGINT.",
     )
     add_options(parser, _OPTIONS)
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several="the slots move to where the jobs are", argv=argv)
     add_options(parser, _LATER_OPTIONS)
     return parser
 
 
 def _load_handlers(arguments: argparse.Namespace) -> dict[str, Handler]:
+    if arguments.tasks is not None:  # the tasks bring their own handlers
+        if arguments.handler is not None or arguments.tube:
+            raise ValueError("--tasks runs the tasks' own tubes: give no handler or --tube")
+        return {}
+    if arguments.handler is None:
+        raise ValueError("give a handler (module:function) or --tasks module:attr")
     default_handler = load_handler(arguments.handler)
     handlers: dict[str, Handler] = {}
     for entry in arguments.tube or ["default"]:
@@ -175,14 +171,8 @@ async def _serve(worker: Worker, metrics_port: Optional[int] = None) -> None:
             worker.metrics.stop_serving()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m beanstalkt.worker``; returns the exit status."""
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _make_worker(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> Worker:
+    """The Worker the options describe (a usage error for what cannot be built)."""
     metrics = None
     if arguments.metrics_port is not None:
         try:
@@ -190,21 +180,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             parser.error(f"--metrics-port: {exc}")
         metrics = WorkerMetrics()
-    # The same flags and environment as `beanstalkt` (python -m beanstalkt.cmd) reads.
-    try:
-        addresses = command_line_servers(arguments.server, arguments.host, arguments.port)
-    except ValueError as exc:
-        parser.error(str(exc))
-    ssl_context = context_or_usage_error(parser, arguments, [host for host, _ in addresses])
+    # The same flags and environment as every beanstalkt command line (cli.common).
+    servers = servers_or_usage_error(parser, arguments)
+    ssl_context = tls_or_usage_error(parser, arguments, servers)
+    addresses = servers.addresses
     # One server: the worker of one server, however it was named.
     where: dict[str, Any] = (
-        {"servers": [format_address(*address) for address in addresses]}
+        {"servers": servers.texts}
         if len(addresses) > 1
         else {"host": addresses[0][0], "port": addresses[0][1]}
     )
     try:
-        worker = Worker(
-            _load_handlers(arguments),
+        handlers = _load_handlers(arguments)
+        make_worker: Callable[..., Worker] = Worker
+        if arguments.tasks is not None:
+            from ..tasks.runner import tasks_worker
+
+            make_worker = tasks_worker(arguments.tasks)
+        worker = make_worker(
+            handlers,
             **where,
             encoding=arguments.encoding,
             concurrency=arguments.concurrency,
@@ -222,6 +216,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         parser.error(str(exc))
+    return worker
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Entry point of ``python -m beanstalkt.worker`` (and ``beanstalkt worker``).
+
+    Returns the exit status; ``prog`` is the name ``-h`` gives the program.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.worker", words)
+    arguments = parser.parse_args(words)
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    worker = _make_worker(parser, arguments)
     status = 0
     try:
         asyncio.run(_serve(worker, arguments.metrics_port))

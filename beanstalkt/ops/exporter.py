@@ -23,11 +23,11 @@ import argparse
 import asyncio
 import logging
 import signal
-import ssl
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Optional, Union
 
 import tornado.httpserver
@@ -43,14 +43,24 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
     ) from exc
 
+from .._compat import ssl_or_old_spelling
 from ..address import parse_address, unix_socket_path
-from ..cli.tls import add_tls_arguments, context_or_usage_error
+from ..cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_connection_arguments,
+    argument,
+    exit_status,
+    positive_seconds,
+    servers_or_usage_error,
+    tls_or_usage_error,
+)
+from ..connection import SSLOption
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 
 logger = logging.getLogger("beanstalkt.exporter")
 
 DEFAULT_LISTEN = ":9127"
-DEFAULT_SERVER = "localhost:11300"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_TUBES = 100
 
@@ -249,7 +259,8 @@ class Exporter:
     :param timeout: seconds any one server may take per scrape.
     :param tubes: ``fnmatch`` patterns of the tubes that get per-tube metrics.
     :param max_tubes: at most this many tubes per server get per-tube metrics.
-    :param ssl_context: reach every server with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
+    :param ssl: reach every server with TLS, as :class:`beanstalkt.Client`'s ``ssl``
+        (``ssl_context=`` is its old spelling, still accepted).
     """
 
     def __init__(
@@ -259,8 +270,10 @@ class Exporter:
         timeout: float = DEFAULT_TIMEOUT,
         tubes: Optional[Sequence[str]] = None,
         max_tubes: Optional[int] = DEFAULT_MAX_TUBES,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "Exporter")
         if not servers:
             raise ValueError("give at least one server")
         if len(set(servers)) != len(servers):
@@ -271,7 +284,7 @@ class Exporter:
                 timeout=timeout,
                 tubes=tubes,
                 max_tubes=max_tubes,
-                ssl_context=ssl_context,
+                ssl=ssl,
             )
             for server in servers
         ]
@@ -345,8 +358,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-def build_parser(prog: str = "python -m beanstalkt.exporter") -> argparse.ArgumentParser:
-    """The exporter's command line."""
+def build_parser(
+    prog: str = "python -m beanstalkt.exporter", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The exporter's command line (``argv``: the run's, for where ``-h`` says its servers are)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Serve Prometheus metrics of beanstalkd servers on /metrics.",
@@ -355,55 +370,31 @@ def build_parser(prog: str = "python -m beanstalkt.exporter") -> argparse.Argume
     parser.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
-        type=_argument(parse_listen),
+        type=argument(parse_listen),
         help=f"HOST:PORT to serve on; :PORT means every interface (default {DEFAULT_LISTEN})",
     )
     parser.add_argument(
-        "--server",
-        action="append",
-        type=_argument(_server_text),
-        help=f"beanstalkd HOST:PORT or unix:/path; repeat for several (default {DEFAULT_SERVER})",
-    )
-    parser.add_argument(
         "--tubes",
-        type=_argument(_patterns),
+        type=argument(_patterns),
         help="comma-separated tube names or fnmatch patterns (jobs-*) that get per-tube "
         "metrics (default: all)",
     )
     parser.add_argument(
         "--max-tubes",
-        type=_argument(_non_negative_int),
+        type=argument(_non_negative_int),
         default=DEFAULT_MAX_TUBES,
         help="per-tube metrics for at most N tubes per server, the first by name; the "
         f"others are counted in beanstalkd_tubes_dropped (default {DEFAULT_MAX_TUBES})",
     )
     parser.add_argument(
         "--timeout",
-        type=_argument(_positive_float),
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         help="seconds a server may take per scrape before it counts as down "
         f"(default {DEFAULT_TIMEOUT:g})",
     )
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several="each is scraped", argv=argv)
     return parser
-
-
-def _argument(parse: Callable[[str], object]) -> Callable[[str], object]:
-    """Turn a parser's ValueError into an argparse usage error with its message."""
-
-    def checked(text: str) -> object:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    checked.__name__ = parse.__name__
-    return checked
-
-
-def _server_text(text: str) -> str:
-    parse_address(text)
-    return text
 
 
 def _patterns(text: str) -> list[str]:
@@ -414,16 +405,6 @@ def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise ValueError(f"expected a whole number >= 0, not {text!r}")
     return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, not {text!r}")
-    return value
 
 
 async def serve(
@@ -453,27 +434,31 @@ async def serve(
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the exporter (``sys.argv[1:]`` by default) until interrupted; return the exit status."""
-    parser = build_parser(prog or "python -m beanstalkt.exporter")
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.exporter", words)
     try:
-        args = parser.parse_args(argv)
-        ssl_context = context_or_usage_error(parser, args, args.server or [DEFAULT_SERVER])
+        args = parser.parse_args(words)
+        # The same rule as every command line (cli.common): --server, --host/--port,
+        # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
+        servers = servers_or_usage_error(parser, args)
+        ssl_context = tls_or_usage_error(parser, args, servers)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+        return exit_status(exc.code)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     host, port = args.listen
     exporter = Exporter(
-        args.server or [DEFAULT_SERVER],
+        servers.texts,
         timeout=args.timeout,
         tubes=args.tubes,
         max_tubes=args.max_tubes,
-        ssl_context=ssl_context,
+        ssl=ssl_context,
     )
     try:
         asyncio.run(serve(exporter, host, port))
     except OSError as exc:  # e.g. the port is taken
         sys.stderr.write(f"beanstalkt exporter: cannot listen on {host}:{port}: {exc}\n")
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any, Optional, TypeVar
 
+from .._compat import ssl_or_old_spelling
 from ..address import parse_address
 from ..client import Client
+from ..connection import SSLOption
 from ..errors import NotFound
 from ..models import Stats, StatsTube
 from ..protocol import check_tube_name
@@ -181,7 +183,8 @@ class ServerWatcher:
     :param tubes: ``fnmatch`` patterns of the tubes to report (all by default).
     :param max_tubes: report at most this many tubes (the first by name).
     :param measure_oldest: also measure the age of each tube's head ready job.
-    :param ssl_context: connect with TLS (see :class:`beanstalkt.Client`'s ``ssl``).
+    :param ssl: connect with TLS, as :class:`beanstalkt.Client`'s ``ssl``
+        (``ssl_context=`` is its old spelling, still accepted).
     """
 
     def __init__(
@@ -192,8 +195,10 @@ class ServerWatcher:
         tubes: Optional[Sequence[str]] = None,
         max_tubes: Optional[int] = None,
         measure_oldest: bool = True,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        ssl_context: Optional[SSLContext] = None,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "ServerWatcher")
         host, port = parse_address(address)
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -215,7 +220,7 @@ class ServerWatcher:
                 connect_timeout=timeout,
                 disconnected_timeout=0.0,
                 stall_timeout=timeout,
-                ssl=ssl_context,
+                ssl=ssl,
             )
             for _ in range(2)
         )

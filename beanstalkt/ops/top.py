@@ -22,24 +22,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import math
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..address import format_address, parse_address
-from ..cli.tls import add_tls_arguments, context_or_usage_error
+from ..cli.common import (
+    EXIT_CANNOT_CONNECT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_connection_arguments,
+    argument,
+    exit_status,
+    seconds,
+    servers_or_usage_error,
+    silence_library_loggers,
+    tls_or_usage_error,
+)
 from ..errors import BeanstalkConnectionError
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 
 if TYPE_CHECKING:
     import curses
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: Column keys (for ``--sort``), in display order, with their headings.
 COLUMNS = {
@@ -393,8 +399,10 @@ async def _run_screen(window: curses.window, watcher: ServerWatcher, args: Any) 
 # Command line.
 
 
-def build_parser(prog: str = "python -m beanstalkt.top") -> argparse.ArgumentParser:
-    """The command line of ``top``."""
+def build_parser(
+    prog: str = "python -m beanstalkt.top", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The command line of ``top`` (``argv``: the run's, for where ``-h`` says its server is)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A live view of a beanstalkd server's tubes: job counts, put and delete "
@@ -403,20 +411,8 @@ def build_parser(prog: str = "python -m beanstalkt.top") -> argparse.ArgumentPar
         "that column. When stdout is not a terminal, one snapshot is printed, as with --once.",
     )
     parser.add_argument(
-        "--server", type=_argument(_server_text), help="HOST:PORT or unix:/path (instead of "
-        "--host/--port)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--host", help="beanstalkd host (default: $BEANSTALKD_HOST, else localhost)"
-    )
-    parser.add_argument(
-        "--port",
-        type=_argument(_port),
-        help="beanstalkd port (default: $BEANSTALKD_PORT, else 11300)",
-    )
-    parser.add_argument(
         "--interval",
-        type=_argument(_seconds),
+        type=seconds,
         default=1.0,
         help="seconds between refreshes; with --once, the time over which rates are "
         "measured (0: no rates) (default 1)",
@@ -426,93 +422,42 @@ def build_parser(prog: str = "python -m beanstalkt.top") -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--tubes",
-        type=_argument(lambda text: check_tube_patterns(p.strip() for p in text.split(","))),
+        type=argument(lambda text: check_tube_patterns(p.strip() for p in text.split(","))),
         help="comma-separated tube names or fnmatch patterns to show (default: all)",
     )
     parser.add_argument(
         "--timeout",
-        type=_argument(_seconds),
+        type=seconds,
         default=5.0,
         help="seconds a refresh may wait for the server (default 5)",
     )
     parser.add_argument(
         "--once", action="store_true", help="print one snapshot as plain text and exit"
     )
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, argv=argv)
     return parser
-
-
-def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def checked(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    checked.__name__ = getattr(parse, "__name__", "value")
-    return checked
-
-
-def _server_text(text: str) -> str:
-    parse_address(text)
-    return text
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"the port must be a number from 1 to 65535, not {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a number of seconds >= 0, not {text!r}")
-    return value
-
-
-def _address(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    if args.server is not None:
-        if args.host is not None or args.port is not None:
-            parser.error("give either --server or --host/--port, not both")
-        return str(args.server)
-    host = args.host or os.environ.get("BEANSTALKD_HOST") or "localhost"
-    port = args.port
-    if port is None:
-        text = os.environ.get("BEANSTALKD_PORT") or "11300"
-        try:
-            port = _port(text)
-        except ValueError as exc:
-            parser.error(f"BEANSTALKD_PORT: {exc}")
-    return format_address(host, port)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run ``top`` (``sys.argv[1:]`` by default); return the exit status."""
-    parser = build_parser(prog or "python -m beanstalkt.top")
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.top", words)
     try:
-        args = parser.parse_args(argv)
-        address = _address(parser, args)
-        ssl_context = context_or_usage_error(parser, args, [address])
+        args = parser.parse_args(words)
+        # The same rule as every command line (cli.common); top shows one server.
+        servers = servers_or_usage_error(parser, args, one=True)
+        address = servers.texts[0]
+        ssl_context = tls_or_usage_error(parser, args, servers)
         if not args.once and sys.stdout.isatty() and args.interval <= 0:
             parser.error("--interval must be more than 0 for the live view")
         if args.timeout <= 0:
             parser.error("--timeout must be more than 0")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        return exit_status(exc.code)
     # The library logs lost connections and reconnects; on a curses screen
-    # they would scribble over the view, which shows the failure itself. So
-    # would Tornado's report of a failed TLS handshake.
-    for name in ("beanstalkt", "tornado.general"):
-        library_logger = logging.getLogger(name)
-        if not library_logger.handlers:
-            library_logger.addHandler(logging.NullHandler())
-    watcher = ServerWatcher(
-        address, timeout=args.timeout, tubes=args.tubes, ssl_context=ssl_context
-    )
+    # they would scribble over the view, which shows the failure itself.
+    silence_library_loggers()
+    watcher = ServerWatcher(address, timeout=args.timeout, tubes=args.tubes, ssl=ssl_context)
     try:
         if args.once or not sys.stdout.isatty():
             lines = asyncio.run(_once_and_close(watcher, args.interval, args.sort))

@@ -214,7 +214,7 @@ class ReservedJob(Job[Any]):
         """The address of the server that handed the job out (``None``: made by hand).
 
         ``"host:port"`` (or ``unix:/path``): with ``Worker(servers=...)``, as
-        spelled by :func:`~beanstalkt.pool.format_address`. The job is
+        spelled by :func:`~beanstalkt.address.format_address`. The job is
         acknowledged and touched there, on the connection that reserved it.
         """
         lane = self._lane
@@ -601,7 +601,7 @@ class Worker:
     :param port: beanstalkd port, when no ``client_factory`` (default: 11300).
     :param servers: several beanstalkd servers to reserve from, instead of
         ``host``/``port``: addresses ``"host:port"`` or ``"unix:/path"`` (see
-        :func:`~beanstalkt.pool.parse_address`), each once. Each server gets
+        :func:`~beanstalkt.address.parse_address`), each once. Each server gets
         ``ceil(concurrency / slots_per_connection)`` connections, and the
         slots move, between jobs, to where the jobs are (see "Over several
         servers" in the module's documentation). :attr:`ReservedJob.server`
@@ -630,7 +630,7 @@ class Worker:
     :param executor: the thread-based executor plain-function handlers run in
         (default: a thread pool of ``concurrency`` threads, owned by the worker).
     :param stats_interval: log the counters every this many seconds (``None``: never).
-    :param metrics: a :class:`beanstalkt.metrics.WorkerMetrics` to record
+    :param metrics: a :class:`beanstalkt.ops.metrics.WorkerMetrics` to record
         Prometheus metrics in (the ``metrics`` extra); ``None``: none, and
         nothing of prometheus_client is imported.
     :param prefetch_stats: read every job's ``stats-job`` before its handler

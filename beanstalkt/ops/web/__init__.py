@@ -26,19 +26,29 @@ import ipaddress
 import logging
 import os
 import signal
-import ssl
 import sys
 from collections.abc import Sequence
+from ssl import Purpose, SSLContext, SSLError, create_default_context
 from typing import Optional
 
+from ..._compat import ssl_or_old_spelling
 from ...address import parse_address, unix_socket_path
-from ...cli.tls import add_tls_arguments, context_or_usage_error
+from ...cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_arguments,
+    exit_status,
+    servers_or_usage_error,
+    tls_or_usage_error,
+)
+from ...connection import SSLOption
 from .app import ConsoleOptions, make_app
 from .guard import DEFAULT_ALLOWED_HOSTS, MAX_REQUEST_BODY, ConsoleHTTPServer, host_name
 from .live import Monitor
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
-DEFAULT_SERVER = "localhost:11300"
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -53,8 +63,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentParser:
-    """The command line of the web console."""
+def build_parser(
+    prog: str = "python -m beanstalkt.web", argv: Optional[Sequence[str]] = None
+) -> argparse.ArgumentParser:
+    """The command line of the web console (``argv``: the run's, for ``-h``'s servers line)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="A web console for beanstalkd: live overview, tube pages, kick, "
@@ -65,12 +77,6 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT",
         help=f"where the console listens (default {DEFAULT_LISTEN}: this machine only)",
-    )
-    parser.add_argument(
-        "--server",
-        action="append",
-        metavar="HOST:PORT",
-        help=f"a beanstalkd server to show; repeat for several (default {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--read-only", action="store_true", help="hide and refuse every action that changes a queue"
@@ -116,7 +122,7 @@ def build_parser(prog: str = "python -m beanstalkt.web") -> argparse.ArgumentPar
         help="most HTTP connections open at once (default: the file-descriptor limit less 128); "
         "at the limit the longest idle one is closed",
     )
-    add_tls_arguments(parser)
+    add_connection_arguments(parser, several="each is shown", argv=argv)
     return parser
 
 
@@ -131,16 +137,16 @@ def allowed_hosts(listen_host: str, extra: Sequence[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-def https_context(cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSLContext]:
+def https_context(cert: Optional[str], key: Optional[str]) -> Optional[SSLContext]:
     """The server-side TLS context of ``--https-cert``/``--https-key`` (``None``: plain HTTP)."""
     if cert is None:
         if key is not None:
             raise ValueError("--https-key needs --https-cert")
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = create_default_context(Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as error:
+    except (OSError, SSLError) as error:
         raise ValueError(f"cannot load --https-cert {cert}: {error}") from None
     return context
 
@@ -169,15 +175,21 @@ async def serve(
     servers: list[tuple[str, int]],
     options: ConsoleOptions,
     interval: float = 1.0,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    https: Optional[ssl.SSLContext] = None,
+    ssl: SSLOption = None,
+    *,
+    ssl_context: Optional[SSLContext] = None,
+    https: Optional[SSLContext] = None,
     max_connections: Optional[int] = None,
 ) -> None:
     """Run the console until SIGINT or SIGTERM.
 
-    ``ssl_context``: reach the servers with TLS; ``https``: serve HTTPS.
+    ``ssl``: reach the servers with TLS (``ssl_context=`` is its old spelling,
+    still accepted); ``https``: serve HTTPS; ``max_connections``: see
+    :class:`~beanstalkt.ops.web.guard.ConsoleHTTPServer`.
     """
-    monitor = Monitor(servers, interval=interval, ssl_context=ssl_context)
+    monitor = Monitor(
+        servers, interval=interval, ssl=ssl_or_old_spelling(ssl, ssl_context, "serve")
+    )
     app = make_app(monitor, options)
     http = ConsoleHTTPServer(
         app,
@@ -207,17 +219,21 @@ async def serve(
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the console with the command line ``argv`` (default ``sys.argv[1:]``)."""
-    parser = build_parser(prog or "python -m beanstalkt.web")
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog or "python -m beanstalkt.web", words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         options = options_from(args, parser)
         listen = parse_address(args.listen, 8080)
-        servers = [parse_address(text, 11300) for text in args.server or [DEFAULT_SERVER]]
+        # The same rule as every command line (cli.common): --server, --host/--port,
+        # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
+        named = servers_or_usage_error(parser, args)
+        servers = list(named.addresses)
         if unix_socket_path(listen[0]) is not None:
             raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
-        ssl_context = context_or_usage_error(parser, args, [host for host, _ in servers])
+        ssl_context = tls_or_usage_error(parser, args, named)
         options = dataclasses.replace(
             options, allowed_hosts=allowed_hosts(listen[0], args.allow_host)
         )
@@ -227,9 +243,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     except ValueError as error:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_status(exit_.code)
     if not is_loopback(listen[0]) and not options.needs_auth:
         print(
             f"warning: listening on {listen[0]} without --token or --basic-auth: anyone who "
@@ -245,14 +261,22 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         asyncio.run(
-            serve(listen, servers, options, args.interval, ssl_context, https, args.max_connections)
+            serve(
+                listen,
+                servers,
+                options,
+                args.interval,
+                ssl_context,
+                https=https,
+                max_connections=args.max_connections,
+            )
         )
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as error:
         print(f"{parser.prog}: cannot listen on {args.listen}: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 __all__ = [

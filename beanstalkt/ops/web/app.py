@@ -48,7 +48,7 @@ from .guard import (
     origin_allowed,
     safe_next,
 )
-from .live import CONNECT_TIMEOUT, REPLY_TIMEOUT, Monitor, ServerDown, ServerMonitor
+from .live import CONNECT_TIMEOUT, REPLY_TIMEOUT, LiveServer, Monitor, ServerDown
 from .render import (
     BadInput,
     BodyView,
@@ -118,11 +118,11 @@ class JobView:
 
 
 #: Reads the failure records of a tube: job id -> record; ``None`` when records are not supported.
-FailureReader = Callable[["ServerMonitor", str], Awaitable[Optional[dict[int, dict[str, Any]]]]]
+FailureReader = Callable[["LiveServer", str], Awaitable[Optional[dict[int, dict[str, Any]]]]]
 
 
 async def read_failure_records(
-    server: ServerMonitor, tube: str
+    server: LiveServer, tube: str
 ) -> Optional[dict[int, dict[str, Any]]]:
     """The worker's failure records of ``tube`` (see :mod:`beanstalkt.worker.failures`).
 
@@ -145,7 +145,7 @@ async def read_failure_records(
         connect_timeout=CONNECT_TIMEOUT,
         disconnected_timeout=0,
         stall_timeout=REPLY_TIMEOUT,
-        ssl=server.ssl_context,
+        ssl=server.ssl,
     )
     try:
         await client.connect()
@@ -155,7 +155,7 @@ async def read_failure_records(
     return {record["id"]: record for record in records}
 
 
-async def failure_of(handler: BaseHandler, server: ServerMonitor, view: JobView) -> None:
+async def failure_of(handler: BaseHandler, server: LiveServer, view: JobView) -> None:
     """Attach the failure record of the buried job ``view`` (or a note saying why not)."""
     tube = (view.stats or {}).get("tube")
     if (view.stats or {}).get("state") != "buried" or not isinstance(tube, str):
@@ -264,7 +264,7 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         self.render("message.html", status=status_code, title=title, message=message)
 
-    def server(self, index: str) -> ServerMonitor:
+    def server(self, index: str) -> LiveServer:
         """The server numbered ``index`` in the console's list, or a 404 page."""
         servers = self.monitor.servers
         if not (index.isascii() and index.isdigit()) or int(index) >= len(servers):
@@ -504,7 +504,7 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         except tornado.websocket.WebSocketClosedError:
             self.monitor.unsubscribe(self.on_poll)
 
-    def on_poll(self, server: ServerMonitor) -> None:
+    def on_poll(self, server: LiveServer) -> None:
         """After a poll of ``server``: what changed in this tab's view of it."""
         message = server.tab_message(self.view, self.sent.setdefault(server.index, {}))
         if message is not None:
@@ -523,7 +523,7 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         self.monitor.unsubscribe(self.on_poll)
 
 
-async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
+async def call(server: LiveServer, awaitable: Any, not_found: str) -> Any:
     """Await a client command; map the server's refusals to message pages."""
     try:
         return await awaitable
@@ -544,7 +544,7 @@ async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
         raise Problem(502, "Refused", f"beanstalkd answered {error}.") from error
 
 
-def connected(server: ServerMonitor) -> Any:
+def connected(server: LiveServer) -> Any:
     """The server's client and tube commands, or a 503 page."""
     try:
         return server.require()
@@ -579,7 +579,7 @@ def count(handler: BaseHandler, field: str, what: str, default: int, low: int = 
         raise Problem(400, "Invalid number", str(error)) from error
 
 
-async def job_view(server: ServerMonitor, job_id: int, body: Body) -> JobView:
+async def job_view(server: LiveServer, job_id: int, body: Body) -> JobView:
     """A job's stats (``None`` if it went away meanwhile) and its body, ready to show."""
     client, _ = connected(server)
     try:
@@ -625,9 +625,7 @@ class TubeHandler(BaseHandler):
 MAX_BULK_DELETE = 10_000
 
 
-async def delete_buried(
-    server: ServerMonitor, ops: Any, client: Any, tube: str, wanted: int
-) -> int:
+async def delete_buried(server: LiveServer, ops: Any, client: Any, tube: str, wanted: int) -> int:
     """Delete up to ``wanted`` buried jobs of ``tube``, oldest first; the number deleted.
 
     Each is the current head of the buried queue (``peek-buried``), so a job

@@ -1,6 +1,6 @@
 """The live view of every server: one client and one polling loop per server.
 
-Each :class:`ServerMonitor` polls its server (``stats``, ``list-tubes``, a
+Each :class:`LiveServer` polls its server (``stats``, ``list-tubes``, a
 pipelined ``stats-tube`` per tube, and the age of the oldest ready job of the
 busiest tubes), keeps the last snapshot and a few minutes of ready/buried
 history per tube, and tells its listeners (the WebSocket connections) after
@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any, Optional
 
+from ..._compat import ssl_or_old_spelling
 from ...address import format_address
 from ...client import Client
+from ...connection import SSLOption
 from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
 from ...protocol import check_tube_name
@@ -33,7 +35,7 @@ from .view import View, delta, select, sort_rows
 
 log = logging.getLogger("beanstalkt.web")
 
-Listener = Callable[["ServerMonitor"], None]
+Listener = Callable[["LiveServer"], None]
 
 #: Seconds a connection attempt may take before the server counts as down.
 CONNECT_TIMEOUT = 2.0
@@ -70,7 +72,7 @@ def backoff_delay(interval: float, failures: int) -> float:
     return float(min(MAX_BACKOFF, interval * 2.0 ** (failures - 1)))
 
 
-class ServerMonitor:
+class LiveServer:
     """One beanstalkd server: its shared client, latest snapshot and history."""
 
     def __init__(
@@ -80,7 +82,9 @@ class ServerMonitor:
         port: int,
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
         poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         self.index = index
@@ -88,7 +92,8 @@ class ServerMonitor:
         self.poll_timeout = poll_timeout
         self.host = host
         self.port = port
-        self.ssl_context = ssl_context
+        #: TLS for this server, as :class:`beanstalkt.Client`'s ``ssl``.
+        self.ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServer")
         self.interval = interval
         self.history_seconds = history_seconds
         self.client: Optional[Client[bytes]] = None
@@ -194,7 +199,7 @@ class ServerMonitor:
                 connect_timeout=CONNECT_TIMEOUT,
                 disconnected_timeout=0,
                 stall_timeout=REPLY_TIMEOUT,
-                ssl=self.ssl_context,
+                ssl=self.ssl,
             )
             try:
                 await client.connect()
@@ -482,19 +487,26 @@ def _ready(stats: StatsTube) -> int:
     return value if type(value) is int else 0
 
 
-class Monitor:
-    """All servers of one console (all reached with TLS when ``ssl_context`` is given)."""
+class LiveServers:
+    """All servers of one console (all reached with TLS when ``ssl`` is given).
+
+    ``ssl`` is :class:`beanstalkt.Client`'s; ``ssl_context=`` is its old
+    spelling, still accepted.
+    """
 
     def __init__(
         self,
         addresses: list[tuple[str, int]],
         interval: float = 1.0,
         history_seconds: int = 300,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl: SSLOption = None,
+        *,
+        ssl_context: Optional[SSLContext] = None,
         poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
+        ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServers")
         self.servers = [
-            ServerMonitor(index, host, port, interval, history_seconds, ssl_context, poll_timeout)
+            LiveServer(index, host, port, interval, history_seconds, ssl, poll_timeout=poll_timeout)
             for index, (host, port) in enumerate(addresses)
         ]
         self.interval = interval
@@ -544,3 +556,11 @@ class Monitor:
             "stale_after": round(2 * max(self.interval, MAX_BACKOFF) + self.poll_timeout, 1),
             "servers": [server.header() for server in self.servers],
         }
+
+
+# The old names: "monitor" is beanstalkt.ops.monitor (the snapshots that top and
+# the exporter share); the console's live state is live.LiveServers.
+#: The old name of :class:`LiveServers`.
+Monitor = LiveServers
+#: The old name of :class:`LiveServer`.
+ServerMonitor = LiveServer

@@ -1,0 +1,413 @@
+"""Running tasks: the Worker handler that dispatches envelopes, and the tasks' Worker.
+
+:class:`TasksWorker` is a :class:`beanstalkt.worker.Worker` whose handlers
+are one :class:`TaskRunner` method per task tube and per tick tube. For each
+job the runner
+
+* decodes the envelope: a body that is not one, or that names a task this
+  registry does not know, is buried at once with a failure record (never
+  retried: another attempt would fail the same way);
+* runs the task function (``async def`` in the worker's task, a plain function
+  in a thread) under its ``time_limit``, between the middleware's
+  ``before_run`` and ``after_run`` / ``on_run_error`` hooks;
+* on success, sends the result to the envelope's ``reply_to``; the job is
+  deleted;
+* on failure, lets the Worker retry it with its backoff, unless this was the
+  task's ``max_attempts``-th attempt: then it sends the failure as the
+  result, puts a failure record and buries the job.
+
+Two things here stand in for what the Worker engine may later do itself:
+:func:`run_with_time_limit` and :func:`record_failure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ..client import Client
+from ..errors import BeanstalkException, NotFound
+from ..pool import Pool
+from ..worker import Bury, JobAction, ReservedJob, Worker
+from .envelope import (
+    Envelope,
+    EnvelopeError,
+    decode,
+    encode_failure,
+    encode_result,
+    error_name,
+    failure_record,
+    preview,
+)
+from .middleware import TaskMessage, run_after, run_before
+from .periodic import Periodic, ensure_tick, home_server, schedule_next, tick_time
+
+if TYPE_CHECKING:
+    from .registry import Task, Tasks
+
+logger = logging.getLogger("beanstalkt.tasks")
+
+# Replies are put most urgent, and with a short TTR: a listener that dies
+# holding one hands it back quickly.
+_REPLY_PRIORITY = 0
+_REPLY_TTR = 30
+_RECORD_TTR = 120
+#: Seconds a worker waits for somebody to watch a reply tube before it drops the
+#: reply (a producer's listener reconnecting after a beanstalkd restart comes
+#: back within a second or two).
+REPLY_GRACE = 5.0
+_REPLY_LOOK_AGAIN = 0.25
+#: How often each worker makes sure every schedule still has its tick.
+RESEED_INTERVAL = 60.0
+
+
+class TaskTimeLimit(Exception):
+    """The task ran longer than its ``time_limit`` and was cancelled (a failure)."""
+
+
+async def run_with_time_limit(task: Task[Any, Any], envelope: Envelope) -> Any:
+    """Call the task function with the envelope's arguments, within its ``time_limit``.
+
+    The one place a time limit is applied: should the Worker engine get
+    per-tube time limits, this becomes a plain call.
+    """
+    if task.is_async:
+        call = task.function(*envelope.args, **envelope.kwargs)
+    else:
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(
+            None, functools.partial(task.function, *envelope.args, **envelope.kwargs)
+        )
+    if task.time_limit is None:
+        return await call
+    try:
+        return await asyncio.wait_for(call, task.time_limit)
+    except asyncio.TimeoutError:
+        raise TaskTimeLimit(f"task {task.name} ran longer than {task.time_limit}s") from None
+
+
+async def record_failure(
+    client: Union[Client[Any], None],
+    failure_tube: Optional[str],
+    job: ReservedJob,
+    reason: str,
+    envelope: Optional[Envelope] = None,
+    error: Optional[BaseException] = None,
+    attempt: Optional[int] = None,
+) -> None:
+    """Log why ``job`` is buried and put its failure record in ``failure_tube``.
+
+    The record (JSON, see the Tasks guide) names the job, its server and
+    tube, the task, the reason and the error. The one place failure records
+    are made: should the Worker engine store bury reasons, this calls it.
+    """
+    logger.error(
+        "task job %d (tube %s%s) buried: %s",
+        job.id,
+        job.tube,
+        "" if envelope is None else f", task {envelope.name} {envelope.id}",
+        reason,
+    )
+    if client is None or failure_tube is None:
+        return
+    record = failure_record(
+        reason=reason,
+        tube=job.tube,
+        job_id=job.id,
+        server=job.server,
+        envelope=envelope,
+        error=error,
+        attempt=attempt,
+        body_preview="" if envelope is not None else preview(job.body),
+    )
+    try:
+        await client.put(record, priority=0, ttr=_RECORD_TTR, tube=failure_tube)
+    except BeanstalkException as exc:
+        logger.warning("failure record of job %d not stored: %s", job.id, exc)
+
+
+class TaskRunner:
+    """The handlers of a :class:`TasksWorker`: tasks and ticks."""
+
+    def __init__(self, tasks: Tasks) -> None:
+        self.tasks = tasks
+        # Replies and records go to the server that handed out the job.
+        self.connections: Union[Client[bytes], Pool, None] = None
+
+    def client_for(self, job: ReservedJob) -> Optional[Client[Any]]:
+        """The connected client of the server ``job`` came from."""
+        connections = self.connections
+        if isinstance(connections, Pool):
+            return None if job.server is None else connections.client(job.server)
+        return connections
+
+    async def run_job(self, job: ReservedJob) -> None:
+        """The handler of every task tube."""
+        envelope = await self._envelope(job)
+        try:
+            task = self.tasks.get(envelope.name)
+        except LookupError:
+            reason = f"unknown task {envelope.name!r}"
+            await self._reply_failure(job, envelope, "UnknownTask", reason)
+            await record_failure(
+                self.client_for(job), self.tasks.failure_tube, job, reason, envelope
+            )
+            raise Bury(reason) from None
+        try:
+            task.signature.bind(*envelope.args, **envelope.kwargs)
+        except TypeError as exc:
+            # Another attempt would fail the same way: no retries.
+            reason = f"arguments do not match task {task.name}: {exc}"
+            await self._reply_failure(job, envelope, "TypeError", reason)
+            await record_failure(
+                self.client_for(job), self.tasks.failure_tube, job, reason, envelope, exc
+            )
+            raise Bury(reason) from None
+        message = TaskMessage(envelope, job.tube, job=job)
+        try:
+            await run_before(self.tasks.middleware, "before_run", message)
+            result = await run_with_time_limit(task, envelope)
+        except JobAction:
+            raise  # the task decided its job's fate (Release, Bury, Delete)
+        except Exception as error:
+            await self._failed(job, task, message, error)
+            raise
+        await run_after(self.tasks.middleware, "after_run", message, result)
+        if task.results and envelope.reply_to is not None:
+            try:
+                body = encode_result(envelope.id, result)
+            except EnvelopeError as exc:
+                logger.error("task %s %s: %s", task.name, envelope.id, exc)
+                body = encode_failure(envelope.id, "EnvelopeError", str(exc))
+            await self._reply(job, envelope.reply_to, body)
+
+    async def _envelope(self, job: ReservedJob) -> Envelope:
+        try:
+            return decode(job.body)
+        except EnvelopeError as exc:
+            reason = f"not a task envelope: {exc}"
+            await record_failure(self.client_for(job), self.tasks.failure_tube, job, reason)
+            raise Bury(reason) from None
+
+    async def _failed(
+        self, job: ReservedJob, task: Task[Any, Any], message: TaskMessage, error: Exception
+    ) -> None:
+        """A failed run: the last attempt buries (and replies); others are retried by the Worker."""
+        try:
+            await job.load_stats()
+        except BeanstalkException:
+            return  # reservation lost: the Worker counts it, the server hands it out again
+        attempt = message.envelope.attempts + job.attempt
+        message.attempt = attempt
+        await run_after(self.tasks.middleware, "on_run_error", message, error)
+        if attempt < task.max_attempts:
+            return
+        reason = f"failed on attempt {attempt} of {task.max_attempts}: {error_name(error)}: {error}"
+        envelope = message.envelope
+        await self._reply_failure(job, envelope, error_name(error), str(error))
+        await record_failure(
+            self.client_for(job), self.tasks.failure_tube, job, reason, envelope, error, attempt
+        )
+        raise Bury(reason) from error
+
+    async def _reply_failure(
+        self, job: ReservedJob, envelope: Envelope, error_type: str, text: str
+    ) -> None:
+        if envelope.reply_to is not None:
+            await self._reply(job, envelope.reply_to, encode_failure(envelope.id, error_type, text))
+
+    async def _reply(self, job: ReservedJob, tube: str, body: bytes) -> None:
+        """Put a reply, unless nobody watches ``tube`` for ``REPLY_GRACE`` seconds.
+
+        Nobody watching means the producer is gone, or its listener is
+        reconnecting (a beanstalkd restart cut every connection): it gets the
+        grace period to come back before the reply is dropped.
+        """
+        client = self.client_for(job)
+        if client is None:
+            return
+        deadline = time.monotonic() + REPLY_GRACE
+        while True:
+            try:
+                watching = (await client.stats_tube(tube))["current-watching"]
+            except NotFound:
+                watching = 0
+            if watching:
+                await client.put(body, priority=_REPLY_PRIORITY, ttr=_REPLY_TTR, tube=tube)
+                return
+            if time.monotonic() >= deadline:
+                logger.info("job %d: nobody listens on reply tube %s; no reply sent", job.id, tube)
+                return
+            await asyncio.sleep(_REPLY_LOOK_AGAIN)
+
+    def tick_handler(self, periodic: Periodic) -> Any:
+        """The handler of ``periodic``'s tick tube."""
+
+        async def run_tick(job: ReservedJob) -> None:
+            await self.run_tick(periodic, job)
+
+        return run_tick
+
+    async def run_tick(self, periodic: Periodic, job: ReservedJob) -> None:
+        """Schedule the next tick (unless it exists), run the task, and return (delete)."""
+        envelope = await self._envelope(job)
+        due = tick_time(envelope)
+        client = self.client_for(job)
+        task = self.tasks.get(periodic.name)
+        if due is None or client is None:
+            reason = f"not a tick of {periodic.name}"
+            await record_failure(client, self.tasks.failure_tube, job, reason, envelope)
+            if client is not None:
+                # Buried, it would leave the chain without a tick: put the next
+                # one as for a tick due now (unless the tube holds one).
+                await schedule_next(client, periodic, time.time(), task.ttr)
+            raise Bury(reason)
+        await schedule_next(client, periodic, due, task.ttr)
+        message = TaskMessage(envelope, job.tube, job=job)
+        try:
+            await run_before(self.tasks.middleware, "before_run", message)
+            result = await run_with_time_limit(task, envelope)
+        except Exception as error:
+            # A tick is never retried: the next one comes on schedule.
+            logger.exception("periodic %s: the tick of %s failed", periodic.name, due)
+            await run_after(self.tasks.middleware, "on_run_error", message, error)
+            return
+        await run_after(self.tasks.middleware, "after_run", message, result)
+
+
+class TasksWorker(Worker):
+    """A :class:`~beanstalkt.worker.Worker` of a :class:`~beanstalkt.tasks.Tasks`.
+
+    Made by :meth:`Tasks.worker`: it watches every task tube and every tick
+    tube; :meth:`start` also makes sure each periodic task has its tick (and
+    does again every ``reseed_interval`` seconds).
+    """
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        *,
+        concurrency: int = 1,
+        reseed_interval: float = RESEED_INTERVAL,
+        **options: Any,
+    ) -> None:
+        if not tasks.registry:
+            raise ValueError("these tasks have no task to run")
+        self.tasks = tasks
+        self.runner = TaskRunner(tasks)
+        handlers: dict[str, Any] = {}
+        for task in tasks.registry.values():
+            handlers[task.tube] = self.runner.run_job
+        for periodic in tasks.schedules.values():
+            handlers[periodic.tube] = self.runner.tick_handler(periodic)
+        # Each task buries at its own max_attempts (the runner decides): the
+        # Worker must never bury earlier.
+        options.setdefault("max_attempts", max(t.max_attempts for t in tasks.registry.values()))
+        location = {
+            key: options[key] for key in ("servers", "host", "port") if options.get(key) is not None
+        }
+        if not location:
+            location = tasks.worker_location()
+            if "client_factory" not in options:
+                options.update(location)
+        elif "servers" not in location:
+            default = tasks.worker_location()
+            location.setdefault("host", default.get("host", "localhost"))
+            location.setdefault("port", default.get("port", 11300))
+        # Where replies, failure records and ticks are put: the servers worked on.
+        self.location = location
+        options.setdefault("ssl", tasks.ssl)
+        self._reply_ssl = options["ssl"]
+        super().__init__(handlers, concurrency=concurrency, **options)
+        self.reseed_interval = reseed_interval
+        self._reseeding: Optional[asyncio.Task[None]] = None
+
+    async def start(self) -> None:
+        """Connect, make sure every schedule has its tick, and start working."""
+        location = self.location
+        self.runner.connections = (
+            Pool(location["servers"], ssl=self._reply_ssl)
+            if "servers" in location
+            else Client(location["host"], location["port"], ssl=self._reply_ssl)
+        )
+        try:
+            await self.runner.connections.connect()
+            await super().start()
+            if self.tasks.schedules:
+                await self.ensure_ticks()
+                self._reseeding = asyncio.ensure_future(self._reseed())
+        except BaseException:
+            await self.runner.connections.close()
+            raise
+
+    async def ensure_ticks(self) -> None:
+        """Put the first tick of every schedule that has none (see the periodic module)."""
+        connections = self.runner.connections
+        for periodic in self.tasks.schedules.values():
+            ttr = self.tasks.get(periodic.name).ttr
+            if isinstance(connections, Pool):
+                address = home_server(periodic.name, list(self.location["servers"]))
+                client: Optional[Client[Any]] = connections.client(address)
+            else:
+                client = connections
+            if client is None or client.closed():
+                continue
+            try:
+                await ensure_tick(client, periodic, ttr)
+            except (BeanstalkException, RuntimeError) as exc:
+                logger.warning("periodic %s: tick not checked: %s", periodic.name, exc)
+
+    async def _reseed(self) -> None:
+        while True:
+            await asyncio.sleep(self.reseed_interval)
+            await self.ensure_ticks()
+
+    async def stop(self, grace_period: Optional[float] = None) -> None:
+        """Stop as :meth:`Worker.stop`, then close the connections replies were put on."""
+        if self._reseeding is not None:
+            self._reseeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reseeding
+            self._reseeding = None
+        await super().stop(grace_period)
+        if self.runner.connections is not None:
+            await self.runner.connections.close()
+
+
+def load_tasks(spec: str) -> Tasks:
+    """Import ``"package.module:attribute"`` naming a :class:`~beanstalkt.tasks.Tasks`."""
+    from .registry import Tasks
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--tasks must look like module:attribute, not {spec!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not isinstance(target, Tasks):
+        raise TypeError(f"{spec} is not a beanstalkt.tasks.Tasks but {type(target).__name__}")
+    return target
+
+
+def tasks_worker(spec: str) -> Callable[..., Worker]:
+    """What the worker command line makes its Worker with, given ``--tasks module:attr``.
+
+    Called as ``Worker`` is, ``(handlers, **options)``: the handlers (none)
+    and ``max_attempts`` are the tasks' own; every other option (servers,
+    concurrency, grace period, backoff...) is the command line's.
+    """
+    tasks = load_tasks(spec)
+
+    def make(handlers: Any, **options: Any) -> Worker:
+        if handlers:
+            raise ValueError("--tasks runs the tasks' own handlers: give no handler or tube")
+        options.pop("max_attempts", None)
+        return tasks.worker(**options)
+
+    return make

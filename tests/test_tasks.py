@@ -1,0 +1,560 @@
+"""Typed tasks on a real beanstalkd: defer, worker, results, failures, the envelope on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from typing import Any, Optional
+
+import pytest
+
+import beanstalkt
+from beanstalkt.tasks import (
+    EnvelopeError,
+    ResultTimeout,
+    TaskFailed,
+    Tasks,
+)
+from beanstalkt.tasks.envelope import decode
+from beanstalkt.testing import BeanstalkdServer
+
+from .test_worker import HANG, eventually
+
+
+def make_tasks(server: BeanstalkdServer, **options: Any) -> Tasks:
+    return Tasks(host=server.host, port=server.port, **options)
+
+
+def fast_worker(tasks: Tasks, **options: Any) -> beanstalkt.Worker:
+    """A tasks worker that retries failures at once (no backoff delay)."""
+    options.setdefault("backoff_base", 0)
+    options.setdefault("grace_period", 1)
+    return tasks.worker(**options)
+
+
+async def jobs_in(client: beanstalkt.Client, tube: str) -> dict[str, int]:
+    try:
+        stats: dict[str, Any] = dict(await client.stats_tube(tube))
+    except beanstalkt.NotFound:
+        return {"ready": 0, "delayed": 0, "reserved": 0, "buried": 0}
+    return {
+        state: int(stats[f"current-jobs-{state}"])
+        for state in ("ready", "delayed", "reserved", "buried")
+    }
+
+
+async def test_defer_run_and_result_for_several_argument_shapes(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="math", results=True)
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @tasks.task(tube="math", results=True)
+    async def describe(
+        name: str, *tags: str, scores: Optional[dict[str, float]] = None, **extra: Any
+    ) -> dict[str, Any]:
+        return {"name": name, "tags": list(tags), "scores": scores, "extra": extra}
+
+    @tasks.task(tube="other", results=True)
+    async def nothing() -> None:
+        return None
+
+    @tasks.task(tube="other", results=True)
+    def blocking(text: str) -> str:  # a plain function: run in a thread
+        assert threading.current_thread() is not threading.main_thread()
+        return text.upper()
+
+    async with tasks:
+        worker = fast_worker(tasks, concurrency=4)
+        await worker.start()
+        try:
+            assert await (await add.defer(2, 3)).result(timeout=HANG) == 5
+            assert await (await add.defer(a=-1, b=1)).result(timeout=HANG) == 0
+            described = await (
+                await describe.defer("ada", "x", "y", scores={"m": 1.5}, lang="en", n=None)
+            ).result(timeout=HANG)
+            assert described == {
+                "name": "ada",
+                "tags": ["x", "y"],
+                "scores": {"m": 1.5},
+                "extra": {"lang": "en", "n": None},
+            }
+            assert await (await nothing.defer()).result(timeout=HANG) is None
+            assert await (await blocking.defer("shout")).result(timeout=HANG) == "SHOUT"
+            # Many at once, answered by the right refs.
+            refs = await asyncio.gather(*(add.defer(i, i) for i in range(40)))
+            results = await asyncio.gather(*(ref.result(timeout=HANG) for ref in refs))
+            assert results == [2 * i for i in range(40)]
+        finally:
+            await worker.stop()
+        async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+            for tube in ("math", "other", tasks.reply_tube):
+                assert await jobs_in(client, tube) == {
+                    "ready": 0,
+                    "delayed": 0,
+                    "reserved": 0,
+                    "buried": 0,
+                }
+
+
+async def test_envelope_is_plain_json_with_the_documented_fields(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="emails", priority=512, ttr=60)
+    async def send_welcome(to: str, name: str) -> None: ...
+
+    @tasks.task(tube="emails", results=True, name="emails.count")
+    async def count() -> int:
+        return 1
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await send_welcome.options(headers={"request-id": "r-1"}).defer(
+            "ada@example.com", name="Ada"
+        )
+        assert isinstance(ref.job, int)
+        job = await client.peek(ref.job)
+        data = json.loads(job.body)  # what any consumer, in any language, reads
+        assert data["v"] == 1
+        assert data["id"] == ref.id and len(ref.id) == 32
+        assert data["name"] == (
+            "tests.test_tasks.test_envelope_is_plain_json_with_the_documented_fields"
+            ".<locals>.send_welcome"
+        )
+        assert data["args"] == ["ada@example.com"]
+        assert data["kwargs"] == {"name": "Ada"}
+        assert data["attempts"] == 0
+        assert data["headers"] == {"request-id": "r-1"}
+        assert data["reply_to"] is None
+        assert data["enqueued_at"].endswith("Z")
+        stats = await client.stats_job(ref.job)
+        assert (stats["tube"], stats["pri"], stats["ttr"]) == ("emails", 512, 60)
+
+        other = await count.defer()
+        assert isinstance(other.job, int)
+        data = json.loads((await client.peek(other.job)).body)
+        assert data["name"] == "emails.count"
+        assert data["reply_to"] == tasks.reply_tube
+
+        # And an envelope written by hand (another language's producer) decodes.
+        hand_written = {"v": 1, "id": "x1", "name": "emails.count", "args": [], "kwargs": {}}
+        assert decode(json.dumps(hand_written).encode()).name == "emails.count"
+
+
+async def test_arguments_json_cannot_carry_are_refused_before_anything_is_sent(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    import datetime
+
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="strict")
+    async def store(value: Any) -> None: ...
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        for bad, says in [
+            (datetime.date(2026, 1, 1), "args[0] is a date"),
+            ({1: "int key"}, "args[0] has a non-string key 1"),
+            (float("nan"), "args[0] is nan"),
+            ([b"bytes"], "args[0][0] is a bytes"),
+            ({"a": {1, 2}}, "args[0]['a'] is a set"),
+        ]:
+            with pytest.raises(
+                EnvelopeError, match=r"task .*store' cannot be sent as JSON: " + re.escape(says)
+            ):
+                await store.defer(bad)
+        with pytest.raises(ValueError, match="priority"):
+            await store.options(priority=-1).defer(1)
+        assert await jobs_in(client, "strict") == {
+            "ready": 0,
+            "delayed": 0,
+            "reserved": 0,
+            "buried": 0,
+        }
+        await store.defer((1, 2))  # a tuple goes as a list; the connection still works
+        assert (await jobs_in(client, "strict"))["ready"] == 1
+
+
+async def test_garbage_and_unknown_tasks_are_buried_once_with_a_failure_record(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="jobs")
+    async def known() -> None: ...
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        garbage = await client.put(b"\xff not json", tube="jobs")
+        wrong_version = await client.put(b'{"v": 2, "id": "a", "name": "x"}', tube="jobs")
+        unknown = await client.put(
+            json.dumps({"v": 1, "id": "u1", "name": "nobody.has.this", "args": []}).encode(),
+            tube="jobs",
+        )
+        mismatch = await client.put(
+            json.dumps({"v": 1, "id": "m1", "name": known.name, "args": [1, 2]}).encode(),
+            tube="jobs",
+        )
+        worker = fast_worker(tasks, max_attempts=5)
+        async with worker:
+            await eventually(
+                lambda: worker.counters()["jobs"]["buried"] == 4, "four burials confirmed"
+            )
+        for job_id in (garbage, wrong_version, unknown, mismatch):
+            stats = await client.stats_job(job_id)
+            assert stats["state"] == "buried"
+            assert stats["reserves"] == 1  # tried once, never retried
+        records = []
+        while True:
+            try:
+                record_job = await client.peek_ready(tube="tasks.failures")
+            except beanstalkt.NotFound:
+                break
+            records.append(json.loads(record_job.body))
+            await client.delete(record_job.id)
+        by_job = {record["job_id"]: record for record in records}
+        assert set(by_job) == {garbage, wrong_version, unknown, mismatch}
+        assert by_job[mismatch]["reason"].startswith(f"arguments do not match task {known.name}")
+        assert by_job[garbage]["reason"].startswith("not a task envelope: not JSON")
+        assert by_job[garbage]["body_preview"].endswith("not json")
+        assert "version 2 is not 1" in by_job[wrong_version]["reason"]
+        assert by_job[unknown]["reason"] == "unknown task 'nobody.has.this'"
+        assert by_job[unknown]["task_id"] == "u1"
+        assert all(record["tube"] == "jobs" and record["kind"] == "failure" for record in records)
+
+
+async def test_last_failure_is_the_result_and_buries_with_a_record(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+    runs: list[int] = []
+
+    @tasks.task(tube="flaky", results=True, max_attempts=3)
+    async def always_fails(x: int) -> int:
+        runs.append(x)
+        raise ValueError(f"bad {x}")
+
+    @tasks.task(tube="flaky", results=True, max_attempts=3)
+    async def fails_once(x: int) -> int:
+        runs.append(-x)
+        if runs.count(-x) == 1:
+            raise RuntimeError("first time")
+        return x * 10
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        worker = fast_worker(tasks)
+        async with worker:
+            ref = await always_fails.defer(7)
+            with pytest.raises(TaskFailed) as failed:
+                await ref.result(timeout=HANG)
+            assert (failed.value.type, failed.value.message) == ("ValueError", "bad 7")
+            assert runs == [7, 7, 7]  # three attempts, then buried
+            assert await (await fails_once.defer(4)).result(timeout=HANG) == 40
+            await eventually(
+                lambda: worker.counters()["flaky"]["buried"] == 1, "the burial confirmed"
+            )
+        assert isinstance(ref.job, int)
+        assert (await client.stats_job(ref.job))["state"] == "buried"
+        record = json.loads((await client.peek_ready(tube="tasks.failures")).body)
+        assert record["job_id"] == ref.job
+        assert record["attempt"] == 3
+        assert record["error"] == {"type": "ValueError", "message": "bad 7"}
+        assert record["reason"] == "failed on attempt 3 of 3: ValueError: bad 7"
+
+
+async def test_time_limit_cancels_the_run_and_counts_as_a_failure(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+    cancelled = asyncio.Event()
+
+    @tasks.task(tube="slow", results=True, max_attempts=1, time_limit=0.2)
+    async def sleepy() -> str:
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "woke"
+
+    async with tasks:
+        async with fast_worker(tasks):
+            with pytest.raises(TaskFailed) as failed:
+                await (await sleepy.defer()).result(timeout=HANG)
+        assert failed.value.type == "beanstalkt.tasks.runner.TaskTimeLimit"
+        assert "longer than 0.2s" in failed.value.message
+        assert cancelled.is_set()
+
+
+async def test_a_result_not_awaited_in_time_is_deleted_when_it_comes(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="late", results=True)
+    async def answer() -> int:
+        return 42
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await answer.defer()
+        with pytest.raises(ResultTimeout):
+            await ref.result(timeout=0.1)  # no worker yet
+        assert isinstance(ref.job, int)
+        async with fast_worker(tasks):
+            await eventually(lambda: tube_gone_or_empty(client, "late"), "the task run and deleted")
+            # The reply came (somebody listens) and was deleted on arrival.
+            await eventually(
+                lambda: reply_tube_empty(client, tasks.reply_tube), "the reply deleted"
+            )
+        with pytest.raises(ResultTimeout):
+            await ref.result(timeout=0)
+
+
+async def tube_gone_or_empty(client: beanstalkt.Client, tube: str) -> bool:
+    return not any((await jobs_in(client, tube)).values())
+
+
+async def reply_tube_empty(client: beanstalkt.Client, tube: str) -> bool:
+    stats = await client.stats_tube(tube)
+    return (
+        int(stats["total-jobs"]) == 1
+        and int(stats["current-jobs-ready"]) == 0
+        and not int(stats["current-jobs-reserved"])
+    )
+
+
+async def test_result_is_delivered_once_across_a_worker_restart(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+    started = asyncio.Event()
+    runs = 0
+
+    @tasks.task(tube="restart", results=True)
+    async def slow_first(x: int) -> int:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            started.set()
+            await asyncio.sleep(HANG)  # the first worker is stopped while here
+        return x + 1
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await slow_first.defer(1)
+        first = fast_worker(tasks, grace_period=0)
+        await first.start()
+        await asyncio.wait_for(started.wait(), HANG)
+        await first.stop()  # the unfinished job is released for another worker
+        assert (await client.stats_job(ref.job))["state"] == "ready"  # type: ignore[arg-type]
+        async with fast_worker(tasks):
+            assert await ref.result(timeout=HANG) == 2
+            assert runs == 2
+            # A second reply for the same task (a worker that died after
+            # replying, before deleting) finds nobody waiting: deleted, not delivered.
+            await client.put(
+                json.dumps({"v": 1, "id": ref.id, "ok": True, "value": 99}).encode(),
+                tube=tasks.reply_tube,
+            )
+            await eventually(
+                lambda: replies_seen(client, tasks.reply_tube, 2), "the duplicate deleted"
+            )
+        assert await ref.result(timeout=0) == 2
+
+
+async def replies_seen(client: beanstalkt.Client, tube: str, total: int) -> bool:
+    stats = await client.stats_tube(tube)
+    return (
+        int(stats["total-jobs"]) == total
+        and not int(stats["current-jobs-ready"])
+        and not int(stats["current-jobs-reserved"])
+    )
+
+
+async def test_no_reply_is_left_behind_when_the_producer_has_gone(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    producer = make_tasks(beanstalkd)
+    consumer = make_tasks(beanstalkd)  # the same task, in a worker process
+
+    @producer.task(tube="gone", results=True, name="gone.square")
+    async def square(x: int) -> int:
+        return x * x
+
+    @consumer.task(tube="gone", results=True, name="gone.square")
+    async def square_in_worker(x: int) -> int:
+        return x * x
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await square.defer(3)
+        reply_tube = producer.reply_tube
+        await producer.close()  # the producer goes away; its reply tube is unwatched
+        async with fast_worker(consumer) as worker:
+            await eventually(lambda: worker.counters()["gone"]["done"] == 1, "the task run")
+        assert not any((await jobs_in(client, reply_tube)).values())
+        assert ref.id
+
+
+async def test_per_call_options_map_onto_beanstalkd(beanstalkd: BeanstalkdServer) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="mail", priority=512, ttr=60, delay=0)
+    async def send(to: str) -> None: ...
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await send.options(delay=3600, priority=1, ttr=5, id="my-own-id").defer("a@b")
+        stats = await client.stats_job(ref.job)  # type: ignore[arg-type]
+        assert (stats["state"], stats["pri"], stats["ttr"], stats["delay"]) == (
+            "delayed",
+            1,
+            5,
+            3600,
+        )
+        assert ref.id == "my-own-id"
+        plain = await send.defer("c@d")
+        stats = await client.stats_job(plain.job)  # type: ignore[arg-type]
+        assert (stats["state"], stats["pri"], stats["ttr"]) == ("ready", 512, 60)
+
+
+def test_defer_sync_from_plain_code_uses_one_background_loop(beanstalkd: BeanstalkdServer) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="sync", results=True)
+    async def double(x: int) -> int:
+        return 2 * x
+
+    refs = []
+    try:
+        # As a Django or Flask view would: from several threads, no loop of their own.
+        def view(x: int) -> None:
+            refs.append(double.defer_sync(x))
+
+        threads = [threading.Thread(target=view, args=(i,)) for i in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(HANG)
+        assert len(refs) == 5
+        assert len({id(tasks._sync_loop)}) == 1 and tasks._sync_thread is not None
+
+        async def work() -> list[int]:
+            async with fast_worker(tasks):
+                # The refs live on the background loop: read them from there.
+                return await asyncio.gather(
+                    *(asyncio.to_thread(ref.result_sync, HANG) for ref in refs)
+                )
+
+        assert sorted(asyncio.run(work())) == [0, 2, 4, 6, 8]
+    finally:
+        tasks.close_sync()
+    assert tasks._sync_loop is None
+
+
+async def test_defer_sync_refuses_a_running_loop(beanstalkd: BeanstalkdServer) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="sync")
+    async def noop() -> None: ...
+
+    with pytest.raises(RuntimeError, match="use await defer"):
+        noop.defer_sync()
+
+
+async def test_tasks_over_a_pool_route_by_key_and_return_results(
+    servers: list[BeanstalkdServer],
+) -> None:
+    addresses = [f"{server.host}:{server.port}" for server in servers]
+    tasks = Tasks(servers=addresses)
+
+    @tasks.task(tube="pooled", results=True)
+    async def where(n: int) -> int:
+        return n
+
+    async with tasks:
+        keyed = [await where.options(key="customer-7").defer(i) for i in range(6)]
+        assert len({ref.job.server for ref in keyed}) == 1  # type: ignore[union-attr]
+        spread = [await where.defer(i) for i in range(6)]
+        assert len({ref.job.server for ref in spread}) == 3  # type: ignore[union-attr]
+        async with fast_worker(tasks, concurrency=3):
+            values = await asyncio.gather(*(ref.result(timeout=HANG) for ref in keyed + spread))
+        assert values == list(range(6)) * 2
+
+
+def test_registry_refuses_what_would_fail_later(beanstalkd: BeanstalkdServer) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(name="one")
+    async def one() -> None: ...
+
+    with pytest.raises(ValueError, match="already registered"):
+        tasks.task(name="one")(one.function)
+    with pytest.raises(ValueError, match="tube name"):
+        tasks.task(tube="bad tube")(one.function)
+    with pytest.raises(ValueError, match="max_attempts"):
+        tasks.task(name="two", max_attempts=0)(one.function)
+    with pytest.raises(TypeError, match="one of"):
+        Tasks(host="localhost", servers=["localhost:11300"])
+    with pytest.raises(ValueError, match="already registered"):
+        tasks.task(name="one")(one.function)
+
+
+async def test_tasks_over_a_given_client_and_a_cancelled_wait_for_a_result(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        tasks = Tasks(client=client)
+
+        @tasks.task(tube="given", results=True)
+        async def triple(x: int) -> int:
+            return 3 * x
+
+        async with tasks:
+            ref = await triple.defer(3)
+            waiting = asyncio.ensure_future(ref.result(timeout=HANG))
+            await asyncio.sleep(0)
+            waiting.cancel()  # the caller gave up waiting, not the result
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            async with fast_worker(tasks):
+                assert await ref.result(timeout=HANG) == 9
+        assert not client.closed()  # a given client stays the caller's
+        assert not any((await jobs_in(client, "given")).values())
+
+
+def test_defer_sync_is_bounded_when_no_server_answers() -> None:
+    from beanstalkt.testing import free_port
+
+    tasks = Tasks(host="127.0.0.1", port=free_port(), sync_timeout=5)
+
+    @tasks.task(tube="nowhere")
+    async def lost() -> None: ...
+
+    try:
+        with pytest.raises(beanstalkt.ConnectFailed):
+            lost.defer_sync()  # nothing listens: a clear error, at once
+    finally:
+        tasks.close_sync()
+
+
+async def test_results_come_back_across_a_beanstalkd_restart(
+    beanstalkd_with_binlog: BeanstalkdServer,
+) -> None:
+    server = beanstalkd_with_binlog
+    tasks = make_tasks(server)
+
+    @tasks.task(tube="durable", results=True)
+    async def echo(text: str) -> str:
+        return text
+
+    async with tasks:
+        before = await echo.defer("put before the restart")
+        server.restart()  # the job is in the binlog; every connection is cut
+        async with fast_worker(tasks):
+            # The producer and the result listener reconnect by themselves.
+            after = await echo.defer("put after the restart")
+            assert await after.result(timeout=HANG) == "put after the restart"
+            assert await before.result(timeout=HANG) == "put before the restart"
