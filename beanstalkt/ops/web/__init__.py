@@ -96,6 +96,13 @@ def build_parser(
         metavar="SECONDS",
         help="how often each server is polled (default 1)",
     )
+    _add_network_arguments(parser)
+    add_connection_arguments(parser, several="each is shown", argv=argv)
+    return parser
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that keep the console safe on a network (see the operations guide)."""
     parser.add_argument(
         "--allow-host",
         action="append",
@@ -122,8 +129,6 @@ def build_parser(
         help="most HTTP connections open at once (default: the file-descriptor limit less 128); "
         "at the limit the longest idle one is closed",
     )
-    add_connection_arguments(parser, several="each is shown", argv=argv)
-    return parser
 
 
 def allowed_hosts(listen_host: str, extra: Sequence[str]) -> frozenset[str]:

@@ -9,17 +9,15 @@ refused outright in read-only mode.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
-import importlib
 import json
 import logging
 import os
 import secrets
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -38,17 +36,17 @@ from ... import (
     NotFound,
     StatsJob,
 )
-from ...client import Client
 from ...models import Body
 from ...protocol import MAX_UINT32
+from .failures import FailureReader, attach_failure
 from .guard import (
     DEFAULT_ALLOWED_HOSTS,
-    host_allowed,
+    ConsoleApplication,
     log_request,
     origin_allowed,
     safe_next,
 )
-from .live import CONNECT_TIMEOUT, REPLY_TIMEOUT, LiveServer, Monitor, ServerDown
+from .live import LiveServer, Monitor, ServerDown
 from .render import (
     BadInput,
     BodyView,
@@ -115,67 +113,6 @@ class JobView:
     failure: Optional[dict[str, Any]] = None
     #: Why there is no failure record to show (empty when there is one or none was looked for).
     failure_note: str = ""
-
-
-#: Reads the failure records of a tube: job id -> record; ``None`` when records are not supported.
-FailureReader = Callable[["LiveServer", str], Awaitable[Optional[dict[int, dict[str, Any]]]]]
-
-
-async def read_failure_records(
-    server: LiveServer, tube: str
-) -> Optional[dict[int, dict[str, Any]]]:
-    """The worker's failure records of ``tube`` (see :mod:`beanstalkt.worker.failures`).
-
-    The worker engine writes a record job into ``<tube>.failures`` when it
-    buries a job; its module reads them (reserving the records for a moment,
-    so a connection of its own is used). This is the console's hook: when
-    the installed beanstalkt has no failure records, the answer is ``None``
-    and the page says so.
-    """
-    try:
-        failures = importlib.import_module("beanstalkt.worker.failures")
-    except ImportError:
-        return None
-    read_failures = getattr(failures, "read_failures", None)
-    if read_failures is None:
-        return None
-    client: Client[bytes] = Client(
-        server.host,
-        server.port,
-        connect_timeout=CONNECT_TIMEOUT,
-        disconnected_timeout=0,
-        stall_timeout=REPLY_TIMEOUT,
-        ssl=server.ssl,
-    )
-    try:
-        await client.connect()
-        records = await asyncio.wait_for(read_failures(client, tube), REPLY_TIMEOUT)
-    finally:
-        client.close()
-    return {record["id"]: record for record in records}
-
-
-async def failure_of(handler: BaseHandler, server: LiveServer, view: JobView) -> None:
-    """Attach the failure record of the buried job ``view`` (or a note saying why not)."""
-    tube = (view.stats or {}).get("tube")
-    if (view.stats or {}).get("state") != "buried" or not isinstance(tube, str):
-        return
-    reader: FailureReader = handler.settings.get("failure_reader") or read_failure_records
-    try:
-        records = await reader(server, tube)
-    except Exception as error:  # the page still shows the job
-        log.warning("cannot read the failure records of %s on %s: %s", tube, server.address, error)
-        view.failure_note = f"The failure records could not be read: {type(error).__name__}."
-        return
-    if records is None:
-        view.failure_note = "This beanstalkt writes no failure records."
-    elif view.id in records:
-        view.failure = records[view.id]
-    else:
-        view.failure_note = (
-            "No failure record: buried by something other than a beanstalkt worker, "
-            "or its record was lost."
-        )
 
 
 def tube_url(server: int, tube: str, action: str = "") -> str:
@@ -607,7 +544,7 @@ class TubeHandler(BaseHandler):
             job = await call(server, _or_none(peek(tube)), "")
             view = None if job is None else await job_view(server, job.id, job.body)
             if view is not None:
-                await failure_of(self, server, view)
+                await attach_failure(self.settings.get("failure_reader"), server, view)
             jobs.append((state, view))
         self.render(
             "tube.html",
@@ -666,7 +603,7 @@ class JobHandler(BaseHandler):
         client, _ = connected(server)
         job = await call(server, client.peek(job_id), f"There is no job {job_id}.")
         view = await job_view(server, job_id, job.body)
-        await failure_of(self, server, view)
+        await attach_failure(self.settings.get("failure_reader"), server, view)
         self.render("job.html", server=server, job=view)
 
 
@@ -790,47 +727,6 @@ class NotFoundHandler(BaseHandler):
     def prepare(self) -> None:
         super().prepare()
         raise Problem(404, "Not found", "There is no such page.")
-
-
-@tornado.web.stream_request_body
-class ForeignHostHandler(tornado.web.RequestHandler):
-    """Every request whose ``Host`` is not this console's: 421, no page, no token, no body read.
-
-    This is the DNS-rebinding guard: a hostile page whose own name now
-    resolves to this machine gets nothing it could read or submit.
-    """
-
-    def set_default_headers(self) -> None:
-        # Plain text, no policy: what a rebinding page's own script could do does not depend
-        # on this answer's headers, and the tests run that script here.
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-
-    def check_xsrf_cookie(self) -> None:
-        pass  # refused anyway, before any token matters
-
-    def prepare(self) -> None:
-        self.set_status(421, "Misdirected Request")
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(
-            "This console does not answer to that host name. Use its address, or start it "
-            "with --allow-host NAME.\n"
-        )
-
-    def data_received(self, chunk: bytes) -> None:
-        pass
-
-
-class ConsoleApplication(tornado.web.Application):
-    """The console's routes behind the ``Host`` allow-list, checked before any routing."""
-
-    def find_handler(
-        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
-    ) -> tornado.web._HandlerDelegate:
-        options: ConsoleOptions = self.settings["console_options"]
-        if not host_allowed(request.headers.get("Host"), options.allowed_hosts):
-            return self.get_handler_delegate(request, ForeignHostHandler)
-        return super().find_handler(request, **kwargs)
 
 
 def make_app(

@@ -331,6 +331,48 @@ class ConsoleHTTPServer(tornado.httpserver.HTTPServer):
             victim.close()
 
 
+@tornado.web.stream_request_body
+class ForeignHostHandler(tornado.web.RequestHandler):
+    """Every request whose ``Host`` is not this console's: 421, no page, no token, no body read.
+
+    This is the DNS-rebinding guard: a hostile page whose own name now
+    resolves to this machine gets nothing it could read or submit.
+    """
+
+    def set_default_headers(self) -> None:
+        # Plain text, no policy: what a rebinding page's own script could do does not depend
+        # on this answer's headers, and the tests run that script here.
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def check_xsrf_cookie(self) -> None:
+        pass  # refused anyway, before any token matters
+
+    def prepare(self) -> None:
+        self.set_status(421, "Misdirected Request")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(
+            "This console does not answer to that host name. Use its address, or start it "
+            "with --allow-host NAME.\n"
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        pass
+
+
+class ConsoleApplication(tornado.web.Application):
+    """The console's routes behind the ``Host`` allow-list, checked before any routing."""
+
+    def find_handler(
+        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado.web._HandlerDelegate:
+        # settings["console_options"] is app.ConsoleOptions: its allowed_hosts.
+        allowed: frozenset[str] = self.settings["console_options"].allowed_hosts
+        if not host_allowed(request.headers.get("Host"), allowed):
+            return self.get_handler_delegate(request, ForeignHostHandler)
+        return super().find_handler(request, **kwargs)
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """The access log line: method, path without the query, status, time, client.
 
@@ -353,6 +395,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
+    "ConsoleApplication",
+    "ForeignHostHandler",
     "MAX_REQUEST_BODY",
     "ConsoleHTTPServer",
     "RateLimitedLog",

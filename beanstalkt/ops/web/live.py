@@ -269,91 +269,31 @@ class LiveServer:
         refused: list[str],
     ) -> None:
         previous = self._previous
-        elapsed = now - previous[0] if previous else 0.0
-
-        def rate(current: int, old: Any, key: str) -> Optional[float]:
-            # Per second since the previous poll; None for the first poll or a reset counter.
-            if not old or elapsed <= 0 or key not in old or current < old[key]:
-                return None
-            return round(float(current - old[key]) / elapsed, 2)
-
-        sample = not self.sample_times or (
-            now - self.sample_times[-1] >= self.history_seconds / HISTORY_POINTS
-        )
+        rate = _rater(now - previous[0] if previous else 0.0)
         # Every value is checked before anything is kept: a bad reply changes nothing.
-        rows: list[dict[str, Any]] = []
-        for name in sorted(tubes):
-            tube = tubes[name]
-            source = f"stats-tube {name}"
-            old = previous[2].get(name) if previous else None
-            pause_left = _number(source, tube, "pause-time-left")
-            total = _number(source, tube, "total-jobs")
-            deletes = _number(source, tube, "cmd-delete")
-            ready = _number(source, tube, "current-jobs-ready")
-            rows.append(
-                {
-                    "name": name,
-                    "ready": ready,
-                    "reserved": _number(source, tube, "current-jobs-reserved"),
-                    "delayed": _number(source, tube, "current-jobs-delayed"),
-                    "buried": _number(source, tube, "current-jobs-buried"),
-                    "urgent": _number(source, tube, "current-jobs-urgent"),
-                    "total": total,
-                    "waiting": _number(source, tube, "current-waiting"),
-                    "watching": _number(source, tube, "current-watching"),
-                    "paused": pause_left > 0,
-                    "pause_left": pause_left,
-                    "put_rate": rate(total, old, "total-jobs"),
-                    "delete_rate": rate(deletes, old, "cmd-delete"),
-                    "oldest": (ages.get(name) if ready else 0),
-                    "using": _number(source, tube, "current-using"),
-                    "deletes": deletes,
-                }
-            )
-        totals = {
-            key: _number("stats", stats, f"current-jobs-{key}")
-            for key in ("ready", "reserved", "delayed", "buried", "urgent")
-        }
-        totals.update(
-            tubes=len(tubes),
-            connections=_number("stats", stats, "current-connections"),
-            workers=_number("stats", stats, "current-workers"),
-            waiting=_number("stats", stats, "current-waiting"),
-        )
+        rows = [
+            _tube_row(name, tubes[name], previous[2].get(name) if previous else None, ages, rate)
+            for name in sorted(tubes)
+        ]
+        totals = _totals(stats, len(tubes))
         old_stats = previous[1] if previous else None
         put_rate = rate(_number("stats", stats, "cmd-put"), old_stats, "cmd-put")
         delete_rate = rate(_number("stats", stats, "cmd-delete"), old_stats, "cmd-delete")
         max_job_size = _number("stats", stats, "max-job-size") or None
         uptime = _number("stats", stats, "uptime")
 
-        if sample:
-            self.sample_times.append(now)
-            for row in rows:
-                points = self.history.get(row["name"])
-                if points is None:
-                    points = self.history[row["name"]] = deque(maxlen=HISTORY_POINTS)
-                points.append((row["ready"], row["buried"]))
-            for gone in set(self.history) - set(tubes):
-                del self.history[gone]
-        self.sampled = sample
+        self._sample(now, rows)
         if not self.up and self.down_since is not None:
             log.warning("beanstalkd at %s answers again", self.address)
         self.max_job_size = max_job_size
         self.error = ""
         self.down_since = None
-        warnings = []
-        if refused:
-            shown = ", ".join(repr(name[:40]) for name in refused[:3])
-            warnings.append(
-                f"{len(refused)} tube{'s' if len(refused) != 1 else ''} not shown: "
-                f"names the client refuses ({shown}{', ...' if len(refused) > 3 else ''})"
-            )
         self.snapshot = {
             "index": self.index,
             "address": self.address,
             "up": True,
             "error": "",
-            "warnings": warnings,
+            "warnings": _refused_warning(refused),
             "time": now,
             "interval": self.interval,
             "version": str(stats.get("version", ""))[:40],
@@ -366,6 +306,22 @@ class LiveServer:
         }
         self._sorted = {}
         self._previous = (now, stats, tubes)
+
+    def _sample(self, now: float, rows: list[dict[str, Any]]) -> None:
+        """Add a history point when the last is ``history_seconds / HISTORY_POINTS`` old."""
+        self.sampled = not self.sample_times or (
+            now - self.sample_times[-1] >= self.history_seconds / HISTORY_POINTS
+        )
+        if not self.sampled:
+            return
+        self.sample_times.append(now)
+        for row in rows:
+            points = self.history.get(row["name"])
+            if points is None:
+                points = self.history[row["name"]] = deque(maxlen=HISTORY_POINTS)
+            points.append((row["ready"], row["buried"]))
+        for gone in set(self.history) - {row["name"] for row in rows}:
+            del self.history[gone]
 
     def _mark_down(self, error: BaseException) -> None:
         if isinstance(error, asyncio.TimeoutError):
@@ -476,6 +432,79 @@ class LiveServer:
                 listener(self)
             except Exception:  # one broken listener must not starve the others
                 log.exception("web console listener failed")
+
+
+Rate = Callable[[int, Any, str], Optional[float]]
+
+
+def _rater(elapsed: float) -> Rate:
+    """``rate(current, old_stats, key)``: per second since the previous poll.
+
+    ``None`` for the first poll or a counter that went down (a tube made anew).
+    """
+
+    def rate(current: int, old: Any, key: str) -> Optional[float]:
+        if not old or elapsed <= 0 or key not in old or current < old[key]:
+            return None
+        return round(float(current - old[key]) / elapsed, 2)
+
+    return rate
+
+
+def _tube_row(
+    name: str, tube: StatsTube, old: Any, ages: dict[str, int], rate: Rate
+) -> dict[str, Any]:
+    """One tube's row of the snapshot; :class:`BadReply` if a counter is not a count."""
+    source = f"stats-tube {name}"
+
+    def count(key: str) -> int:
+        return _number(source, tube, key)
+
+    pause_left, total, deletes = count("pause-time-left"), count("total-jobs"), count("cmd-delete")
+    ready = count("current-jobs-ready")
+    return {
+        "name": name,
+        "ready": ready,
+        "reserved": count("current-jobs-reserved"),
+        "delayed": count("current-jobs-delayed"),
+        "buried": count("current-jobs-buried"),
+        "urgent": count("current-jobs-urgent"),
+        "total": total,
+        "waiting": count("current-waiting"),
+        "watching": count("current-watching"),
+        "paused": pause_left > 0,
+        "pause_left": pause_left,
+        "put_rate": rate(total, old, "total-jobs"),
+        "delete_rate": rate(deletes, old, "cmd-delete"),
+        "oldest": (ages.get(name) if ready else 0),
+        "using": count("current-using"),
+        "deletes": deletes,
+    }
+
+
+def _totals(stats: Stats, tubes: int) -> dict[str, int]:
+    """The server's totals row; :class:`BadReply` if a counter is not a count."""
+    totals = {
+        key: _number("stats", stats, f"current-jobs-{key}")
+        for key in ("ready", "reserved", "delayed", "buried", "urgent")
+    }
+    totals.update(
+        tubes=tubes,
+        connections=_number("stats", stats, "current-connections"),
+        workers=_number("stats", stats, "current-workers"),
+        waiting=_number("stats", stats, "current-waiting"),
+    )
+    return totals
+
+
+def _refused_warning(refused: list[str]) -> list[str]:
+    if not refused:
+        return []
+    shown = ", ".join(repr(name[:40]) for name in refused[:3])
+    return [
+        f"{len(refused)} tube{'s' if len(refused) != 1 else ''} not shown: "
+        f"names the client refuses ({shown}{', ...' if len(refused) > 3 else ''})"
+    ]
 
 
 def _differences(values: list[int]) -> list[int]:
