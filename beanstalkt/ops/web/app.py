@@ -401,6 +401,10 @@ class OverviewJSONHandler(BaseHandler):
         self.write(json.dumps(self.monitor.overview()))
 
 
+#: Messages a tab may leave unread before the console drops its feed.
+MAX_UNSENT = 64
+
+
 class LiveSocket(tornado.websocket.WebSocketHandler):
     """``/live``: a WebSocket sending every server's snapshot after each poll."""
 
@@ -423,6 +427,7 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         return monitor
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self._unsent = 0
         self.view = View()
         self.sent: dict[int, dict[str, Any]] = {}
         self.send(self.monitor.hello())
@@ -435,11 +440,26 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
             self.on_poll(server)
 
     def send(self, message: dict[str, Any]) -> None:
-        """Send one message; a closed socket just stops listening."""
+        """Send one message; a closed socket just stops listening.
+
+        A tab that stops reading (a frozen browser, a stuck network) is
+        dropped after :data:`MAX_UNSENT` messages, so its buffer cannot grow
+        without bound; a live tab reconnects by itself.
+        """
+        if self._unsent >= MAX_UNSENT:
+            self.monitor.unsubscribe(self.on_poll)
+            self.close(1008, "too slow: messages not read")
+            return
         try:
-            self.write_message(json.dumps(message, separators=(",", ":")))
+            written = self.write_message(json.dumps(message, separators=(",", ":")))
         except tornado.websocket.WebSocketClosedError:
             self.monitor.unsubscribe(self.on_poll)
+            return
+        self._unsent += 1
+        written.add_done_callback(self._written)
+
+    def _written(self, _future: Any) -> None:
+        self._unsent -= 1
 
     def on_poll(self, server: LiveServer) -> None:
         """After a poll of ``server``: what changed in this tab's view of it."""
