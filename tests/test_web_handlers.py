@@ -650,3 +650,56 @@ def test_beanstalkt_web_dispatches_to_the_console(capsys: pytest.CaptureFixture[
 
     assert cmd_main(["web", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: beanstalkt web")
+
+
+# ---------------------------------------------------------------------------
+# Bulk actions
+
+
+async def test_kick_all_buried_jobs(console: Console, client: beanstalkt.Client) -> None:
+    for n in range(5):
+        await bury_one(client, "kick-all", b"%d" % n)
+    await put_in(client, "kick-all", b"later", delay=600)
+    page = text(await console.session.get("/server/0/tube/kick-all"))
+    assert 'data-action="kick-all"' in page
+    done = await console.session.post("/server/0/tube/kick-all/kick", {"bound": "all"})
+    assert done.code == 303
+    stats = await client.stats_tube("kick-all")
+    # beanstalkd kicks buried jobs when there are any: the delayed one stays.
+    assert (stats["current-jobs-buried"], stats["current-jobs-ready"]) == (0, 5)
+    assert stats["current-jobs-delayed"] == 1
+    again = text(await console.session.get(done.headers["Location"]))
+    assert "Kicked 5 jobs in kick-all." in again
+
+
+async def test_delete_buried_needs_the_tube_name_and_leaves_other_jobs(
+    console: Console, client: beanstalkt.Client
+) -> None:
+    buried = [await bury_one(client, "purge", b"%d" % n) for n in range(4)]
+    ready = await put_in(client, "purge", b"keep")
+    page = text(await console.session.get("/server/0/tube/purge"))
+    assert 'id="delete-buried-form"' in page and "Delete all 4 buried jobs" in page
+    for confirm in ("", "PURGE", "other"):
+        refused = await console.session.post(
+            "/server/0/tube/purge/delete-buried", {"confirm": confirm, "count": "4"}
+        )
+        assert refused.code == 400 and "type the tube" in text(refused)
+    assert (await client.stats_tube("purge"))["current-jobs-buried"] == 4
+    # A count below the number buried deletes that many, oldest first, and says what is left.
+    some = await console.session.post(
+        "/server/0/tube/purge/delete-buried", {"confirm": "purge", "count": "3"}
+    )
+    assert some.code == 303
+    assert "Deleted 3 buried jobs of purge; 1 still buried." in text(
+        await console.session.get(some.headers["Location"])
+    )
+    rest = await console.session.post(
+        "/server/0/tube/purge/delete-buried", {"confirm": "purge", "count": "10"}
+    )
+    assert "Deleted 1 buried job of purge." in text(
+        await console.session.get(rest.headers["Location"])
+    )
+    for job_id in buried:
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(job_id)
+    assert (await client.stats_job(ready))["state"] == "ready"

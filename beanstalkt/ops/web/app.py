@@ -38,6 +38,7 @@ from ... import (
 )
 from ...models import Body
 from ...protocol import MAX_UINT32
+from ._tube_ops import MAX_BULK_DELETE
 from .failures import FailureReader, attach_failure
 from .guard import (
     DEFAULT_ALLOWED_HOSTS,
@@ -578,35 +579,6 @@ class TubeHandler(BaseHandler):
         )
 
 
-#: Most buried jobs one "delete buried" request deletes (the page says how many are left).
-MAX_BULK_DELETE = 10_000
-
-
-async def delete_buried(server: LiveServer, ops: Any, client: Any, tube: str, wanted: int) -> int:
-    """Delete up to ``wanted`` buried jobs of ``tube``, oldest first; the number deleted.
-
-    Each is the current head of the buried queue (``peek-buried``), so a job
-    kicked or deleted by someone else meanwhile is simply not counted.
-    """
-    deleted = 0
-    while deleted < wanted:
-        job = await call(server, _or_none(ops.peek_buried(tube)), "")
-        if job is None:
-            break
-        try:
-            await client.delete(job.id)
-        except NotFound:
-            continue  # gone meanwhile: take the next head
-        except BeanstalkException as error:
-            await call(server, _raise(error), "")
-        deleted += 1
-    return deleted
-
-
-async def _raise(error: BaseException) -> None:
-    raise error
-
-
 async def _or_none(peeked: Awaitable[Job[bytes]]) -> Optional[Job[bytes]]:
     try:
         return await peeked
@@ -689,7 +661,7 @@ class TubeActionHandler(ActionHandler):
             wanted = min(
                 count(self, "count", "The number of jobs", MAX_BULK_DELETE), MAX_BULK_DELETE
             )
-            deleted = await delete_buried(server, ops, client, tube, wanted)
+            deleted = await call(server, ops.delete_buried(tube, wanted), "")
             left = (await call(server, client.stats_tube(tube), "")).get("current-jobs-buried", 0)
             self.done(
                 f"Deleted {deleted} buried job{'s' if deleted != 1 else ''} of {tube}"

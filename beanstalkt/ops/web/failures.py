@@ -1,7 +1,7 @@
 """A buried job's failure reason: the failure records the worker engine writes.
 
 When the beanstalkt worker buries a job, it puts a small JSON *record job*
-into ``<tube>.failures`` beside it (see :mod:`beanstalkt.worker.failures`,
+into ``<tube>.failures`` beside it (see ``beanstalkt.worker.failures``,
 which also reads them). The console shows the record of a buried job on its
 tube and job pages. The reader is a hook (``make_app(failure_reader=...)``),
 so other record stores can be shown too.
@@ -27,7 +27,7 @@ FailureReader = Callable[["LiveServer", str], Awaitable[Optional[dict[int, dict[
 async def read_failure_records(
     server: LiveServer, tube: str
 ) -> Optional[dict[int, dict[str, Any]]]:
-    """The worker's failure records of ``tube`` (see :mod:`beanstalkt.worker.failures`).
+    """The worker's failure records of ``tube`` (see ``beanstalkt.worker.failures``).
 
     The worker engine writes a record job into ``<tube>.failures`` when it
     buries a job; its module reads them (reserving the records for a moment,
@@ -61,7 +61,7 @@ async def read_failure_records(
 async def attach_failure(reader: Optional[FailureReader], server: LiveServer, view: Any) -> None:
     """Set ``view.failure`` for a buried job (its record), or ``view.failure_note`` (why none).
 
-    ``view`` is the page's :class:`~beanstalkt.ops.web.app.JobView`; ``reader``
+    ``view`` is the page's ``JobView``; ``reader``
     defaults to :func:`read_failure_records`.
     """
     tube = (view.stats or {}).get("tube")
