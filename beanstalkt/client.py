@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import math
 from asyncio.events import _get_running_loop
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -44,6 +43,7 @@ from .protocol import (
     LIST_TUBE_USED,
     LIST_TUBES,
     LIST_TUBES_WATCHED,
+    MAX_RESERVE_TIMEOUT,
     MAX_UINT32,
     PAUSE_TUBE,
     PEEK,
@@ -63,9 +63,12 @@ from .protocol import (
     VERBATIM,
     WATCH,
     CommandSpec,
+    Seconds,
     check_body,
     check_integer,
+    check_interval,
     check_job_id,
+    check_seconds,
     check_tube_name,
     encode_command,
     encode_put,
@@ -93,7 +96,8 @@ class Client(Generic[BodyT]):
         domain socket (as beanstalkd's ``-l unix:/path``).
     :param port: TCP port (ignored for Unix sockets).
     :param connect_timeout: seconds a connection attempt may take (``None``:
-        the operating system's limit).
+        the operating system's limit). This and the other times below take
+        an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
     :param use: the client's own tube: where ``put`` (and ``peek_ready``,
@@ -129,15 +133,15 @@ class Client(Generic[BodyT]):
         self: Client[bytes],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: None = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -148,15 +152,15 @@ class Client(Generic[BodyT]):
         self: Client[str],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: str,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -166,15 +170,15 @@ class Client(Generic[BodyT]):
         self,
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[Seconds] = None,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
-        reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        reconnect_interval: Seconds = RECONNECT_INTERVAL,
+        disconnected_timeout: Optional[Seconds] = None,
+        stall_timeout: Optional[Seconds] = None,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
@@ -198,10 +202,10 @@ class Client(Generic[BodyT]):
             use=use or "default",
             watch=watched,
             encoding=encoding,
-            connect_timeout=connect_timeout,
-            reconnect_interval=reconnect_interval,
-            disconnected_timeout=disconnected_timeout,
-            stall_timeout=stall_timeout,
+            connect_timeout=_interval("connect_timeout", connect_timeout),
+            reconnect_interval=check_interval("reconnect_interval", reconnect_interval),
+            disconnected_timeout=_interval("disconnected_timeout", disconnected_timeout),
+            stall_timeout=_interval("stall_timeout", stall_timeout),
             max_pending_bytes=max_pending_bytes,
             keepalive=keepalive,
             ssl=ssl,
@@ -347,8 +351,8 @@ class Client(Generic[BodyT]):
         self,
         body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -358,7 +362,9 @@ class Client(Generic[BodyT]):
         The job goes into ``tube``, or without it into the client's own tube
         (``use``), whatever other coroutines sharing the client do.
         ``priority``: 0 (most urgent) to 2**32-1; ``delay``: seconds before the
-        job becomes ready; ``ttr``: seconds a worker may hold it. Fails with
+        job becomes ready; ``ttr``: seconds a worker may hold it (each an
+        ``int``, a whole-second ``float`` or a ``timedelta``; a fraction is a
+        ``ValueError``, see :func:`~beanstalkt.protocol.check_seconds`). Fails with
         ``JobTooBig``, ``Draining``, or ``Buried`` (server out of memory; the
         job exists, buried, with id ``exc.job_id``). Cancelled before it was
         written, it is never sent; cancelled later, the job exists.
@@ -366,8 +372,8 @@ class Client(Generic[BodyT]):
         data = encode_put(
             check_body(body, self._encoding),
             check_integer("priority", priority, 0, MAX_UINT32),
-            check_integer("delay", delay, 0, MAX_UINT32),
-            check_integer("ttr", ttr, 0, MAX_UINT32),
+            check_seconds("delay", delay),
+            check_seconds("ttr", ttr),
         )
         if tube is not None:
             check_tube_name(tube)
@@ -380,8 +386,8 @@ class Client(Generic[BodyT]):
         self,
         bodies: Iterable[Union[bytes, BodyT]],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -397,13 +403,15 @@ class Client(Generic[BodyT]):
         """
         encoding = self._encoding
         priority = check_integer("priority", priority, 0, MAX_UINT32)
-        delay = check_integer("delay", delay, 0, MAX_UINT32)
-        ttr = check_integer("ttr", ttr, 0, MAX_UINT32)
+        delay_seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         # Every body is checked (and encoded, by the protocol's one put encoder)
         # before anything is sent.
-        commands = [encode_put(check_body(body, encoding), priority, delay, ttr) for body in bodies]
+        commands = [
+            encode_put(check_body(body, encoding), priority, delay_seconds, ttr_seconds)
+            for body in bodies
+        ]
         # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.
@@ -444,14 +452,15 @@ class Client(Generic[BodyT]):
     # Worker commands.
 
     def reserve(
-        self, timeout: Optional[float] = None, callback: Optional[Callback] = None
+        self, timeout: Optional[Seconds] = None, callback: Optional[Callback] = None
     ) -> Future[Job[BodyT]]:
         """Reserve a job from the watched tubes; resolves to a :class:`Job`.
 
         Without ``timeout`` the server answers only when a job is ready, and
         every command sent after it on this connection waits until then: reserve
-        on a connection of its own. With ``timeout`` (seconds, rounded up), fails
-        with ``TimedOut`` when no job came in time; ``timeout=0`` polls. Fails
+        on a connection of its own. With ``timeout`` (seconds or a ``timedelta``,
+        a fraction rounded up, at most 2**31-1), fails with ``TimedOut`` when no
+        job came in time; ``timeout=0`` polls. Fails
         with ``DeadlineSoon`` when a job reserved by this connection is about to
         time out.
 
@@ -463,7 +472,7 @@ class Client(Generic[BodyT]):
         if timeout is None:
             future = self._submit(RESERVE, _RESERVE_LINE, _RESERVE_LINE)
         else:
-            seconds = _reserve_timeout(timeout)
+            seconds = check_seconds("timeout", timeout, MAX_RESERVE_TIMEOUT, round_up=True)
             line = b"reserve-with-timeout %d\r\n" % seconds
             future = self._submit(RESERVE_WITH_TIMEOUT, line, line, None, None, seconds)
         if callback is not None:
@@ -490,7 +499,7 @@ class Client(Generic[BodyT]):
         self,
         job: JobRef,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
+        delay: Seconds = 0,
         callback: Optional[Callback] = None,
     ) -> Future[None]:
         """Put a job reserved by this connection back to ready (or delayed, with ``delay``).
@@ -502,7 +511,7 @@ class Client(Generic[BodyT]):
             job,
             callback,
             check_integer("priority", priority, 0, MAX_UINT32),
-            check_integer("delay", delay, 0, MAX_UINT32),
+            check_seconds("delay", delay),
         )
 
     def bury(
@@ -625,12 +634,10 @@ class Client(Generic[BodyT]):
         return self._send(spec, line, callback)
 
     def pause_tube(
-        self, name: str, delay: int, callback: Optional[Callback] = None
+        self, name: str, delay: Seconds, callback: Optional[Callback] = None
     ) -> Future[None]:
         """Hold back reservations from tube ``name`` for ``delay`` seconds."""
-        line = encode_command(
-            b"pause-tube", check_tube_name(name), check_integer("delay", delay, 0, MAX_UINT32)
-        )
+        line = encode_command(b"pause-tube", check_tube_name(name), check_seconds("delay", delay))
         return self._send(PAUSE_TUBE, line, callback)
 
     # ------------------------------------------------------------------
@@ -684,8 +691,8 @@ class Client(Generic[BodyT]):
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -701,7 +708,7 @@ class Client(Generic[BodyT]):
         when: datetime.datetime,
         body: Union[bytes, BodyT],
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         callback: Optional[Callback] = None,
         *,
         tube: Optional[str] = None,
@@ -775,18 +782,9 @@ def _completed() -> Future[None]:
     return future
 
 
-def _reserve_timeout(timeout: object) -> int:
-    """A reserve timeout in whole seconds (floats round up), or a clear error."""
-    if isinstance(timeout, float):
-        if not math.isfinite(timeout):
-            raise ValueError(
-                f"timeout must be a finite number of seconds from 0 to {MAX_UINT32} "
-                f"(or None to wait for a job without limit), not {timeout!r}"
-            )
-        if timeout < 0:
-            raise ValueError(f"timeout must not be negative, not {timeout!r}")
-        timeout = math.ceil(timeout)
-    return check_integer("timeout", timeout, 0, MAX_UINT32)
+def _interval(what: str, value: Optional[Seconds]) -> Optional[float]:
+    """An optional time bound of the client's own, in seconds (``None``: no bound)."""
+    return None if value is None else check_interval(what, value)
 
 
 def _call_back(

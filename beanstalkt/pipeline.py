@@ -5,7 +5,7 @@ an HTTP one: commands go in (:meth:`~Pipeline.send`), bytes to write come out
 (:meth:`~Pipeline.data_to_send`), received bytes go in
 (:meth:`~Pipeline.receive_data`) and come back as results for the callers, and
 the end of a connection is one call (:meth:`~Pipeline.connection_lost`). The
-I/O layer (:mod:`beanstalkt.connection`) only reads, writes, keeps time and
+I/O layer (``beanstalkt/connection.py``) only reads, writes, keeps time and
 reconnects; every rule that decides *correctness* lives here, where it is
 tested with byte strings:
 

@@ -46,8 +46,11 @@ from .protocol import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     MAX_UINT32,
+    Seconds,
     check_body,
     check_integer,
+    check_interval,
+    check_seconds,
     check_tube_name,
 )
 
@@ -91,7 +94,7 @@ class PoolJobRef(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> PoolJobRef:
-        """Read ``"host:port id"`` (as :func:`str` writes it) back into a reference."""
+        """Read ``"host:port id"`` (as :class:`str` writes it) back into a reference."""
         server, _, job_id = text.strip().rpartition(" ")
         if not server or not job_id.isdigit():
             raise ValueError(f"a job reference is 'host:port id', not {text!r}")
@@ -215,7 +218,9 @@ class Pool:
             raise ValueError("a pool needs at least one server")
         self.retry_unknown = bool(retry_unknown)
         self._encoding: Optional[str] = client_options.get("encoding")
-        self._retry_interval = float(client_options.get("reconnect_interval", 1.0))
+        self._retry_interval = check_interval(
+            "reconnect_interval", client_options.get("reconnect_interval", 1.0)
+        )
         self._live: list[_Server] = []
         self._next = 0  # round-robin position
         self._state_callbacks: list[StateCallback] = []
@@ -418,8 +423,8 @@ class Pool:
         self,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -435,13 +440,12 @@ class Pool:
         """
         check_body(body, self._encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
         outer: asyncio.Future[PoolJobRef] = asyncio.get_running_loop().create_future()
-        attempt = _PutAttempt(outer, (body, priority, delay, ttr, tube), hashed)
+        attempt = _PutAttempt(outer, (body, priority, seconds, ttr_seconds, tube), hashed)
         outer.add_done_callback(attempt.caller_done)
         self._place_put(attempt)
         return outer
@@ -491,8 +495,8 @@ class Pool:
         self,
         data: Any,
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -505,7 +509,7 @@ class Pool:
         when: datetime.datetime,
         body: Body,
         priority: int = DEFAULT_PRIORITY,
-        ttr: int = DEFAULT_TTR,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -520,8 +524,8 @@ class Pool:
         self,
         bodies: Iterable[Body],
         priority: int = DEFAULT_PRIORITY,
-        delay: int = 0,
-        ttr: int = DEFAULT_TTR,
+        delay: Seconds = 0,
+        ttr: Seconds = DEFAULT_TTR,
         *,
         tube: Optional[str] = None,
         key: Optional[Key] = None,
@@ -540,8 +544,7 @@ class Pool:
         for body in checked:
             check_body(body, encoding)
         check_integer("priority", priority, 0, MAX_UINT32)
-        check_integer("delay", delay, 0, MAX_UINT32)
-        check_integer("ttr", ttr, 0, MAX_UINT32)
+        seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
@@ -556,7 +559,7 @@ class Pool:
             failed: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             failed.set_exception(self._no_server())
             return failed
-        batch = _Batch(checked, (priority, delay, ttr, tube))
+        batch = _Batch(checked, (priority, seconds, ttr_seconds, tube))
         return asyncio.ensure_future(self._put_batch(batch, hashed))
 
     async def _put_batch(self, batch: _Batch, key: Optional[bytes]) -> list[PoolBatchResult]:

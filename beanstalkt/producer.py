@@ -39,7 +39,7 @@ class Priority(enum.IntEnum):
 
 
 def encode_json(data: Any) -> bytes:
-    """``data`` as compact UTF-8 JSON bytes (what :func:`put_json` sends)."""
+    """``data`` as compact UTF-8 JSON bytes (what :meth:`beanstalkt.Client.put_json` sends)."""
     # allow_nan=False: NaN and Infinity are not JSON; a consumer's parser would reject them.
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"

@@ -15,7 +15,9 @@ Three parts, each usable and testable alone:
 
 from __future__ import annotations
 
+import datetime
 import enum
+import math
 import re
 from typing import Any, Generic, NamedTuple, Optional, TypeVar, Union
 
@@ -37,6 +39,13 @@ DEFAULT_TTR = 120
 
 MAX_UINT32 = 2**32 - 1
 MAX_JOB_ID = 2**64 - 1
+#: The longest ``reserve-with-timeout`` beanstalkd takes, in seconds: 1.13
+#: answers ``BAD_FORMAT`` above ``2**31-1`` (its timeout is a C ``int``).
+MAX_RESERVE_TIMEOUT = 2**31 - 1
+
+#: A duration as the commands take it: seconds (``int``, or a ``float`` holding
+#: whole seconds) or a :class:`datetime.timedelta`. See :func:`check_seconds`.
+Seconds = Union[int, float, datetime.timedelta]
 MAX_TUBE_NAME_BYTES = 200
 
 # The protocol's name alphabet; a name may not begin with a hyphen.
@@ -79,6 +88,78 @@ def check_integer(what: str, value: object, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{what} must be between {low} and {high}, not {value}")
     return value
+
+
+def check_seconds(
+    what: str, value: object, high: int = MAX_UINT32, *, round_up: bool = False
+) -> int:
+    """Return a duration as the whole seconds the protocol carries, or raise.
+
+    The one rule for every duration that goes on the wire (a put's ``delay``
+    and ``ttr``, a release's ``delay``, ``pause-tube``'s delay, a reserve
+    timeout): an ``int``, a ``float`` or a :class:`datetime.timedelta`, from 0
+    to ``high`` seconds. beanstalkd counts in whole seconds, so a fraction
+    (``1.5``, ``timedelta(milliseconds=500)``) is refused with a
+    ``ValueError``, never silently cut: a shorter TTR or delay than asked
+    for would change what the job does. With ``round_up`` (a reserve timeout,
+    a bound on a wait) a fraction rounds up instead: the wait is never shorter
+    than asked. ``bool`` and other types raise ``TypeError``.
+    """
+    # The common case first, and at the cost of one comparison.
+    if type(value) is int and 0 <= value <= high:
+        return value
+    if isinstance(value, datetime.timedelta):
+        # Exact: total_seconds() is a float, and would blur large durations.
+        whole = value.days * 86_400 + value.seconds
+        fraction = value.microseconds != 0
+        negative = whole < 0
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{what} must be a finite number of seconds from 0 to {high}, not {value!r}"
+            )
+        whole = math.floor(value)
+        fraction = whole != value
+        negative = value < 0
+    elif isinstance(value, int) and not isinstance(value, bool):
+        whole, fraction, negative = int(value), False, value < 0
+    else:
+        raise TypeError(
+            f"{what} must be a number of seconds (int, float or timedelta), "
+            f"not {type(value).__name__}"
+        )
+    if negative:
+        raise ValueError(f"{what} must be between 0 and {high} seconds, not {value!r}")
+    if fraction:
+        if not round_up:
+            raise ValueError(
+                f"{what} must be whole seconds (beanstalkd counts in seconds), not {value!r}"
+            )
+        whole += 1
+    if whole > high:
+        raise ValueError(f"{what} must be between 0 and {high} seconds, not {value!r}")
+    return whole
+
+
+def check_interval(what: str, value: object) -> float:
+    """Return a time the client keeps itself (a connect or reconnect bound), in seconds.
+
+    The same spellings as :func:`check_seconds` (an ``int``, a ``float``, a
+    :class:`datetime.timedelta`), finite and not negative; fractions are fine,
+    as these times never go on the wire.
+    """
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(
+            f"{what} must be a number of seconds (int, float or timedelta), "
+            f"not {type(value).__name__}"
+        )
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{what} must be a finite, non-negative number of seconds, not {value!r}")
+    return seconds
 
 
 def check_job_id(job_id: object) -> int:
@@ -148,9 +229,9 @@ class CommandSpec(Generic[ResultT]):
 
     The type parameter is what the command's future resolves to: the spec
     constants below (``PUT: CommandSpec[int]``...) carry it from this table
-    through :meth:`beanstalkt.connection.Connection.submit` to the client's
+    through ``Connection.submit`` (``beanstalkt/connection.py``) to the client's
     methods, so that mypy checks each method's declared result against the
-    command it sends. Each constructor below (:func:`_integer`...) fixes the
+    command it sends. Each constructor below (``_integer``...) fixes the
     type from the result kind, so a spec cannot claim a type its kind does not
     produce.
 

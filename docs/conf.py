@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional, ParamSpec, TypeVar
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -43,6 +44,61 @@ extensions = [
 ]
 
 exclude_patterns = ["_build"]
+
+# Every reference must resolve: a class name that renders as plain text is a
+# build error (under -W). The names below are the only exceptions: the
+# standard library's and third parties' (Tornado, prometheus_client), which
+# resolve only through intersphinx, and intersphinx is off in local and CI
+# builds (see intersphinx_mapping). A name of beanstalkt never goes here:
+# document it, or fix the reference.
+nitpicky = True
+nitpick_ignore = [
+    ("py:class", name)
+    for name in (
+        # The standard library, as type hints spell it.
+        "_asyncio.Future",  # asyncio.Future, by the name of its C implementation
+        "asyncio.Future",
+        "asyncio.TimeoutError",
+        "argparse.ArgumentParser",
+        "argparse.Namespace",
+        "argparse._ArgumentGroup",
+        "collections.abc.AsyncGenerator",
+        "collections.abc.Awaitable",
+        "collections.abc.Callable",
+        "collections.abc.Coroutine",
+        "collections.abc.Iterable",
+        "collections.abc.Iterator",
+        "collections.abc.Mapping",
+        "collections.abc.Sequence",
+        "concurrent.futures.Executor",
+        "contextlib.AbstractContextManager",
+        "datetime.datetime",
+        "datetime.timedelta",
+        "datetime.tzinfo",
+        "enum.Enum",
+        "enum.IntEnum",
+        "ssl.SSLContext",
+        "SSLContext",  # ssl.SSLContext, unqualified by autodoc
+        # Tornado.
+        "Application",  # tornado.web.Application, unqualified by autodoc
+        "tornado.httputil.HTTPServerRequest",
+        "tornado.web.Application",
+        "tornado.web.RequestHandler",
+        # prometheus_client.
+        "CollectorRegistry",  # prometheus_client.CollectorRegistry, unqualified by autodoc
+        "prometheus_client.metrics_core.Metric",
+        # taskiq (the taskiq extra).
+        "taskiq.AckableMessage",
+        "taskiq.AsyncBroker",
+        "taskiq.abc.broker.AsyncBroker",
+        "taskiq.acks.AckableMessage",
+        "taskiq.message.BrokerMessage",
+    )
+] + [
+    ("py:mod", "tornado.testing"),
+    ("py:func", "time.monotonic"),
+    ("py:meth", "asyncio.AbstractEventLoop.add_signal_handler"),
+]
 # The guides' code blocks are Python unless they say otherwise.
 highlight_language = "python3"
 
@@ -138,7 +194,7 @@ class ExceptionTree(SphinxDirective):
 
         def walk(cls: type, depth: int) -> None:
             indent = "   " * depth
-            summary = (cls.__doc__ or "").strip().splitlines()[0]
+            summary = _first_paragraph(cls.__doc__)
             lines.append(f"{indent}* :py:exc:`~beanstalkt.{cls.__name__}`: {summary}")
             lines.append("")
             children = sorted(
@@ -226,6 +282,117 @@ class ProgramHelp(SphinxDirective):
         return nodes.literal_block(text, text, language="none")
 
 
+def _first_paragraph(docstring: Optional[str]) -> str:
+    """A docstring's first paragraph on one line (its first line alone may stop mid-sentence)."""
+    paragraph = inspect.cleandoc(docstring or "").split("\n\n")[0]
+    return " ".join(paragraph.split())
+
+
+def _lookup(dotted: str) -> tuple[bool, object]:
+    """(found, object) for a dotted name of the package: a module, or attributes of one."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:split])
+        if not module_name.startswith("beanstalkt"):
+            return False, None
+        try:
+            obj: object = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[split:]:
+                obj = getattr(obj, attribute)
+        except AttributeError:
+            return False, None
+        return True, obj
+    return False, None
+
+
+def _public_object(
+    target: str, module: Optional[str], class_name: Optional[str] = None
+) -> Optional[tuple[str, object]]:
+    """The (last name, object) a reference means, when it names something of the package.
+
+    ``beanstalkt.Client``, ``beanstalkt.worker.worker.Worker`` (where the class
+    is defined, as type hints spell it) and a bare ``Client`` in a page or
+    docstring of a beanstalkt module all mean one object.
+    """
+    # A ParamSpec's parts, as autodoc spells them in a signature: "typing.~P".
+    target = target.removeprefix("typing.~").removeprefix("~")
+    candidates = [target]
+    if module and not target.startswith("beanstalkt"):
+        candidates.insert(0, f"{module}.{target}")
+        # A name of the module that defines the class being documented (the
+        # class may be documented where it is re-exported).
+        known, documented_class = _lookup(f"{module}.{class_name}") if class_name else (False, None)
+        defining = getattr(documented_class, "__module__", None) if known else None
+        if isinstance(defining, str) and defining != module:
+            candidates.insert(1, f"{defining}.{target}")
+    if not target.startswith("beanstalkt"):
+        candidates.append(f"beanstalkt.{target}")
+    for candidate in candidates:
+        found, obj = _lookup(candidate)
+        if found and _of_the_package(obj):
+            return candidate.rpartition(".")[2], obj
+    return None
+
+
+def _of_the_package(obj: object) -> bool:
+    """Whether an object reached through a beanstalkt module is beanstalkt's own.
+
+    ``beanstalkt.cli.common.argparse.ArgumentParser`` is reachable, but it is
+    the standard library's, which the ignore list (or intersphinx) decides.
+    """
+    if inspect.ismodule(obj):
+        return obj.__name__.startswith("beanstalkt")
+    if isinstance(obj, (type, TypeVar, ParamSpec)) or inspect.isroutine(obj):
+        return str(getattr(obj, "__module__", "")).startswith("beanstalkt")
+    return True  # data, such as a type alias: matched by identity below
+
+
+def resolve_public_names(
+    app: Sphinx, env: Any, node: Any, contnode: nodes.Node
+) -> Optional[nodes.Node]:
+    """Link a reference to a package name to the entry that documents that object.
+
+    The reference documents each class once, in the module a reader would
+    look in (``beanstalkt.client.Client``, ``beanstalkt.worker.Worker``), while
+    the guides and the type hints name it as users import it
+    (``beanstalkt.Client``) or where it is defined (``beanstalkt.worker.worker``).
+    Every such spelling is resolved here to the one documented entry -- the
+    same object, not merely the same last name -- and anything else stays
+    unresolved, which nitpicky mode makes a build error.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    found = _public_object(node["reftarget"], node.get("py:module"), node.get("py:class"))
+    if found is None:
+        return None
+    name, obj = found
+    if isinstance(obj, (TypeVar, ParamSpec)) or name.startswith("_"):
+        # A signature's type variable, or a private helper class in a return
+        # type, has no entry on purpose: shown as its name, without a link.
+        return contnode
+    domain = env.get_domain("py")
+    for full, entry in domain.objects.items():
+        if not (full == f"beanstalkt.{name}" or full.endswith(f".{name}")):
+            continue
+        if entry.aliased or not full.startswith("beanstalkt."):
+            continue
+        known, documented = _lookup(full)
+        if known and documented is obj:
+            result: Optional[nodes.Node] = domain.resolve_xref(
+                env, node["refdoc"], app.builder, node["reftype"], full, node, contnode
+            )
+            if result is None:  # a role of another kind (:class: for data): any kind
+                matches = domain.resolve_any_xref(
+                    env, node["refdoc"], app.builder, full, node, contnode
+                )
+                result = matches[0][1] if matches else None
+            return result
+    return None
+
+
 def _documented_as(name: str, documented: set[str]) -> bool:
     """Whether the reference has an entry for this public name, in any beanstalkt module."""
     return any(
@@ -254,4 +421,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("command-failures", CommandFailures)
     app.add_directive("program-help", ProgramHelp)
     app.connect("env-check-consistency", check_public_names)
+    app.connect("missing-reference", resolve_public_names)
     return {"parallel_read_safe": True}

@@ -174,3 +174,38 @@ def section_block(page: Path, title: str, language: str) -> str:
     found = section_blocks(page, title, language)
     assert len(found) == 1, f"{page.relative_to(ROOT)}, {title!r}: {len(found)} {language} blocks"
     return found[0].code
+
+
+def write_examples(directory: Path) -> list[Path]:
+    """Write the Python examples of the README and the docs under ``directory``; the folders.
+
+    One folder per page, laid out as that page's test run lays it out: a block
+    after ``.. test: file PATH`` at PATH (packages get an ``__init__.py``), every
+    other block as ``example_LINE.py``. ``.ci/run`` type-checks each folder with
+    ``mypy --strict``, as a reader's own code would be.
+    """
+    pages = [README, *sorted(p for p in DOCS.rglob("*.rst") if "_build" not in p.parts)]
+    folders = []
+    for page in pages:
+        python = [block for block in blocks(page) if block.language == "python"]
+        if not python:
+            continue
+        folder = directory / str(page.relative_to(ROOT)).replace("/", "_").replace(".", "_")
+        for block in python:
+            target = folder / (
+                block.argument if block.instruction == "file" else f"example_{block.line}.py"
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for package in target.relative_to(folder).parents:
+                if str(package) != ".":
+                    (folder / package / "__init__.py").touch()
+            target.write_text(block.code)
+        folders.append(folder)
+    return folders
+
+
+if __name__ == "__main__":
+    import sys
+
+    for written in write_examples(Path(sys.argv[1])):
+        print(written)

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import tornado.httpclient
@@ -382,3 +383,29 @@ def test_plain_import_does_not_load_prometheus_client() -> None:
 
 def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BEANSTALKD_")}
+
+
+@pytest.mark.parametrize(
+    ("command", "prefix"),
+    [
+        (["-m", "beanstalkt.exporter"], "beanstalkt exporter:"),
+        (["-m", "beanstalkt.exporter", "-h"], "beanstalkt exporter:"),
+        (["-m", "beanstalkt.ops.exporter", "-h"], "beanstalkt exporter:"),
+        (["-m", "beanstalkt.cmd", "exporter", "-h"], "beanstalkt:"),
+    ],
+)
+def test_without_the_metrics_extra_the_exporter_says_so_in_one_line(
+    tmp_path: Path, command: list[str], prefix: str
+) -> None:
+    """Every way to start the exporter, without prometheus_client: one line, no traceback."""
+    # A prometheus_client that cannot be imported, ahead of the installed one.
+    (tmp_path / "prometheus_client").mkdir()
+    (tmp_path / "prometheus_client" / "__init__.py").write_text(
+        "raise ImportError('No module named prometheus_client')\n"
+    )
+    environment = {**_environment(), "PYTHONPATH": str(tmp_path)}
+    finished = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, env=environment, timeout=60
+    )
+    expected = f"{prefix} the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'\n"
+    assert (finished.returncode, finished.stdout, finished.stderr) == (1, "", expected)

@@ -24,6 +24,7 @@ from beanstalkt.protocol import (
     DEFAULT_TTR,
     MAX_JOB_ID,
     MAX_REPLY_LINE,
+    MAX_RESERVE_TIMEOUT,
     MAX_UINT32,
     SERVER_ERRORS,
     CommandSpec,
@@ -41,6 +42,10 @@ from beanstalkt.protocol import (
     reply_error,
 )
 
+from . import recorded_replies as recorded
+
+# A tube name of every punctuation character the protocol allows.
+ODD = "$_();+/.-"
 # Every character the protocol allows in a tube name.
 NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-+/;.$_()"
 
@@ -276,8 +281,8 @@ async def test_client_checks_its_arguments_before_sending_anything() -> None:
             client.put(b"x", ttr=2**32)
         with pytest.raises(TypeError, match="priority must be an int, not bool"):
             client.put(b"x", priority=True)
-        with pytest.raises(TypeError, match="delay must be an int, not float"):
-            client.put(b"x", delay=1.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="delay must be whole seconds"):
+            client.put(b"x", delay=1.5)
         with pytest.raises(TypeError, match="job body must be bytes"):
             client.put("text")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="job id must be between"):
@@ -1157,3 +1162,63 @@ def test_job_pickles_and_copies() -> None:
 def test_reply_numbers_must_be_plain_digits(name: str, wire: bytes) -> None:
     with pytest.raises(errors.UnexpectedResponse, match="malformed"):
         interpret(COMMANDS[name], one_reply(wire), None)
+
+
+# --------------------------------------------------------------------------
+# Replies recorded from beanstalkd 1.13 (quoted YAML values): framed and read
+# as the client reads them, all at once and a byte at a time.
+
+RECORDED_1_13 = [
+    ("stats", recorded.STATS),
+    ("stats-tube", recorded.STATS_TUBE),
+    ("stats-tube", recorded.STATS_TUBE_ODD_NAME),
+    ("stats-tube", recorded.STATS_TUBE_NUMERIC_NAME),
+    ("stats-job", recorded.STATS_JOB),
+    ("stats-job", recorded.STATS_JOB_ODD_TUBE),
+    ("list-tubes", recorded.LIST_TUBES),
+    ("list-tubes", recorded.LIST_TUBES_ODD_NAME),
+    ("list-tubes-watched", recorded.LIST_TUBES_WATCHED),
+]
+
+
+def test_recorded_1_13_replies_frame_and_read_as_one_stream() -> None:
+    stream = b"".join(wire for _, wire in RECORDED_1_13)
+    for chunks in ([stream], [stream[i : i + 1] for i in range(len(stream))]):
+        parser = ReplyParser()
+        replies = [reply for chunk in chunks for reply in parser.feed(chunk)]
+        assert parser.buffered == 0
+        values = [
+            interpret(COMMANDS[name], reply, None)
+            for (name, _), reply in zip(RECORDED_1_13, replies, strict=True)
+        ]
+        stats, tube, odd_tube, numeric_tube, job, odd_job, tubes, odd_tubes, watched = values
+        assert (stats["version"], stats["hostname"], stats["platform"]) == ("1.13", "vm", "x86_64")
+        assert stats["os"] == "#1 SMP PREEMPT_DYNAMIC @0"
+        assert stats["current-jobs-ready"] == 1
+        assert [tube["name"], odd_tube["name"], numeric_tube["name"]] == ["my-tube", ODD, "123"]
+        assert (job["tube"], job["state"], job["pri"], odd_job["tube"]) == (
+            "my-tube",
+            "ready",
+            100,
+            ODD,
+        )
+        assert (tubes, odd_tubes, watched) == (
+            ["default", "my-tube"],
+            ["default", ODD],
+            ["default"],
+        )
+
+
+def test_recorded_1_13_bad_format_for_a_reserve_timeout_above_2_31() -> None:
+    # What 1.13 answers when a client sends it; beanstalkt refuses such a
+    # timeout before sending (tests/test_durations.py), so this is the proof
+    # that the bound is the server's, and that the reply would be a ServerError.
+    (reply,) = ReplyParser().feed(recorded.RESERVE_TIMEOUT_TOO_LONG)
+    line = b"reserve-with-timeout 2147483648\r\n"
+    with pytest.raises(errors.ServerError) as caught:
+        interpret(COMMANDS["reserve-with-timeout"], reply, line)
+    assert (caught.value.status, caught.value.command) == (
+        "BAD_FORMAT",
+        "reserve-with-timeout 2147483648",
+    )
+    assert MAX_RESERVE_TIMEOUT == 2**31 - 1

@@ -144,3 +144,50 @@ def test_scaling_out_spreads_by_key_and_the_pooled_worker_drains_every_server() 
     # Every job deleted on the server it was put on (where the key sent it).
     assert all(put == deleted == jobs for put, deleted, jobs in counts)
     assert sum(put for put, _, _ in counts) == 4
+
+
+def test_the_quick_start_saved_as_a_module_runs_from_the_shell_worker(
+    beanstalkd: BeanstalkdServer, tmp_path: Path
+) -> None:
+    """As the README says: saved as myapp/jobs.py, its handler runs under the shell's worker.
+
+    The worker imports ``myapp.jobs``; the ``__main__`` guard keeps that import
+    from starting the web application and a worker of its own.
+    """
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").touch()
+    (package / "jobs.py").write_text(section_block(README, "Quick start", "python"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "beanstalkt.worker", "myapp.jobs:send_email", "--tube", "emails"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+            "PYTHONPATH": str(tmp_path),
+            "BEANSTALKD_SERVERS": f"{beanstalkd.host}:{beanstalkd.port}",
+        },
+    )
+    guard = threading.Timer(HANG_GUARD, process.kill)
+    guard.start()
+    try:
+
+        async def put() -> int:
+            async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+                return await client.put(b"ada@example.com", tube="emails")
+
+        asyncio.run(put())
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the handler prints
+        assert line == "sending the welcome mail to ada@example.com\n"
+        process.send_signal(signal.SIGTERM)
+        rest, errors = process.communicate(timeout=HANG_GUARD)
+    finally:
+        guard.cancel()
+        process.kill()
+    # One worker ran (the shell's), and stopped on the one SIGTERM: no web
+    # application or second worker started by the import.
+    assert (process.returncode, rest) == (0, ""), errors
+    assert "8888" not in errors

@@ -27,9 +27,9 @@ KNOWN = {
     # A declarative table: one entry per metric family, read top to bottom.
     "beanstalkt/ops/exporter.py::metric_families": 83,
     # The worker, rebuilt by the worker-engine issue (21) inside this layout.
-    "beanstalkt/worker/worker.py": 1848,
-    "beanstalkt/worker/worker.py::Worker": 1070,
-    "beanstalkt/worker/worker.py::Worker.__init__": 112,
+    "beanstalkt/worker/worker.py": 1869,
+    "beanstalkt/worker/worker.py::Worker": 1082,
+    "beanstalkt/worker/worker.py::Worker.__init__": 119,
     "beanstalkt/worker/worker.py::Worker._run_slot": 95,
     "beanstalkt/worker/worker.py::Worker._where_to": 63,
     "beanstalkt/worker/worker.py::Worker._run_job": 81,

@@ -29,6 +29,8 @@ from beanstalkt.yaml import (
     parse_mapping,
 )
 
+from . import recorded_replies as recorded
+
 Scalar = Union[str, int, float, bool]
 ODD_TUBE = "$_();+/.-"
 
@@ -244,6 +246,70 @@ def test_yaml_error_is_a_value_error() -> None:
 
 
 # --------------------------------------------------------------------------
+# Recorded from beanstalkd 1.13 (tests/recorded_replies.py): quoted values.
+
+
+def test_recorded_1_13_stats_unquotes_and_types_every_value() -> None:
+    stats = parse_mapping(recorded.body(recorded.STATS), STATS_TEXT_KEYS)
+    # The same keys as 1.12, the ones the Stats TypedDict declares.
+    assert set(stats) == set(typing.get_type_hints(Stats))
+    text = {key: stats[key] for key in ("version", "id", "hostname", "os", "platform")}
+    assert text == {
+        "version": "1.13",
+        "id": "fea0fba38ebef001",
+        "hostname": "vm",
+        "os": "#1 SMP PREEMPT_DYNAMIC @0",
+        "platform": "x86_64",
+    }
+    assert (stats["rusage-utime"], stats["rusage-stime"]) == (0.000972, 0.0)
+    assert (stats["draining"], stats["pid"], stats["max-job-size"]) == (False, 9718, 65535)
+    others = set(stats) - set(text) - {"rusage-utime", "rusage-stime", "draining"}
+    assert all(type(stats[key]) is int for key in others), stats
+
+
+@pytest.mark.parametrize(
+    ("reply", "name"),
+    [
+        (recorded.STATS_TUBE, "my-tube"),
+        (recorded.STATS_TUBE_ODD_NAME, ODD_TUBE),
+        (recorded.STATS_TUBE_NUMERIC_NAME, "123"),
+    ],
+)
+def test_recorded_1_13_stats_tube_name_is_unquoted_text(reply: bytes, name: str) -> None:
+    tube = parse_mapping(recorded.body(reply), STATS_TUBE_TEXT_KEYS)
+    assert set(tube) == set(typing.get_type_hints(StatsTube))
+    assert (tube["name"], type(tube["name"])) == (name, str)
+    assert all(type(value) is int for key, value in tube.items() if key != "name")
+    # Quotes make a value text even without the text key.
+    assert parse_mapping(recorded.body(reply))["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("reply", "tube", "priority"),
+    [(recorded.STATS_JOB, "my-tube", 100), (recorded.STATS_JOB_ODD_TUBE, ODD_TUBE, 0)],
+)
+def test_recorded_1_13_stats_job_tube_is_unquoted_text(
+    reply: bytes, tube: str, priority: int
+) -> None:
+    job = parse_mapping(recorded.body(reply), STATS_JOB_TEXT_KEYS)
+    assert set(job) == set(typing.get_type_hints(StatsJob))
+    assert (job["id"], job["tube"], job["state"], job["pri"]) == (1, tube, "ready", priority)
+    assert (job["ttr"], job["time-left"], job["reserves"]) == (60, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("reply", "names"),
+    [
+        (recorded.LIST_TUBES, ["default", "my-tube"]),
+        (recorded.LIST_TUBES_ODD_NAME, ["default", ODD_TUBE]),
+        (recorded.LIST_TUBES_WATCHED, ["default"]),
+    ],
+)
+def test_recorded_1_13_tube_lists(reply: bytes, names: list[str]) -> None:
+    assert parse_list(recorded.body(reply)) == names
+
+
+# --------------------------------------------------------------------------
 # A real server, read with a plain socket.
 
 
@@ -367,7 +433,10 @@ def test_raw_stats_os_line_is_kept_whole(raw: RawConnection) -> None:
     data = raw.body(b"stats")
     stats = parse_mapping(data, STATS_TEXT_KEYS)
     (os_line,) = [line for line in data.decode().split("\n") if line.startswith("os: ")]
-    assert stats["os"] == os_line[len("os: ") :]
+    written = os_line[len("os: ") :]
+    if written.startswith('"'):  # beanstalkd 1.13 quotes it (1.12 does not)
+        written = written[1:-1]
+    assert stats["os"] == written
 
 
 def test_raw_stats_while_draining(beanstalkd: BeanstalkdServer, raw: RawConnection) -> None:

@@ -39,9 +39,10 @@ try:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
     from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
-    ) from exc
+    _MISSING = "the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'"
+    if __name__ == "__main__":  # python -m beanstalkt.ops.exporter: one line, no traceback
+        sys.exit(f"beanstalkt exporter: {_MISSING}")
+    raise ImportError(_MISSING) from exc
 
 from .._compat import ssl_or_old_spelling
 from ..address import parse_address, unix_socket_path

@@ -1,8 +1,8 @@
 """Server snapshots: the statistics of a server and of its tubes, read in one go.
 
 This is the one place that knows how to read a whole server, shared by the
-Prometheus exporter (:mod:`beanstalkt.exporter`) and ``top``
-(:mod:`beanstalkt.top`): ``stats``, ``list-tubes``, then ``stats-tube`` for
+Prometheus exporter (:mod:`beanstalkt.ops.exporter`) and ``top``
+(:mod:`beanstalkt.ops.top`): ``stats``, ``list-tubes``, then ``stats-tube`` for
 each selected tube, pipelined (a tube that vanishes in between is skipped),
 and the age of the job at the head of each tube's ready queue. It imports
 neither prometheus_client nor curses.

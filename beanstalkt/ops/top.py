@@ -13,7 +13,7 @@ server. Interactive keys: ``q`` quits, ``<`` / ``>`` move the sort column,
 one snapshot as plain text and exits, as with ``--once``.
 
 The data side (:func:`tube_rows`, :func:`render`) is pure and separate from
-the terminal side; the statistics come from :mod:`beanstalkt.monitor`, shared
+the terminal side; the statistics come from :mod:`beanstalkt.ops.monitor`, shared
 with the Prometheus exporter.
 """
 

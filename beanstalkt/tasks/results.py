@@ -17,7 +17,7 @@ or after the last failed attempt. The listener hands the reply to the waiting
   :data:`~beanstalkt.tasks.runner.REPLY_GRACE` seconds for a listener that is
   reconnecting), so a producer that is gone gets none; a reply that comes
   after its ref gave up (``result(timeout=)`` expired) or was
-  garbage-collected is deleted on arrival; :meth:`close` deletes what is left
+  garbage-collected is deleted on arrival; :meth:`ResultListener.close` deletes what is left
   in the tube.
 * A producer that restarted lost its refs with its memory: results of tasks
   deferred before the restart cannot be awaited. With the default (random)
@@ -47,7 +47,7 @@ logger = logging.getLogger("beanstalkt.tasks")
 
 
 class TaskFailed(Exception):
-    """The task failed on its last attempt; :attr:`type` and :attr:`message` describe its error.
+    """The task failed on its last attempt; ``type`` and ``message`` describe its error.
 
     ``type`` is the exception's class name (``"ValueError"``, or
     ``"module.Name"``); the traceback stays in the worker's log.

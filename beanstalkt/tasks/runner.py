@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from ..client import Client
 from ..errors import BeanstalkException, NotFound
 from ..pool import Pool
+from ..protocol import Seconds
 from ..worker import Bury, JobAction, ReservedJob, Worker
 from .envelope import (
     Envelope,
@@ -368,7 +369,7 @@ class TasksWorker(Worker):
             await asyncio.sleep(self.reseed_interval)
             await self.ensure_ticks()
 
-    async def stop(self, grace_period: Optional[float] = None) -> None:
+    async def stop(self, grace_period: Optional[Seconds] = None) -> None:
         """Stop as :meth:`Worker.stop`, then close the connections replies were put on."""
         if self._reseeding is not None:
             self._reseeding.cancel()

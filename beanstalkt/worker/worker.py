@@ -153,7 +153,15 @@ from ..errors import (
 )
 from ..models import Body, Job, StatsJob
 from ..ops.monitor import per_tube
-from ..protocol import MAX_UINT32, check_integer, check_tube_name
+from ..protocol import (
+    MAX_RESERVE_TIMEOUT,
+    MAX_UINT32,
+    Seconds,
+    check_integer,
+    check_interval,
+    check_seconds,
+    check_tube_name,
+)
 
 if TYPE_CHECKING:  # the metrics extra is optional: imported only when used
     from ..ops.metrics import WorkerMetrics
@@ -308,7 +316,7 @@ def _reserved_job(job: Job[Any], tube: str, slot: _Slot, stats: Optional[StatsJo
 class JobAction(Exception):
     """Base of what a handler may raise (or return) to decide a job's fate itself.
 
-    Each action carries out its own decision (:meth:`_settle`): the worker
+    Each action carries out its own decision (its ``_settle`` method): the worker
     only asks it to.
     """
 
@@ -329,9 +337,10 @@ class Release(JobAction):
     the attempt number does not (it counts failures only).
     """
 
-    def __init__(self, delay: int = 0, priority: Optional[int] = None) -> None:
-        super().__init__(f"release with delay {delay}s")
-        self.delay = check_integer("delay", delay, 0, MAX_UINT32)
+    def __init__(self, delay: Seconds = 0, priority: Optional[int] = None) -> None:
+        seconds = check_seconds("delay", delay)
+        super().__init__(f"release with delay {seconds}s")
+        self.delay = seconds
         self.priority = (
             None if priority is None else check_integer("priority", priority, 0, MAX_UINT32)
         )
@@ -617,7 +626,8 @@ class Worker:
     :param max_attempts: the attempt that fails for the ``max_attempts``-th
         time buries the job (1: bury at the first failure). Only failures
         count, not :class:`Release`; see "How attempts are counted" above.
-    :param backoff_base: seconds of delay after the first failure.
+    :param backoff_base: seconds of delay after the first failure. This and the
+        other times here take an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param backoff_factor: each further failure multiplies the delay by this.
     :param backoff_max: the delay never exceeds this many seconds.
     :param grace_period: on :meth:`stop`, seconds running jobs may take to
@@ -656,14 +666,14 @@ class Worker:
         ssl: SSLOption = None,
         concurrency: int = 1,
         max_attempts: int = 5,
-        backoff_base: float = 1.0,
+        backoff_base: Seconds = 1.0,
         backoff_factor: float = 2.0,
-        backoff_max: float = 3600.0,
-        grace_period: float = 30.0,
-        reserve_timeout: float = 1.0,
+        backoff_max: Seconds = 3600.0,
+        grace_period: Seconds = 30.0,
+        reserve_timeout: Seconds = 1.0,
         touch_fraction: float = 0.5,
         executor: Optional[concurrent.futures.Executor] = None,
-        stats_interval: Optional[float] = None,
+        stats_interval: Optional[Seconds] = None,
         metrics: Optional[WorkerMetrics] = None,
         prefetch_stats: bool = False,
         slots_per_connection: int = 8,
@@ -677,13 +687,20 @@ class Worker:
         check_integer("concurrency", concurrency, 1, 10_000)
         check_integer("slots_per_connection", slots_per_connection, 1, 10_000)
         check_integer("max_attempts", max_attempts, 1, MAX_UINT32)
+        # The worker's own times: seconds or a timedelta, finite, not negative.
+        backoff_base = check_interval("backoff_base", backoff_base)
+        backoff_max = check_interval("backoff_max", backoff_max)
+        grace_period = check_interval("grace_period", grace_period)
+        if stats_interval is not None:
+            stats_interval = check_interval("stats_interval", stats_interval)
         if backoff_base < 0 or backoff_factor < 1 or backoff_max < 0:
             raise ValueError("backoff needs base >= 0, factor >= 1 and max >= 0")
-        if not (0 <= grace_period < math.inf and 0 <= reserve_timeout <= MAX_UINT32):
-            raise ValueError(
-                "grace_period and reserve_timeout must be finite and not negative "
-                f"(reserve_timeout at most {MAX_UINT32})"
-            )
+        if not 0 <= grace_period < math.inf:
+            raise ValueError("grace_period must be finite and not negative")
+        # The wire's rule for a reserve timeout (a timedelta too; fractions round up).
+        reserve_seconds = check_seconds(
+            "reserve_timeout", reserve_timeout, MAX_RESERVE_TIMEOUT, round_up=True
+        )
         if not 0 < touch_fraction < 1:
             raise ValueError("touch_fraction must be between 0 and 1")
         self.handlers: dict[str, Handler] = dict(handlers)
@@ -702,7 +719,7 @@ class Worker:
         self.slots_per_connection = slots_per_connection
         # Whole seconds, at least one: reserve-with-timeout 0 on an empty tube
         # answers at once, and a slot asking again at once spins.
-        self._reserve_seconds = max(1, math.ceil(reserve_timeout))
+        self._reserve_seconds = max(1, reserve_seconds)
         # With one tube every job's tube is known without asking the server.
         self._only_tube = next(iter(self.handlers)) if len(self.handlers) == 1 else None
         # A pooled worker: one _Site per server, slots moving between them.
@@ -822,7 +839,7 @@ class Worker:
         _stop_requested, stopped = self._events()
         await stopped.wait()
 
-    async def stop(self, grace_period: Optional[float] = None) -> None:
+    async def stop(self, grace_period: Optional[Seconds] = None) -> None:
         """Stop gracefully; returns once every connection is closed.
 
         Reserving stops at once (pending reserves are cut short), running jobs
@@ -837,7 +854,11 @@ class Worker:
             self._stopping = True  # start() and run() will return at once
             return
         if self._stop_task is None:
-            grace = self.grace_period if grace_period is None else grace_period
+            grace = (
+                self.grace_period
+                if grace_period is None
+                else check_interval("grace_period", grace_period)
+            )
             self._stop_task = asyncio.ensure_future(self._shutdown(grace))
         await asyncio.shield(self._stop_task)
 
