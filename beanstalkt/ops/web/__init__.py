@@ -190,7 +190,7 @@ async def serve(
 
     ``ssl``: reach the servers with TLS (``ssl_context=`` is its old spelling,
     still accepted); ``https``: serve HTTPS; ``max_connections``: see
-    :class:`~beanstalkt.ops.web.guard.ConsoleHTTPServer`.
+    ``guard.ConsoleHTTPServer``.
     """
     monitor = Monitor(
         servers, interval=interval, ssl=ssl_or_old_spelling(ssl, ssl_context, "serve")

@@ -729,7 +729,7 @@ def make_app(
 ) -> tornado.web.Application:
     """The console's Tornado application, showing the servers of ``monitor``.
 
-    ``failure_reader`` replaces :func:`read_failure_records` (tests, other record stores).
+    ``failure_reader`` replaces ``failures.read_failure_records`` (tests, other record stores).
     """
     segment = r"([^/]+)"
     options = options or ConsoleOptions()
