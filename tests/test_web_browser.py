@@ -274,6 +274,13 @@ def test_counts_change_without_reload(browser: WebDriver, consoles: Consoles) ->
     consoles.bury("b-gamma", b"gamma buried")
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "ready") == "4", "gamma shows 4 ready")
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "buried") == "1", "gamma shows 1 buried")
+    # A value that changed stands out (highlighted); one that did not, does not.
+    classes = browser.execute_script(
+        'var row = document.querySelector(\'section[data-server="0"] tr[data-tube="b-gamma"]\');'
+        "return [row.querySelector('[data-field=\"ready\"]').className,"
+        "        row.querySelector('[data-field=\"reserved\"]').className];"
+    )
+    assert classes == ["changed", ""]
     assert browser.execute_script("return window.notReloaded;") is True
     # The row's chart has a ready and a buried line drawn from the live feed (read
     # again while the feed redraws it under us).

@@ -21,13 +21,19 @@
   var socket = null;
   var lastMessage = 0;
 
-  function text(element, value) {
+  function text(element, value, highlight) {
     if (!element) {
       return;
     }
     var shown = value === null || value === undefined ? "\u2013" : String(value);
     if (element.textContent !== shown) {
       element.textContent = shown;
+      if (highlight) {
+        // A value that just changed stands out for a moment (restarted if it changes again).
+        element.classList.remove("changed");
+        void element.offsetWidth;
+        element.classList.add("changed");
+      }
     }
   }
 
@@ -101,10 +107,10 @@
     return state;
   }
 
-  function fillRow(row, tube) {
+  function fillRow(row, tube, highlight) {
     ["ready", "reserved", "delayed", "buried", "watching", "waiting", "total", "put_rate",
       "delete_rate"].forEach(function (name) {
-      text(field(row, name), tube[name]);
+      text(field(row, name), tube[name], highlight && COUNTS.indexOf(name) >= 0);
     });
     text(field(row, "oldest"), tube.ready ? duration(tube.oldest) : "");
     text(field(row, "paused"), tube.paused ? tube.pause_left + " s" : "");
@@ -276,6 +282,7 @@
     });
     order.forEach(function (name, position) {
       var row = state.elements.get(name);
+      var known = !!row && row.getAttribute("data-filled") === "1";
       if (!row) {
         row = newRow(header.index, name);
         state.elements.set(name, row);
@@ -286,7 +293,8 @@
       }
       var tube = state.rows.get(name);
       if (tube && changed.has(name)) {
-        fillRow(row, tube);
+        fillRow(row, tube, known);
+        row.setAttribute("data-filled", "1");
       }
       if (message.sampled || rescaled || changed.has(name) || fresh.has(name)) {
         drawChart(row.querySelector("td.chart"), state.hist.get(name) || { r: [], b: [] }, top);
