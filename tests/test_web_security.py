@@ -31,6 +31,7 @@ import tornado.testing
 import tornado.websocket
 
 import beanstalkt
+from beanstalkt.ops.web import app as app_module
 from beanstalkt.ops.web.app import ConsoleOptions, make_app
 from beanstalkt.ops.web.guard import ConsoleHTTPServer
 from beanstalkt.ops.web.live import Monitor
@@ -534,5 +535,27 @@ async def test_the_default_reader_uses_the_worker_records_when_installed(
         else:
             assert "KeyError: 'to'" in html_module.unescape(html)
             assert "after 3 attempt(s)" in html
+    finally:
+        await stop_console(running, http)
+
+
+async def test_a_tab_that_stops_reading_is_dropped(
+    beanstalkd: BeanstalkdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages a tab does not take are not buffered for ever: after 64, the feed closes."""
+    running, http = await start_console(beanstalkd)
+    try:
+        pending: list[asyncio.Future[None]] = []
+
+        def never_written(self: Any, message: Any, binary: bool = False) -> asyncio.Future[None]:
+            pending.append(asyncio.get_running_loop().create_future())
+            return pending[-1]
+
+        monkeypatch.setattr(app_module.LiveSocket, "write_message", never_written)
+        url = running.session.base.replace("http://", "ws://") + "/live"
+        feed = await tornado.websocket.websocket_connect(url)
+        assert await asyncio.wait_for(feed.read_message(), 60) is None  # closed by the console
+        assert feed.close_code == 1008
+        assert len(pending) == app_module.MAX_UNSENT
     finally:
         await stop_console(running, http)
