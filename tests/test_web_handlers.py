@@ -638,6 +638,11 @@ def test_parse_address(text_: str, expected: tuple[str, int]) -> None:
         ["--token", "a", "--basic-auth", "u:p"],
         ["--interval", "0"],
         ["--bogus"],
+        ["--allow-host", "a b"],
+        ["--allow-host", "evil.example/path"],
+        ["--https-key", "key.pem"],
+        ["--https-cert", "/nonexistent/cert.pem"],
+        ["--max-connections", "0"],
     ],
 )
 def test_command_line_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,6 +25,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -136,10 +137,22 @@ def allowed_hosts(listen_host: str, extra: Sequence[str]) -> frozenset[str]:
     names = set(DEFAULT_ALLOWED_HOSTS)
     for text in [listen_host, *extra]:
         name = host_name(text if ":" not in text or text.startswith("[") else f"[{text}]")
-        if name is None:
+        if name is None or not (_HOST_NAME.fullmatch(name) or _is_ip(name)):
             raise ValueError(f"--allow-host takes a host name, not {text!r}")
         names.add(name)
     return frozenset(names)
+
+
+# A DNS name: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def https_context(cert: Optional[str], key: Optional[str]) -> Optional[SSLContext]:
