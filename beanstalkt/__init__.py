@@ -9,6 +9,7 @@
 """
 
 from .address import parse_address
+from .backoff import Backoff
 from .client import Client
 from .connection import RECONNECT_INTERVAL, RECONNECT_TIMEOUT, Keepalive
 from .errors import (
@@ -29,6 +30,7 @@ from .errors import (
     NotIgnored,
     ReservationLost,
     ServerError,
+    StaleJobRef,
     TimedOut,
     UndecodableBody,
     UnexpectedResponse,
@@ -46,6 +48,7 @@ from .pool import (
 )
 from .producer import Priority
 from .protocol import DEFAULT_PRIORITY, DEFAULT_TTR
+from .servers import ServerSet
 from .worker import ReservedJob, TubeCounters, Worker, WorkerServer, buried_tubes
 
 __version__ = "1.0.0.dev0"
@@ -55,6 +58,7 @@ __all__ = [
     "DEFAULT_TTR",
     "RECONNECT_INTERVAL",
     "RECONNECT_TIMEOUT",
+    "Backoff",
     "BadJob",
     "BeanstalkConnectionError",
     "BeanstalkException",
@@ -81,8 +85,10 @@ __all__ = [
     "PoolTubes",
     "Priority",
     "ReservationLost",
+    "StaleJobRef",
     "ReservedJob",
     "ServerError",
+    "ServerSet",
     "ServerState",
     "Stats",
     "StatsJob",

@@ -18,8 +18,15 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union, overload
 
+from ._batch import joined_batches, slice_bounds
+from ._io import call_back as _call_back
+from ._io import completed as _completed
+from .backoff import Backoff
 from .connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DISCONNECTED_TIMEOUT,
     DEFAULT_KEEPALIVE,
+    DEFAULT_STALL_TIMEOUT,
     RECONNECT_INTERVAL,
     Connection,
     DisconnectCallback,
@@ -28,7 +35,7 @@ from .connection import (
     SSLOption,
     State,
 )
-from .errors import BeanstalkException
+from .errors import BufferFull
 from .models import BodyT, Job, Stats, StatsJob, StatsTube
 from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Reservation
 from .producer import delay_until, encode_json
@@ -95,9 +102,10 @@ class Client(Generic[BodyT]):
     :param host: host name or address, or ``'unix:/path/to/socket'`` for a Unix
         domain socket (as beanstalkd's ``-l unix:/path``).
     :param port: TCP port (ignored for Unix sockets).
-    :param connect_timeout: seconds a connection attempt may take (``None``:
-        the operating system's limit). This and the other times below take
-        an ``int``, a ``float`` or a ``datetime.timedelta``.
+    :param connect_timeout: seconds a connection attempt may take before it
+        fails with ``ConnectFailed`` (default 5; ``None``: the operating
+        system's limit, minutes for a host that drops packets). This and the
+        other times below take an ``int``, a ``float`` or a ``datetime.timedelta``.
     :param io_loop: accepted for compatibility with the original beanstalkt and
         ignored: the client uses the running asyncio loop (which is Tornado's).
     :param use: the client's own tube: where ``put`` (and ``peek_ready``,
@@ -111,12 +119,14 @@ class Client(Generic[BodyT]):
     :param reconnect_interval: seconds between reconnection attempts after the
         connection is lost (:data:`RECONNECT_INTERVAL`, 1 s).
     :param disconnected_timeout: how long a command may wait for the
-        connection to come back before it fails with ``NotConnected``
-        (``None``: wait as long as it takes).
+        connection to come back before it fails with ``NotConnected``, never
+        sent (default 5 s, so a web handler can answer 503; ``None``: wait as
+        long as it takes).
     :param stall_timeout: if the server sends nothing for this many seconds
         while replies to non-blocking commands are owed, the connection is
-        treated as lost (``None``: no guard). A blocking ``reserve`` is exempt,
-        and ``reserve(timeout=t)`` is allowed ``t`` seconds more.
+        treated as lost and they fail with ``ConnectionLost`` (default 10 s;
+        ``None``: no guard). A blocking ``reserve`` is exempt (``keepalive``
+        bounds it), and ``reserve(timeout=t)`` is allowed ``t`` seconds more.
     :param max_pending_bytes: bound on the bytes of commands not answered yet
         (in flight, or waiting for a connection); past it a command fails at
         once with :class:`~beanstalkt.errors.BufferFull` (``None``: no bound).
@@ -125,6 +135,9 @@ class Client(Generic[BodyT]):
     :param ssl: ``True`` for TLS with the system's certificate authorities,
         or an :class:`ssl.SSLContext` (own CA, client certificate); for
         beanstalkd behind a TLS terminator such as stunnel or haproxy.
+    :param reconnect_backoff: a :class:`~beanstalkt.backoff.Backoff` to pace
+        reconnection attempts instead of the fixed ``reconnect_interval``
+        (the server layer passes its own).
     """
 
     # Which body type a client has follows from encoding=: the overloads say so.
@@ -133,18 +146,19 @@ class Client(Generic[BodyT]):
         self: Client[bytes],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: None = None,
         reconnect_interval: Seconds = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[Seconds] = None,
-        stall_timeout: Optional[Seconds] = None,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None: ...
 
     @overload
@@ -152,36 +166,38 @@ class Client(Generic[BodyT]):
         self: Client[str],
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: str,
         reconnect_interval: Seconds = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[Seconds] = None,
-        stall_timeout: Optional[Seconds] = None,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None: ...
 
     def __init__(
         self,
         host: str = "localhost",
         port: int = 11300,
-        connect_timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = DEFAULT_CONNECT_TIMEOUT,
         io_loop: Any = None,
         *,
         use: Optional[str] = None,
         watch: Union[str, Iterable[str], None] = None,
         encoding: Optional[str] = None,
         reconnect_interval: Seconds = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[Seconds] = None,
-        stall_timeout: Optional[Seconds] = None,
+        disconnected_timeout: Optional[Seconds] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[Seconds] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None:
         del io_loop  # kept only so old call sites keep working
         if use is not None:
@@ -209,8 +225,11 @@ class Client(Generic[BodyT]):
             max_pending_bytes=max_pending_bytes,
             keepalive=keepalive,
             ssl=ssl,
+            reconnect_backoff=reconnect_backoff,
         )
         self._submit = self._connection.submit
+        # The slices of each put_many under way (for withdraw).
+        self._batch_slices: dict[Future[Any], list[Future[list[BatchResult]]]] = {}
 
     def __repr__(self) -> str:
         return f"<beanstalkt.Client {self._connection.address} {self._connection.state.value}>"
@@ -332,6 +351,51 @@ class Client(Generic[BodyT]):
         # The work is done above; the block itself needs nothing on exit.
         return _NO_EXIT
 
+    def withdraw(self, future: Future[Any], reason: str = "withdrawn by the caller") -> int:
+        """Take back a command (or the parts of a ``put_many``) not written yet.
+
+        What was still waiting to be written fails with
+        :class:`~beanstalkt.errors.NotConnected` (so it was certainly never
+        sent: safe to send elsewhere); what was written goes on. Returns how
+        many commands were taken back. A pool uses it when a server leaves
+        rotation.
+        """
+        parts = self._batch_slices.get(future, [future])
+        return sum(1 for part in parts if self._connection.withdraw(part, reason))
+
+    def abort(self, reason: str) -> bool:
+        """Treat the open connection as lost now, ``reason`` in the errors; False if none is open.
+
+        What was written fails with :class:`~beanstalkt.errors.ConnectionLost`
+        (outcome unknown), reservations end, and the client reconnects as after
+        any loss. For a caller that knows the server is gone before the socket
+        does: the server layer when a probe goes unanswered, a pooled worker
+        whose blocking reserves wait on a frozen server.
+        """
+        return self._connection.abort(reason)
+
+    def sequence(self) -> contextlib.AbstractContextManager[None]:
+        """Issue the commands of this block as one sequence: one write, one connection.
+
+        ::
+
+            with client.sequence():
+                buried = client.bury(job)
+                taken_back = client.reserve_job(job.id)
+                released = client.release(job, delay=10)
+
+        The commands are written together, in one write, when the block ends,
+        on the connection open at its start. None of them is ever sent on
+        another connection: if that one is lost before they are written (or
+        there was none), they fail with
+        :class:`~beanstalkt.errors.NotConnected` instead of waiting for the
+        next connection, where a ``reserve-job`` by id could take a stranger's
+        job. A command refused at the call (``ReservationLost``,
+        ``BufferFull``) takes the others back, unsent. Issue the commands
+        without awaiting in between: the block is one moment of the caller.
+        """
+        return self._connection.sequence()
+
     async def __aenter__(self) -> Client[BodyT]:
         await self.connect()
         return self
@@ -412,25 +476,33 @@ class Client(Generic[BodyT]):
             encode_put(check_body(body, encoding), priority, delay_seconds, ttr_seconds)
             for body in bodies
         ]
-        # Sent in slices of about _BATCH_SLICE bytes: the server starts on the
+        # Sent in slices of about BATCH_SLICE bytes: the server starts on the
         # first while the rest is still being handed to the socket, and no
         # single joined copy of a large batch is ever made.
         slices: list[Future[list[BatchResult]]] = []
         counts: list[int] = []
-        start = 0
-        while start < len(commands):
-            end, size = start, 0
-            while end < len(commands) and (size < _BATCH_SLICE or end == start):
-                size += len(commands[end])
-                end += 1
+        refused: Optional[BaseException] = None
+        for start, end in slice_bounds(commands):
             count = end - start
-            line = b"put (batch of %d)" % count
-            slices.append(
-                self._connection.submit_batch(b"".join(commands[start:end]), line, tube, count)
-            )
+            if refused is not None:
+                # Once a slice is refused (BufferFull), so is every later one,
+                # even one small enough to fit: the failures are a suffix of the
+                # batch, never a hole in its middle, and a caller retries in order.
+                part: Future[list[BatchResult]] = self._connection.loop.create_future()
+                part.set_exception(refused)
+            else:
+                data = b"".join(commands[start:end])
+                part = self._connection.submit_batch(
+                    data, b"put (batch of %d)" % count, tube, count
+                )
+                if part.done() and isinstance(part.exception(), BufferFull):
+                    refused = part.exception()
+            slices.append(part)
             counts.append(count)
-            start = end
-        future = _joined_batches(self._connection.loop, slices, counts)
+        future = joined_batches(self._connection.loop, slices, counts)
+        if len(slices) > 1:
+            self._batch_slices[future] = slices
+            future.add_done_callback(self._batch_slices.pop)
         if callback is not None:
             _call_back(future, callback)
         return future
@@ -722,85 +794,7 @@ class Client(Generic[BodyT]):
 
 _NO_EXIT = contextlib.nullcontext()
 
-# Bytes of a batch put's commands sent as one slice (see put_many).
-_BATCH_SLICE = 256 * 1024
-
-
-def _joined_batches(
-    loop: asyncio.AbstractEventLoop, slices: list[Future[list[BatchResult]]], counts: list[int]
-) -> Future[list[BatchResult]]:
-    """One future for the slices of a batch put: every job's result, in order.
-
-    A slice that failed as a whole (never sent: ``BufferFull``,
-    ``NotConnected``...) gives its exception to each of its jobs. Cancelling
-    the joined future cancels the slices (those not yet written are never sent).
-    """
-    if len(slices) == 1:
-        return slices[0]
-    joined: Future[list[BatchResult]] = loop.create_future()
-    if not slices:
-        joined.set_result([])
-        return joined
-    remaining = [len(slices)]
-
-    def slice_done(_done: Future[list[BatchResult]]) -> None:
-        remaining[0] -= 1
-        if remaining[0] or joined.done():
-            return
-        results: list[BatchResult] = []
-        for part, count in zip(slices, counts, strict=True):
-            if part.cancelled():
-                joined.cancel()
-                return
-            error = part.exception()
-            if error is None:
-                results.extend(part.result())
-            else:
-                assert isinstance(error, BeanstalkException)
-                results.extend([error] * count)
-        joined.set_result(results)
-
-    def joined_done(_joined: Future[list[BatchResult]]) -> None:
-        if joined.cancelled():
-            for part in slices:
-                part.cancel()
-
-    for part in slices:
-        part.add_done_callback(slice_done)
-    joined.add_done_callback(joined_done)
-    return joined
-
-
-def _completed() -> Future[None]:
-    """A future already done, made without a running loop (awaitable on any loop)."""
-    loop = asyncio.new_event_loop()
-    try:
-        future: Future[None] = loop.create_future()
-        future.set_result(None)
-    finally:
-        loop.close()
-    return future
-
 
 def _interval(what: str, value: Optional[Seconds]) -> Optional[float]:
     """An optional time bound of the client's own, in seconds (``None``: no bound)."""
     return None if value is None else check_interval(what, value)
-
-
-def _call_back(
-    future: asyncio.Future[Any], callback: Callable[..., Any], with_result: bool = True
-) -> None:
-    """Call ``callback`` with the future's result, or its exception, when it is done."""
-
-    def done(completed: asyncio.Future[Any]) -> None:
-        if completed.cancelled():
-            return
-        error = completed.exception()
-        if error is not None:
-            callback(error)
-        elif with_result:
-            callback(completed.result())
-        else:
-            callback()
-
-    future.add_done_callback(done)

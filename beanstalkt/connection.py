@@ -21,21 +21,35 @@ import contextlib
 import enum
 import functools
 import logging
-import os
 import socket
 import ssl as ssl_module
 import time
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Optional, Union, cast
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import errors
-from ._tornado import current_asyncio_loop, start_read
+from ._io import (
+    current_loop,
+    deliver,
+    reason_text,
+    run_callback,
+    set_keepalive,
+    ssl_context,
+)
+from ._tornado import start_read
 from .address import format_address, unix_socket_path
-from .pipeline import DEFAULT_MAX_PENDING_BYTES, BatchResult, Event, Pipeline, Reservation
+from .backoff import Backoff
+from .pipeline import (
+    DEFAULT_MAX_PENDING_BYTES,
+    BatchResult,
+    Pipeline,
+    Reservation,
+    Sequence,
+)
 from .protocol import PUT, CommandSpec, ProtocolError, ResultT, describe_command
 
 logger = logging.getLogger("beanstalkt")
@@ -44,6 +58,16 @@ logger = logging.getLogger("beanstalkt")
 RECONNECT_INTERVAL = 1.0
 #: The original beanstalkt's name for :data:`RECONNECT_INTERVAL`.
 RECONNECT_TIMEOUT = RECONNECT_INTERVAL
+
+# Nothing waits for ever by default (httpx's finite, documented, overridable
+# 5 s is the model): a web handler gets an answer or a typed error in seconds.
+#: Seconds a connection attempt may take before it fails with ``ConnectFailed``.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds a command may wait for a connection before it fails with ``NotConnected``.
+DEFAULT_DISCONNECTED_TIMEOUT = 5.0
+#: Seconds a server may stay silent while replies are owed before the
+#: connection counts as lost (a blocking reserve is allowed its own timeout more).
+DEFAULT_STALL_TIMEOUT = 10.0
 
 # Large reads let one wake-up parse hundreds of replies.
 READ_CHUNK_SIZE = 256 * 1024
@@ -112,22 +136,24 @@ class Connection:
         use: str = "default",
         watch: Iterable[str] = ("default",),
         encoding: Optional[str] = None,
-        connect_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
         reconnect_interval: float = RECONNECT_INTERVAL,
-        disconnected_timeout: Optional[float] = None,
-        stall_timeout: Optional[float] = None,
+        disconnected_timeout: Optional[float] = DEFAULT_DISCONNECTED_TIMEOUT,
+        stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT,
         max_pending_bytes: Optional[int] = DEFAULT_MAX_PENDING_BYTES,
         keepalive: Optional[Keepalive] = DEFAULT_KEEPALIVE,
         ssl: SSLOption = None,
+        reconnect_backoff: Optional[Backoff] = None,
     ) -> None:
         self.host = host
+        self.reconnect_backoff = reconnect_backoff
         self.port = port
         self.connect_timeout = connect_timeout
         self.reconnect_interval = reconnect_interval
         self.disconnected_timeout = disconnected_timeout
         self.stall_timeout = stall_timeout
         self.keepalive = keepalive
-        self.ssl_context = _ssl_context(ssl)
+        self.ssl_context = ssl_context(ssl)
         if self.ssl_context is not None and unix_socket_path(self.host) is not None:
             raise ValueError("TLS (ssl=) needs a TCP address, not a Unix socket")
         self.reconnect_callback: Optional[ReconnectCallback] = None
@@ -141,7 +167,10 @@ class Connection:
             max_pending_bytes=max_pending_bytes,
             address=self.address,
         )
+        self._init_io_state()
 
+    def _init_io_state(self) -> None:
+        """The I/O layer's own state: loop, stream, timers, reader (none of it the pipeline's)."""
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stream: Optional[IOStream] = None
         # Bytes queued in the pipeline since the last write (a trigger for
@@ -155,9 +184,13 @@ class Connection:
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         # connect() calls made while reconnecting, resolved by the next _start.
         self._reopen_waiters: list[asyncio.Future[None]] = []
+        # The sequence being issued (Connection.sequence), if any.
+        self._sequence: Optional[Sequence] = None
         # When the head of the pipeline last made progress (for the stall
         # guard; kept up to date only while there is one).
         self._last_progress = 0.0
+        #: When the connection last received anything (time.monotonic; -inf: never).
+        self.last_received = -float("inf")
         # Why the connection was last lost (for the commands that then fail).
         self._last_loss: Optional[str] = None
         # The reader: Tornado reads straight into _buffer (read_into: no fresh
@@ -178,7 +211,7 @@ class Connection:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the connection belongs to (the running one before a connect)."""
-        return self._loop if self._loop is not None else _current_loop()
+        return self._loop if self._loop is not None else current_loop()
 
     @property
     def in_flight(self) -> int:
@@ -214,6 +247,7 @@ class Connection:
         if state is State.CLOSED or state is State.NEW:
             future.set_exception(self._not_connected_error(spec, line))
             return future
+        sequence = self._sequence
         try:
             self.pipeline.send(
                 future,
@@ -224,29 +258,38 @@ class Connection:
                 reservation=reservation,
                 timeout=timeout,
                 batch=batch,
+                sequence=sequence,
             )
         except errors.BeanstalkException as exc:
             # Without its traceback: the frames in it would keep this call's
             # arguments (a job body) alive as long as the future is.
             future.set_exception(exc.with_traceback(None))
+            if sequence is not None:
+                deliver(self.pipeline.break_sequence(sequence, exc))
             return future
+        if sequence is not None:
+            return future  # written with the rest of its sequence, when it ends
         if state is State.OPEN:
-            if self.pipeline.owed == 0 and not self._flush_scheduled:
-                # Nothing else is owed, so nothing can join this write: a
-                # lock-step caller would only wait a loop turn for it.
-                self._flush()
-            else:
-                self._unflushed += len(data)
-                if self._unflushed >= FLUSH_THRESHOLD:
-                    # A long burst: let the server start on it now, and never
-                    # hold all of it twice (as parts and as one joined copy).
-                    self._flush()
-                elif not self._flush_scheduled:
-                    self._flush_scheduled = True
-                    loop.call_soon(self._flush)
+            self._write_soon(loop, len(data))
         else:
             self._wait(future)
         return future
+
+    def _write_soon(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        """A command of ``size`` bytes was queued on the open connection: write it when best."""
+        if self.pipeline.owed == 0 and not self._flush_scheduled:
+            # Nothing else is owed, so nothing can join this write: a
+            # lock-step caller would only wait a loop turn for it.
+            self._flush()
+            return
+        self._unflushed += size
+        if self._unflushed >= FLUSH_THRESHOLD:
+            # A long burst: let the server start on it now, and never hold
+            # all of it twice (as parts and as one joined copy).
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
 
     def submit_batch(
         self, data: bytes, line: bytes, tube: Optional[str], count: int
@@ -268,6 +311,25 @@ class Connection:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    @contextlib.contextmanager
+    def sequence(self) -> Iterator[None]:
+        """Issue the commands of the block as one :class:`~beanstalkt.pipeline.Sequence`.
+
+        They are written in one write when the block ends, on the connection
+        open now, or not at all (see the pipeline's rules). A block inside
+        another is part of the outer one.
+        """
+        if self._sequence is not None:
+            yield
+            return
+        self._sequence = self.pipeline.begin_sequence()
+        try:
+            yield
+        finally:
+            self._sequence = None
+            if self.state is State.OPEN and self.pipeline.has_data_to_send:
+                self._flush()
+
     def _submit_elsewhere(
         self,
         spec: CommandSpec[Any],
@@ -277,7 +339,7 @@ class Connection:
         """A command with no loop of ours to run on: fail it, queueing nothing."""
         if self._loop is None:
             # Never connected (or closed): say so on the caller's loop.
-            future: asyncio.Future[Any] = (running or _current_loop()).create_future()
+            future: asyncio.Future[Any] = (running or current_loop()).create_future()
             future.set_exception(self._not_connected_error(spec, line))
             return future
         command = describe_command(spec, line)
@@ -298,7 +360,7 @@ class Connection:
         running = _get_running_loop()
         if self.state is State.NEW or self.state is State.CLOSED:
             # No running loop in the seed's style: connect(callback), then start it.
-            self._loop = running if running is not None else _current_loop()
+            self._loop = running if running is not None else current_loop()
             self.state = State.CONNECTING
             connecting = self._connecting = self._loop.create_future()
             attempt = asyncio.ensure_future(self._open_first_stream(connecting), loop=self._loop)
@@ -406,7 +468,7 @@ class Connection:
         waiters, self._reopen_waiters = self._reopen_waiters, []
         connecting, self._connecting = self._connecting, None
         if live:
-            _deliver(events)
+            deliver(events)
             closed = errors.NotConnected(message="client closed")
             for waiter in waiters:
                 if not waiter.done():
@@ -495,15 +557,16 @@ class Connection:
         if error is not None:
             self._lost(stream, error)
             return False
+        now = self.last_received = time.monotonic()
         if self.stall_timeout is not None:
-            self._last_progress = time.monotonic()
+            self._last_progress = now
         pipeline = self.pipeline
         try:
             events = pipeline.receive_data(self._view[: read.result()].tobytes())
         except ProtocolError as exc:
             # Replies framed before the garbage answered commands the server
             # did run: deliver them, then give up on the stream.
-            _deliver(exc.events)
+            deliver(exc.events)
             self._drop(
                 stream,
                 f"reply from {self.address} out of sync: {exc}",
@@ -550,7 +613,7 @@ class Connection:
             # Lock-step callers wait on every reply; Nagle would add 40 ms each.
             stream.set_nodelay(True)
             if self.keepalive is not None:
-                _set_keepalive(stream.socket, self.keepalive)
+                set_keepalive(stream.socket, self.keepalive)
             return stream
         stream = IOStream(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         try:
@@ -598,21 +661,27 @@ class Connection:
         self._last_loss = reason
         self._cancel_stall_timer()
         self._unflushed = 0
-        _deliver(self.pipeline.connection_lost(reason, failure))
+        deliver(self.pipeline.connection_lost(reason, failure))
         if self.state is State.CLOSED:
             return
-        logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        if self.reconnect_backoff is None:
+            logger.warning("%s; reconnecting every %ss", reason, self.reconnect_interval)
+        else:
+            logger.warning("%s; reconnecting with backoff", reason)
         self.state = State.RECONNECTING
         for future in self.pipeline.unsent_tokens():
             self._wait(future)
         self._reconnect_task = self.loop.create_task(self._reconnect_loop())
         if self.disconnect_callback is not None:
-            _run_callback(self.disconnect_callback, "disconnect", reason)
+            run_callback(self.disconnect_callback, "disconnect", reason)
 
     async def _reconnect_loop(self) -> None:
         attempt = 0
+        backoff = self.reconnect_backoff
         while self.state is State.RECONNECTING:
-            await asyncio.sleep(self.reconnect_interval)
+            await asyncio.sleep(
+                self.reconnect_interval if backoff is None else backoff.delay(attempt + 1)
+            )
             if self.state is not State.RECONNECTING:
                 return
             attempt += 1
@@ -630,8 +699,23 @@ class Connection:
             self._start(stream)
             logger.warning("reconnected to %s after %d attempt(s)", self.address, attempt)
             if self.reconnect_callback is not None:
-                _run_callback(self.reconnect_callback, "reconnect")
+                run_callback(self.reconnect_callback, "reconnect")
             return
+
+    def withdraw(self, future: asyncio.Future[Any], reason: str) -> bool:
+        """Fail ``future``'s command with NotConnected if never written (see Client.withdraw)."""
+        if future.done() or not self.pipeline.discard(future):
+            return False
+        future.set_exception(errors.NotConnected(message=f"not sent: {reason}"))
+        return True
+
+    def abort(self, reason: str) -> bool:
+        """Treat the open connection as lost now; False if none is open (see Client.abort)."""
+        stream = self._stream
+        if stream is None or self.state is not State.OPEN:
+            return False
+        self._drop(stream, reason)
+        return True
 
     # ------------------------------------------------------------------
     # Waiting while disconnected.
@@ -712,82 +796,3 @@ class Connection:
                 )
                 return
         self._schedule_stall_check()
-
-
-def _deliver(events: list[Event]) -> None:
-    for future, succeeded, value in events:
-        if future.done():
-            continue
-        if succeeded:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-def _ssl_context(option: SSLOption) -> Optional[ssl_module.SSLContext]:
-    if option is None or option is False:
-        return None
-    if option is True:
-        return ssl_module.create_default_context()
-    if isinstance(option, ssl_module.SSLContext):
-        return option
-    raise TypeError(f"ssl must be True, False, None or an ssl.SSLContext, not {option!r}")
-
-
-def _set_keepalive(sock: socket.socket, keepalive: Keepalive) -> None:
-    """Turn on TCP keepalive with ``keepalive``'s timings (where the OS lets us)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (
-        ("TCP_KEEPIDLE", keepalive.idle),
-        ("TCP_KEEPINTVL", keepalive.interval),
-        ("TCP_KEEPCNT", keepalive.probes),
-    ):
-        option = getattr(socket, name, None)
-        if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(value)))
-    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
-    if user_timeout is not None:
-        # Written data nobody acknowledges gives up after the same time.
-        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(keepalive.timeout * 1000))
-
-
-def _current_loop() -> asyncio.AbstractEventLoop:
-    running = _get_running_loop()
-    if running is not None:
-        return running
-    # Called before the loop runs (the original callback style:
-    # client.connect(cb); IOLoop.current().start()): use Tornado's current loop.
-    return current_asyncio_loop()
-
-
-def reason_text(exc: BaseException) -> str:
-    """A short, human reason for a connection error ("Connection refused", "timed out")."""
-    if isinstance(exc, StreamClosedError) and exc.real_error is not None:
-        # Tornado wraps the OS error ("Connection refused") in "Stream is closed".
-        return reason_text(exc.real_error)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, socket.gaierror) and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl_module.SSLError):
-        # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
-        return os.strerror(exc.errno)
-    text = str(exc)
-    return text or type(exc).__name__
-
-
-def _run_callback(callback: Callable[..., Any], what: str, *args: Any) -> None:
-    """Call a user's connection callback (plain or async); its failure is logged, not raised."""
-    try:
-        outcome = callback(*args)
-    except Exception:
-        logger.exception("%s callback failed", what)
-        return
-    if outcome is not None:
-        task = asyncio.ensure_future(outcome)
-        task.add_done_callback(functools.partial(_log_callback_failure, what))
-
-
-def _log_callback_failure(what: str, future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("%s callback failed: %s", what, future.exception())

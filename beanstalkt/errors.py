@@ -139,6 +139,17 @@ class ReservationLost(BeanstalkException):
     """
 
 
+class StaleJobRef(NotFound):
+    """Not sent: the job reference predates a restart of its server without a binlog.
+
+    beanstalkd without a binlog loses its jobs when it restarts and numbers new
+    ones from 1 again, so the id of a :class:`~beanstalkt.PoolJobRef` taken
+    before the restart now names a stranger's job (or none). The pool can tell
+    (the server's pid changed, and it keeps no binlog), and refuses instead of
+    acting on the wrong job. A ``NotFound``: the job the reference named is gone.
+    """
+
+
 class BufferFull(BeanstalkException):
     """Not sent: the client already holds ``max_pending_bytes`` of commands not yet answered.
 
@@ -192,6 +203,7 @@ __all__ = [
     "JobTooBig",
     "NotConnected",
     "NotFound",
+    "StaleJobRef",
     "NotIgnored",
     "ReservationLost",
     "ServerError",

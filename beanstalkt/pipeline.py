@@ -93,6 +93,31 @@ class _Internal:
         self.on_reply = on_reply
 
 
+class Sequence:
+    """Commands that go out together on one connection, or not at all.
+
+    Made by :meth:`Pipeline.begin_sequence`; every command sent with it is
+    written in the same write as the others (the I/O layer holds its writes
+    until the sequence ends), and none of them is ever sent on another
+    connection than the one it began on: if that connection is lost before a
+    command of the sequence was written, the command fails with
+    :class:`~beanstalkt.errors.NotConnected` instead of waiting for the next
+    connection (where a ``reserve-job`` by id could take a stranger's job). A
+    command of the sequence refused at :meth:`Pipeline.send` (``BufferFull``,
+    ``ReservationLost``...) breaks it: the commands queued before it are taken
+    back, never sent, and those after it are refused.
+    """
+
+    __slots__ = ("error", "reservation", "tokens")
+
+    def __init__(self, reservation: Optional[Reservation]) -> None:
+        #: The connection generation the sequence belongs to (None: none was open).
+        self.reservation = reservation
+        #: Why the sequence is broken (every later command is refused with it).
+        self.error: Optional[errors.BeanstalkException] = None
+        self.tokens: list[Any] = []
+
+
 class _Entry:
     """One command from the moment it is sent until it is answered or failed."""
 
@@ -102,6 +127,7 @@ class _Entry:
         "line",
         "remaining",
         "reservation",
+        "sequence",
         "sets_tube",
         "size",
         "spec",
@@ -128,6 +154,8 @@ class _Entry:
         # ``use NAME``: the tube the connection uses after this command.
         self.sets_tube: Optional[str] = None
         self.reservation: Optional[Reservation] = None
+        # The sequence this command belongs to (never sent on another connection).
+        self.sequence: Optional[Sequence] = None
         # reserve-with-timeout: its timeout, for the stall guard.
         self.timeout = 0
         # A batch put: one result per job, and how many replies are still owed.
@@ -244,6 +272,7 @@ class Pipeline:
         reservation: Optional[Reservation] = None,
         timeout: int = 0,
         batch: int = 0,
+        sequence: Optional[Sequence] = None,
     ) -> None:
         """Queue one encoded command for ``token``.
 
@@ -252,23 +281,21 @@ class Pipeline:
         to act on, by default the client's own. ``reservation`` is the
         reservation of the job a ``delete``/``release``/``bury``/``touch`` is
         about, when the caller passed a :class:`~beanstalkt.Job`. ``batch`` is
-        the number of ``put`` commands in ``data`` (a batch put).
+        the number of ``put`` commands in ``data`` (a batch put). ``sequence``
+        (from :meth:`begin_sequence`) makes the command part of it.
 
         Raises :class:`~beanstalkt.errors.ReservationLost` for a job reserved
-        on a connection since lost, and :class:`~beanstalkt.errors.BufferFull`
-        past ``max_pending_bytes``; nothing is queued then.
+        on a connection since lost, :class:`~beanstalkt.errors.BufferFull`
+        past ``max_pending_bytes``, and the sequence's error for a command of
+        a broken sequence; nothing is queued then (see :meth:`break_sequence`).
         """
+        if sequence is not None:
+            self._check_sequence(sequence, spec, line)
         if reservation is not None:
             self._check_reservation(reservation, spec, line)
         limit = self.max_pending_bytes
         if limit is not None and self._pending_bytes + len(data) > limit:
-            command = describe_command(spec, line)
-            raise errors.BufferFull(
-                command=command,
-                message=f"{command!r} not sent: {self._pending_bytes} bytes of commands are "
-                f"already waiting for {self.address} (max_pending_bytes={limit}); "
-                "the server is unreachable or slower than its producers",
-            )
+            self._refuse(spec, line, len(data), limit)
         entry = _Entry(token, spec, data, line, None)
         if spec.uses_tube:
             entry.tube = tube if tube is not None else self.used_tube
@@ -277,6 +304,9 @@ class Pipeline:
             entry.sets_tube = tube
             self.used_tube = tube
         entry.reservation = reservation
+        if sequence is not None:
+            entry.sequence = sequence
+            sequence.tokens.append(token)
         entry.timeout = timeout
         if batch:
             entry.batch = []
@@ -285,6 +315,24 @@ class Pipeline:
             return
         self._unsent[token] = entry
         self._pending_bytes += entry.size
+
+    def _refuse(self, spec: CommandSpec[Any], line: Optional[bytes], size: int, limit: int) -> None:
+        """Raise BufferFull: a command of ``size`` bytes does not fit under ``limit``."""
+        command = describe_command(spec, line)
+        if size > limit:
+            # Alone larger than the bound: say so, not that the server is slow.
+            why = (
+                f"the command is {size} bytes, more than max_pending_bytes={limit} allows "
+                f"for everything waiting for {self.address}; raise max_pending_bytes, or "
+                "send a smaller job"
+            )
+        else:
+            why = (
+                f"{self._pending_bytes} bytes of commands are already waiting for "
+                f"{self.address} (max_pending_bytes={limit}); the server is unreachable or "
+                "slower than its producers"
+            )
+        raise errors.BufferFull(command=command, message=f"{command!r} not sent: {why}")
 
     def _check_reservation(
         self, reservation: Reservation, spec: CommandSpec[Any], line: Optional[bytes]
@@ -302,6 +350,59 @@ class Pipeline:
                 f"{self.address} that has since been lost, and the server has taken the "
                 "job back (another worker may hold it now)",
             )
+
+    def begin_sequence(self) -> Sequence:
+        """Start a :class:`Sequence` on the current connection.
+
+        Without a connection the sequence is born broken: each of its commands
+        fails with :class:`~beanstalkt.errors.NotConnected` at :meth:`send`
+        (a sequence never waits for a connection that is not its own).
+        """
+        sequence = Sequence(self._reservation)
+        if self._reservation is None:
+            sequence.error = errors.NotConnected(
+                message=f"not sent: no connection to {self.address}, and a sequence of "
+                "commands goes out on the connection it began on or not at all"
+            )
+        return sequence
+
+    def _check_sequence(
+        self, sequence: Sequence, spec: CommandSpec[Any], line: Optional[bytes]
+    ) -> None:
+        if sequence.error is None and sequence.reservation is not self._reservation:
+            sequence.error = errors.NotConnected(
+                message=f"not sent: the connection to {self.address} its sequence began on was lost"
+            )
+        if sequence.error is not None:
+            command = describe_command(spec, line)
+            raise type(sequence.error)(command=command, message=f"{command!r} {sequence.error}")
+
+    def break_sequence(self, sequence: Sequence, error: errors.BeanstalkException) -> list[Event]:
+        """A command of ``sequence`` was refused with ``error``: take the others back.
+
+        Returns the failures (``NotConnected``: never sent) of its commands
+        still unsent; every later command of it is refused at :meth:`send`.
+        """
+        if sequence.error is None:
+            sequence.error = errors.NotConnected(
+                message=f"not sent: another command of its sequence was refused ({error})"
+            )
+        events: list[Event] = []
+        for token in sequence.tokens:
+            entry = self._unsent.pop(token, None)
+            if entry is None:
+                continue
+            self._pending_bytes -= entry.size
+            command = entry.describe()
+            events.append(
+                (
+                    token,
+                    False,
+                    errors.NotConnected(command=command, message=f"{command!r} {sequence.error}"),
+                )
+            )
+        sequence.tokens = []
+        return events
 
     def _adopt_reserve(self, token: Any) -> bool:
         """Let a new ``reserve`` take over an abandoned one still waiting on the server.
@@ -609,26 +710,12 @@ class Pipeline:
             if type(token) is _Internal or self._is_abandoned(token):
                 self._pending_bytes -= entry.size
                 continue
-            command = entry.describe()
-            if closing:
-                error = errors.NotConnected(
-                    command=command, message=f"{command!r} not sent: client closed"
-                )
-            elif entry.spec.acts_on_reservation:
-                # Never sent, but about a reservation that just ended: sending
-                # it on the next connection could act on a job another worker
-                # now holds (or, without a binlog, on a new job with the same id).
-                kind = errors.ReservationLost if entry.reservation is not None else failure
-                error = kind(
-                    command=command,
-                    message=f"{reason}; {command!r} not sent: "
-                    "the job's reservation ended with the connection",
-                )
-            else:
-                self._unsent[token] = entry
+            refusal = _unsent_failure(entry, reason, failure, closing)
+            if refusal is None:
+                self._unsent[token] = entry  # waits for the next connection
                 continue
             self._pending_bytes -= entry.size
-            events.append((token, False, error))
+            events.append((token, False, refusal))
         return events
 
     # ------------------------------------------------------------------
@@ -663,6 +750,36 @@ class Pipeline:
         """Queue an internal command in front of everything not yet written."""
         self._unsent = {entry.token: entry, **self._unsent}
         self._pending_bytes += entry.size
+
+
+def _unsent_failure(
+    entry: _Entry,
+    reason: str,
+    failure: type[errors.BeanstalkException],
+    closing: bool,
+) -> Optional[errors.BeanstalkException]:
+    """How an unsent command fails when its connection is lost (None: it waits for the next)."""
+    command = entry.describe()
+    if closing:
+        return errors.NotConnected(command=command, message=f"{command!r} not sent: client closed")
+    if entry.spec.acts_on_reservation:
+        # Never sent, but about a reservation that just ended: sending it on
+        # the next connection could act on a job another worker now holds (or,
+        # without a binlog, on a new job with the same id).
+        kind = errors.ReservationLost if entry.reservation is not None else failure
+        return kind(
+            command=command,
+            message=f"{reason}; {command!r} not sent: "
+            "the job's reservation ended with the connection",
+        )
+    if entry.sequence is not None:
+        # Its sequence belonged to the connection just lost: sent on the next
+        # one, a reserve-job by id could take a stranger's job.
+        return errors.NotConnected(
+            command=command,
+            message=f"{reason}; {command!r} not sent: its sequence belonged to that connection",
+        )
+    return None
 
 
 def _log_restore(succeeded: bool, value: Any) -> None:

@@ -24,21 +24,23 @@ import datetime
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, TypeVar, Union
 
+from ._batch import Batch, batch_outcomes, fit, settle_batch_part
 from .address import format_address, parse_address
+from .backoff import DEFAULT_BACKOFF, Backoff
 from .client import Client
 from .errors import (
-    BeanstalkConnectionError,
     BeanstalkException,
     BufferFull,
-    ConnectFailed,
     ConnectionLost,
     Draining,
     NotConnected,
     NotFound,
+    StaleJobRef,
+    UnexpectedResponse,
 )
 from .models import Body, Job, StatsJob
 from .producer import delay_until, encode_json
@@ -49,9 +51,16 @@ from .protocol import (
     Seconds,
     check_body,
     check_integer,
-    check_interval,
     check_seconds,
     check_tube_name,
+)
+from .servers import (
+    DEFAULT_PROBE_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_START_GRACE,
+    NoServerAvailable,
+    Server,
+    ServerSet,
 )
 
 logger = logging.getLogger("beanstalkt")
@@ -71,11 +80,8 @@ NON_ADDITIVE_FIELDS = frozenset(
 )
 
 Key = Union[str, bytes, int]
+_T = TypeVar("_T")
 StateCallback = Callable[[str, bool], Any]
-
-
-class NoServerAvailable(BeanstalkConnectionError):
-    """No server of the pool is live (or every live one refused the command): nothing was sent."""
 
 
 class PoolJobRef(NamedTuple):
@@ -83,11 +89,19 @@ class PoolJobRef(NamedTuple):
 
     Job ids are per server, so the pair is the job's name. ``str(ref)`` is
     ``"host:port id"`` (what ``beanstalkt put`` prints with several servers);
-    :meth:`parse` reads it back.
+    :meth:`parse` reads it back (without ``pid``).
+
+    ``pid`` is the server's process id when the job was put (``None``:
+    unknown, as for a parsed reference). beanstalkd without a binlog starts
+    numbering jobs from 1 again after a restart, so the same id then names a
+    stranger's job: the pool refuses (:class:`~beanstalkt.errors.StaleJobRef`)
+    to act through a reference whose server has restarted without a binlog
+    since, instead of deleting whatever now has that id.
     """
 
     server: str
     id: int
+    pid: Optional[int] = None
 
     def __str__(self) -> str:
         return f"{self.server} {self.id}"
@@ -150,20 +164,23 @@ def _key_bytes(key: object) -> bytes:
 
 
 class _Server:
-    """The pool's view of one server."""
+    """The pool's view of one server of its :class:`~beanstalkt.servers.ServerSet`."""
 
-    __slots__ = ("address", "client", "connecting", "hash_prefix", "live", "pending")
+    __slots__ = ("address", "client", "hash_prefix", "pending", "server")
 
-    def __init__(self, address: str, client: Client[Any]) -> None:
-        self.address = address
-        self.client = client
-        self.live = False
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.address = server.address
+        self.client = server.client
         # The rendezvous weight of a key is the hash of this prefix + the key.
-        self.hash_prefix = address.encode("utf-8") + b"\0"
+        self.hash_prefix = self.address.encode("utf-8") + b"\0"
         # The client futures of puts under way here: those still unwritten when
-        # the server is found dead are cancelled (never sent) and placed elsewhere.
+        # the server leaves rotation are withdrawn (never sent) and placed elsewhere.
         self.pending: set[asyncio.Future[Any]] = set()
-        self.connecting: Optional[asyncio.Task[None]] = None
+
+    @property
+    def live(self) -> bool:
+        return self.server.live
 
     def weight(self, key: bytes) -> bytes:
         return hashlib.blake2b(self.hash_prefix + key, digest_size=8).digest()
@@ -173,20 +190,26 @@ class Pool:
     """Many beanstalkd servers used as one: puts sharded and failed over, stats summed.
 
     :param servers: addresses, ``"host:port"`` or ``"unix:/path"`` (see
-        :func:`~beanstalkt.address.parse_address`); each once.
+        :func:`~beanstalkt.address.parse_address`); each once (``localhost``
+        and ``localhost:11300`` are the same server).
     :param retry_unknown: also place elsewhere a put whose outcome is unknown
-        (written, then the connection died): such a job may then exist twice,
-        but is never lost. Default ``False``: the put fails with
-        :class:`~beanstalkt.errors.ConnectionLost`.
+        (written, then the connection died, or the server answered garbage):
+        such a job may then exist twice, but is never lost. Default ``False``:
+        the put fails with :class:`~beanstalkt.errors.ConnectionLost` (or
+        :class:`~beanstalkt.errors.UnexpectedResponse`).
+    :param backoff, probe_interval, probe_timeout, start_timeout, start_grace:
+        the server layer's liveness rules (:class:`~beanstalkt.servers.ServerSet`):
+        a server takes puts once it answered a probe, is out within
+        ``probe_interval + probe_timeout`` seconds (1 + 3) of going silent, and
+        back when it answers again, paced by ``backoff``.
     :param client_options: passed to every :class:`~beanstalkt.Client`
-        (``connect_timeout``, ``encoding``, ``use``, ``ssl``,
-        ``reconnect_interval``...). ``reconnect_interval`` also paces the
-        pool's retries of servers that were down at :meth:`connect`.
+        (``connect_timeout``, ``stall_timeout``, ``disconnected_timeout``,
+        ``keepalive``, ``encoding``, ``use``, ``ssl``...).
 
     The pool belongs to the event loop it connects on. Servers unreachable at
     :meth:`connect` are retried in the background and admitted when they
-    answer; a lost server is out of rotation at once and back when its client
-    reconnects. :attr:`clients` gives the per-server clients (for a consumer).
+    answer. :attr:`clients` gives the per-server clients (for inspection;
+    a consumer should rather use a :class:`~beanstalkt.Worker`).
     """
 
     def __init__(
@@ -194,6 +217,11 @@ class Pool:
         servers: Iterable[str],
         *,
         retry_unknown: bool = False,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        probe_interval: Seconds = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: Seconds = DEFAULT_PROBE_TIMEOUT,
+        start_timeout: Optional[Seconds] = None,
+        start_grace: Seconds = DEFAULT_START_GRACE,
         **client_options: Any,
     ) -> None:
         if isinstance(servers, str):
@@ -201,26 +229,24 @@ class Pool:
         for name in ("host", "port"):
             if name in client_options:
                 raise TypeError(f"{name}= is not a pool option: name the servers in 'servers'")
-        self._servers: list[_Server] = []
-        self._by_address: dict[str, _Server] = {}
-        for text in servers:
-            host, port = parse_address(text)
-            address = format_address(host, port)
-            if address in self._by_address:
-                raise ValueError(f"server {address} is listed twice")
-            server = _Server(address, Client(host, port, **client_options))
-            # The client says when its connection goes and comes back: no polling.
-            server.client.set_disconnect_callback(functools.partial(self._disconnected, server))
-            server.client.set_reconnect_callback(functools.partial(self._reconnected, server))
-            self._servers.append(server)
-            self._by_address[address] = server
-        if not self._servers:
+        servers = list(servers)
+        if not servers:
             raise ValueError("a pool needs at least one server")
+        self._set = ServerSet(
+            servers,
+            backoff=backoff,
+            probe_interval=probe_interval,
+            probe_timeout=probe_timeout,
+            start_timeout=start_timeout,
+            start_grace=start_grace,
+            **client_options,
+        )
+        self._servers = [_Server(server) for server in self._set]
+        self._by_address = {server.address: server for server in self._servers}
+        self._of = {id(server.server): server for server in self._servers}
+        self._set.add_listener(self._changed)
         self.retry_unknown = bool(retry_unknown)
         self._encoding: Optional[str] = client_options.get("encoding")
-        self._retry_interval = check_interval(
-            "reconnect_interval", client_options.get("reconnect_interval", 1.0)
-        )
         self._live: list[_Server] = []
         self._next = 0  # round-robin position
         self._state_callbacks: list[StateCallback] = []
@@ -231,6 +257,11 @@ class Pool:
 
     # ------------------------------------------------------------------
     # Servers.
+
+    @property
+    def server_set(self) -> ServerSet:
+        """The server layer under the pool (liveness, pids, client options)."""
+        return self._set
 
     @property
     def servers(self) -> list[ServerState]:
@@ -259,53 +290,34 @@ class Pool:
         self._state_callbacks.remove(callback)
 
     async def connect(self) -> None:
-        """Connect to every server; succeed when at least one answers.
+        """Connect to every server; return as soon as one answers.
 
-        The others are retried every ``reconnect_interval`` seconds in the
-        background and admitted when they answer. Fails with
-        :class:`NoServerAvailable` when none answers (nothing keeps retrying).
+        A server takes puts once it has answered a probe (a TCP connect proves
+        nothing). Returns at most ``start_grace`` seconds after the first
+        server answered; the others are retried in the background, with
+        backoff, and admitted when they answer. Fails with
+        :class:`NoServerAvailable` when every server failed its first attempt,
+        or none answered within ``start_timeout`` (default: ``connect_timeout``
+        + ``probe_timeout``, 8 s); nothing keeps retrying then.
         """
         if not self._closed:
             return
         self._closed = False
-        outcomes = await asyncio.gather(
-            *(server.client.connect() for server in self._servers), return_exceptions=True
-        )
-        if self._closed:  # close() meanwhile
-            raise NotConnected(message="pool closed while connecting")
-        failures = []
-        for server, outcome in zip(self._servers, outcomes, strict=True):
-            if outcome is None:
-                self._set_live(server, True, "connected")
-            elif isinstance(outcome, (ConnectFailed, NotConnected)):
-                failures.append(f"{server.address}: {outcome}")
-            else:
-                await self.close()
-                raise outcome
-        if not self._live:
-            await self.close()
-            raise NoServerAvailable(message="no server answered: " + "; ".join(failures))
-        for server in self._servers:
-            if not server.live:
-                logger.warning(
-                    "pool: %s unreachable; retrying every %ss", server.address, self._retry_interval
-                )
-                server.connecting = asyncio.ensure_future(self._first_connect(server))
+        try:
+            await self._set.start()
+        except BaseException:
+            self._closed = True
+            raise
+        self._live = [server for server in self._servers if server.live]
 
     async def close(self) -> None:
-        """Close every client and stop retrying.
+        """Close every client and stop probing and retrying.
 
         Puts not answered yet fail, as with ``Client.close``.
         """
         self._closed = True
-        for task in [server.connecting for server in self._servers]:
-            if task is not None:
-                task.cancel()
-        for server in self._servers:
-            server.connecting = None
-            server.live = False
-            await server.client.close()
         self._live = []
+        await self._set.close()
 
     async def __aenter__(self) -> Pool:
         await self.connect()
@@ -319,61 +331,16 @@ class Pool:
     ) -> None:
         await self.close()
 
-    async def _first_connect(self, server: _Server) -> None:
-        # A client reconnects by itself only after a first success: until
-        # then, retrying is the pool's job.
-        attempt = 0
-        while not self._closed:
-            await asyncio.sleep(self._retry_interval)
-            attempt += 1
-            try:
-                await server.client.connect()
-            except (ConnectFailed, NotConnected) as exc:
-                logger.info(
-                    "pool: connect attempt %d to %s failed: %s", attempt, server.address, exc
-                )
-                continue
-            server.connecting = None
-            self._set_live(server, True, f"connected after {attempt} attempt(s)")
-            return
-
-    def _refresh(self, server: _Server) -> None:
-        """Bring ``server.live`` in line with its client's connection."""
-        closed = server.client.closed()
-        if server.live and closed:
-            self._set_live(server, False, "connection lost")
-        elif not server.live and not closed and server.connecting is None and not self._closed:
-            self._set_live(server, True, "reconnected")
-
-    def _disconnected(self, server: _Server, reason: str) -> None:
-        if not self._closed:
-            self._set_live(server, False, reason)
-
-    def _reconnected(self, server: _Server) -> None:
-        if not self._closed and not server.client.closed():
-            self._set_live(server, True, "reconnected")
-
-    def _set_live(self, server: _Server, live: bool, why: str) -> None:
-        if server.live is live:
-            return
-        server.live = live
+    def _changed(self, server_of_set: Server, live: bool) -> None:
+        server = self._of[id(server_of_set)]
         self._live = [each for each in self._servers if each.live]
-        # The first connection of each server is routine; every later change is news.
-        level = logging.INFO if why == "connected" else logging.WARNING
-        logger.log(
-            level,
-            "pool: %s is %s (%s); %d of %d servers live",
-            server.address,
-            "up" if live else "down",
-            why,
-            len(self._live),
-            len(self._servers),
-        )
         if not live:
-            # Its client failed every put already written (ConnectionLost); what
-            # is left is unwritten: take it back, to be placed elsewhere.
+            # What was written to it has failed already (ConnectionLost) or will;
+            # what was never written is taken back, to be placed elsewhere.
             for future in list(server.pending):
-                future.cancel()
+                server.client.withdraw(future, f"{server.address} left the pool's rotation")
+        if self._closed:
+            return
         for callback in list(self._state_callbacks):
             try:
                 callback(server.address, live)
@@ -401,20 +368,16 @@ class Pool:
 
     def _pick(self, key: Optional[bytes], excluded: Optional[set[_Server]]) -> _Server:
         """The server for the next put: round-robin, or the key's highest-weight live server."""
-        while True:
-            candidates = self._live
-            if excluded:
-                candidates = [server for server in candidates if server not in excluded]
-            if not candidates:
-                raise self._no_server()
-            if key is None:
-                server = candidates[self._next % len(candidates)]
-                self._next += 1
-            else:
-                server = max(candidates, key=lambda each: each.weight(key))
-            if not server.client.closed():
-                return server
-            self._set_live(server, False, "connection lost")
+        candidates = self._live
+        if excluded:
+            candidates = [server for server in candidates if server not in excluded]
+        if not candidates:
+            raise self._no_server()
+        if key is None:
+            server = candidates[self._next % len(candidates)]
+            self._next += 1
+            return server
+        return max(candidates, key=lambda each: each.weight(key))
 
     # ------------------------------------------------------------------
     # Producer commands.
@@ -467,29 +430,39 @@ class Pool:
         outer = attempt.outer
         if outer.done():
             return
-        if not inner.cancelled():
-            error = inner.exception()
-            if error is None:
-                outer.set_result(PoolJobRef(server.address, inner.result()))
-                return
-            if not self._placed_elsewhere(error, server):
-                outer.set_exception(error)
-                return
-        # Cancelled by _set_live (never written), or to be placed elsewhere by rule.
+        if inner.cancelled():
+            # Only the caller cancels (caller_done): the outer future is done too.
+            return
+        error = inner.exception()
+        if error is None:
+            outer.set_result(self._ref(server, inner.result()))
+            return
+        if not self._placed_elsewhere(error):
+            outer.set_exception(error)
+            return
         attempt.excluded = (attempt.excluded or set()) | {server}
         self._place_put(attempt)
 
-    def _placed_elsewhere(self, error: BaseException, server: _Server) -> bool:
-        """Whether a put that failed on ``server`` with ``error`` is tried on another server."""
-        if isinstance(error, (NotConnected, BufferFull)):
-            if server.client.closed():
-                self._set_live(server, False, str(error))
-                return True  # never written: the server was down
-            return isinstance(error, NotConnected)  # BufferFull from a live server: back-pressure
-        if isinstance(error, ConnectionLost):
-            self._refresh(server)
+    def _ref(self, server: _Server, job_id: int) -> PoolJobRef:
+        # The pid is the one proven on the connection that answered only while
+        # the server is live; otherwise it is left unknown (no staleness check).
+        pid = server.server.pid if server.live else None
+        return PoolJobRef(server.address, job_id, pid)
+
+    def _placed_elsewhere(self, error: BaseException) -> bool:
+        """Whether a put that failed with ``error`` is tried on another server.
+
+        ``NotConnected`` means never sent (the server was down, or left
+        rotation with the put unwritten): always. ``ConnectionLost`` and
+        ``UnexpectedResponse`` mean the outcome is unknown (the job may exist):
+        only with ``retry_unknown``. ``Draining`` was refused, not stored.
+        ``BufferFull`` from a live server is back-pressure: the caller's.
+        """
+        if isinstance(error, NotConnected):
+            return True
+        if isinstance(error, (ConnectionLost, UnexpectedResponse)):
             return self.retry_unknown
-        return isinstance(error, Draining)  # refused, not stored: another server may take it
+        return isinstance(error, Draining)
 
     def put_json(
         self,
@@ -541,10 +514,12 @@ class Pool:
         """
         encoding = self._encoding
         checked = list(bodies)
-        for body in checked:
-            check_body(body, encoding)
+        encoded = [check_body(body, encoding) for body in checked]
         check_integer("priority", priority, 0, MAX_UINT32)
         seconds, ttr_seconds = check_seconds("delay", delay), check_seconds("ttr", ttr)
+        # The bytes each job's command takes in a client's buffer (see _put_slices).
+        head = len(b"put %d %d %d \r\n\r\n" % (priority, seconds, ttr_seconds))
+        sizes = [head + len(b"%d" % len(data)) + len(data) for data in encoded]
         if tube is not None:
             check_tube_name(tube)
         hashed = None if key is None else _key_bytes(key)
@@ -553,22 +528,20 @@ class Pool:
             done: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             done.set_result([])
             return done
-        for server in self._servers:
-            self._refresh(server)
         if not self._live:
             failed: asyncio.Future[list[PoolBatchResult]] = loop.create_future()
             failed.set_exception(self._no_server())
             return failed
-        batch = _Batch(checked, (priority, seconds, ttr_seconds, tube))
+        batch = Batch(checked, sizes, (priority, seconds, ttr_seconds, tube))
         return asyncio.ensure_future(self._put_batch(batch, hashed))
 
-    async def _put_batch(self, batch: _Batch, key: Optional[bytes]) -> list[PoolBatchResult]:
+    async def _put_batch(self, batch: Batch, key: Optional[bytes]) -> list[PoolBatchResult]:
         indices = list(range(len(batch.bodies)))
         await self._put_slices(batch, indices, key, set())
         return [result for result in batch.results if result is not None]
 
     async def _put_slices(
-        self, batch: _Batch, indices: list[int], key: Optional[bytes], excluded: set[_Server]
+        self, batch: Batch, indices: list[int], key: Optional[bytes], excluded: set[_Server]
     ) -> None:
         try:
             slices = self._slice(indices, key, excluded)
@@ -578,12 +551,23 @@ class Pool:
             return
         priority, delay, ttr, tube = batch.options
         sent: list[tuple[_Server, list[int], asyncio.Future[list[Any]]]] = []
+        refused: Optional[BufferFull] = None
         for server, part in slices:
+            if refused is None:
+                part, refused = fit(batch, server.client, server.address, part)
+            else:
+                for index in part:
+                    batch.results[index] = refused
+                continue
+            if not part:
+                continue
             future = server.client.put_many(
                 [batch.bodies[index] for index in part], priority, delay, ttr, tube=tube
             )
             server.pending.add(future)
             sent.append((server, part, future))
+        if not sent:
+            return
         try:
             await asyncio.wait([future for _, _, future in sent])
         except asyncio.CancelledError:
@@ -595,27 +579,13 @@ class Pool:
                 server.pending.discard(future)
         retries = []
         for server, part, future in sent:
-            again: list[int] = []
-            error = None if future.cancelled() else future.exception()
-            if future.cancelled() or (error is not None and self._placed_elsewhere(error, server)):
-                again = part
-            elif isinstance(error, BeanstalkException):
-                for index in part:
-                    batch.results[index] = error
-            elif error is not None:
-                raise error
-            else:
-                for index, outcome in zip(part, future.result(), strict=True):
-                    if isinstance(outcome, int):
-                        batch.results[index] = PoolJobRef(server.address, outcome)
-                    elif isinstance(outcome, Draining) or (
-                        isinstance(outcome, ConnectionLost) and self.retry_unknown
-                    ):
-                        again.append(index)
-                    else:
-                        batch.results[index] = outcome
-                if any(isinstance(outcome, ConnectionLost) for outcome in future.result()):
-                    self._refresh(server)
+            settled, again = settle_batch_part(
+                part, batch_outcomes(future, len(part)), self.retry_unknown
+            )
+            for index, outcome in settled.items():
+                batch.results[index] = (
+                    self._ref(server, outcome) if isinstance(outcome, int) else outcome
+                )
             if again:
                 retries.append(self._put_slices(batch, again, key, excluded | {server}))
         if retries:
@@ -648,26 +618,44 @@ class Pool:
 
     def peek(self, ref: PoolJobRef) -> asyncio.Future[Job[Any]]:
         """Look at the job ``ref`` names without reserving it; fails with ``NotFound``."""
-        return self._client_of(ref).peek(ref.id)
+        return self._on_ref(ref, lambda client: client.peek(ref.id))
 
     def delete(self, ref: PoolJobRef) -> asyncio.Future[None]:
-        """Delete the (ready, delayed or buried) job ``ref`` names."""
-        return self._client_of(ref).delete(ref.id)
+        """Delete the (ready, delayed or buried) job ``ref`` names.
+
+        Fails with :class:`~beanstalkt.errors.StaleJobRef` (a ``NotFound``),
+        sending nothing, when the server restarted without a binlog since the
+        job was put: the id may now be a stranger's job.
+        """
+        return self._on_ref(ref, lambda client: client.delete(ref.id))
 
     def kick_job(self, ref: PoolJobRef) -> asyncio.Future[None]:
         """Kick the buried or delayed job ``ref`` names to ready."""
-        return self._client_of(ref).kick_job(ref.id)
+        return self._on_ref(ref, lambda client: client.kick_job(ref.id))
 
     def stats_job(self, ref: PoolJobRef) -> asyncio.Future[StatsJob]:
         """Statistics of the job ``ref`` names."""
-        return self._client_of(ref).stats_job(ref.id)
+        return self._on_ref(ref, lambda client: client.stats_job(ref.id))
 
-    def _client_of(self, ref: object) -> Client[Any]:
+    def _on_ref(
+        self, ref: object, command: Callable[[Client[Any]], asyncio.Future[_T]]
+    ) -> asyncio.Future[_T]:
         if not isinstance(ref, PoolJobRef):
             raise TypeError(
                 f"expected a PoolJobRef (the server and the id), not {type(ref).__name__}"
             )
-        return self._server(ref.server).client
+        server = self._server(ref.server)
+        if ref.pid is None:
+            return command(server.client)  # from text: nothing to check it against
+        problem = _stale(ref, server.server)
+        if problem is not None:
+            failed: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+            failed.set_exception(problem)
+            return failed
+        # A sequence of one: sent on the connection the check was made on, or
+        # not at all (never carried to a connection to a restarted server).
+        with server.client.sequence():
+            return command(server.client)
 
     # ------------------------------------------------------------------
     # Aggregates over every live server.
@@ -713,8 +701,6 @@ class Pool:
     async def _on_each(
         self, command: Callable[[Client[Any]], asyncio.Future[Any]]
     ) -> dict[str, Any]:
-        for server in self._servers:
-            self._refresh(server)
         live = list(self._live)
         if not live:
             raise NoServerAvailable(message=f"none of {len(self._servers)} servers is live")
@@ -734,19 +720,6 @@ class Pool:
     def __iter__(self) -> Iterator[tuple[str, Client[Any]]]:
         """``(address, client)`` for every server, as :attr:`clients`."""
         return iter(self.clients.items())
-
-
-class _Batch:
-    """A put_many under way: the bodies, their options, one result slot each."""
-
-    __slots__ = ("bodies", "options", "results")
-
-    def __init__(
-        self, bodies: Sequence[Body], options: tuple[int, int, int, Optional[str]]
-    ) -> None:
-        self.bodies = bodies
-        self.options = options
-        self.results: list[Optional[PoolBatchResult]] = [None] * len(bodies)
 
 
 class _PutAttempt:
@@ -771,6 +744,23 @@ class _PutAttempt:
         # written yet, as for Client.put).
         if outer.cancelled() and self.inner is not None:
             self.inner.cancel()
+
+
+def _stale(ref: PoolJobRef, server: Server) -> Optional[BeanstalkException]:
+    """Why ``ref`` (put when its server had ``ref.pid``) must not be acted on now, if so."""
+    if not server.live or server.pid is None:
+        return NotConnected(
+            message=f"{ref} not acted on: {server.address} is not live, so whether it "
+            "restarted since the job was put cannot be told"
+        )
+    if server.pid != ref.pid and not server.binlog:
+        return StaleJobRef(
+            "NOT_FOUND",
+            message=f"{ref} not acted on: {server.address} restarted without a binlog since "
+            f"the job was put (pid {ref.pid}, now {server.pid}); its jobs were lost and "
+            "the id may now name another job",
+        )
+    return None
 
 
 def _sum(values: Iterable[object]) -> dict[str, Union[int, float]]:

@@ -232,7 +232,39 @@ async def test_stalled_server_does_not_hang_the_scrape(beanstalkd: BeanstalkdSer
                 assert metrics.value("beanstalkd_up", server=live) == 1
                 assert metrics.value("beanstalkd_up", server=stalled) == 0
                 assert metrics.value("beanstalkd_scrape_duration_seconds", server=stalled) > 0
-        assert silent.connections >= 2  # one stats and one peek connection, at least
+            # The silent connection is dropped (the probe went unanswered) and
+            # tried again: it never holds up a scrape, and no peek connection is
+            # opened to a server that never answered.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + HANG_GUARD
+            while silent.connections < 2:
+                assert loop.time() < deadline, "the silent server was never tried again"
+                await asyncio.sleep(0.05)
+
+
+async def test_one_server_written_two_ways_is_refused() -> None:
+    with pytest.raises(ValueError, match="listed twice"):
+        Exporter(["localhost", "localhost:11300"])
+
+
+async def test_a_frozen_server_is_up_0_within_the_timeout_and_up_again_after(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    server = address(beanstalkd)
+    assert beanstalkd.process is not None
+    async with serving([server], timeout=1.0) as scrape:
+        assert (await scrape()).value("beanstalkd_up", server=server) == 1
+        os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):  # each scrape ends, bounded by the timeout
+                assert (await scrape()).value("beanstalkd_up", server=server) == 0
+        finally:
+            os.kill(beanstalkd.process.pid, signal.SIGCONT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANG_GUARD
+        while (await scrape()).value("beanstalkd_up", server=server) == 0:
+            assert loop.time() < deadline, "the exporter never saw the server again"
+            await asyncio.sleep(0.1)
 
 
 async def test_tube_cap_and_allow_list(beanstalkd: BeanstalkdServer) -> None:

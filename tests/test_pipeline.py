@@ -513,3 +513,96 @@ def test_a_reserve_waits_behind_a_give_back_instead_of_deadlocking_on_it() -> No
     assert pipeline.data_to_send() == b"release 7 3 0\r\nreserve\r\n"
     events = pipeline.receive_data(b"RELEASED\r\n" + reserved(7))
     assert events == [(waiting, True, {"id": 7, "body": b"job"})]
+
+
+# --------------------------------------------------------------------------
+# Sequences: one write, one connection.
+
+
+def _retry_sequence(pipeline: Pipeline, job: Job[Any]) -> tuple[Token, Token, Token]:
+    """The worker's retry: bury, reserve-job, release, as one sequence."""
+    sequence = pipeline.begin_sequence()
+    buried = command(pipeline, "bury", job.id, 5, reservation=job.reservation, sequence=sequence)
+    taken = command(pipeline, "reserve-job", job.id, sequence=sequence)
+    released = command(
+        pipeline, "release", job.id, 5, 10, reservation=job.reservation, sequence=sequence
+    )
+    return buried, taken, released
+
+
+def test_a_sequence_goes_out_in_one_write() -> None:
+    pipeline = make_pipeline()
+    job = reserve_job(pipeline)
+    _retry_sequence(pipeline, job)
+    assert pipeline.data_to_send() == b"bury 1 5\r\nreserve-job 1\r\nrelease 1 5 10\r\n"
+
+
+def test_an_unwritten_sequence_is_never_replayed_on_the_next_connection() -> None:
+    pipeline = make_pipeline()
+    job = reserve_job(pipeline)
+    buried, taken, released = _retry_sequence(pipeline, job)
+    events = {token: error for token, _ok, error in pipeline.connection_lost("reset")}
+    # reserve-job by id is not about a reservation, yet it must not wait for
+    # the next connection (after a no-binlog restart, id 1 is a stranger's job).
+    assert type(events[taken]) is errors.NotConnected
+    assert "its sequence belonged to that connection" in str(events[taken])
+    assert isinstance(events[buried], errors.ReservationLost)
+    assert isinstance(events[released], errors.ReservationLost)
+    assert pipeline.unsent_tokens() == [] and pipeline.pending_bytes == 0
+    pipeline.connection_made()
+    assert pipeline.data_to_send() == b""
+
+
+def test_a_written_sequence_fails_as_unknown_like_any_written_command() -> None:
+    pipeline = make_pipeline()
+    job = reserve_job(pipeline)
+    tokens = _retry_sequence(pipeline, job)
+    pipeline.data_to_send()
+    events = pipeline.connection_lost("reset")
+    assert [token for token, _ok, _error in events] == list(tokens)
+    assert all(type(error) is errors.ConnectionLost for _token, _ok, error in events)
+
+
+def test_a_refused_command_takes_back_the_earlier_ones_and_refuses_the_later_ones() -> None:
+    pipeline = make_pipeline()
+    job = reserve_job(pipeline)
+    pipeline.connection_lost("reset")
+    pipeline.connection_made()
+    sequence = pipeline.begin_sequence()
+    first = command(pipeline, "peek", job.id, sequence=sequence)
+    with pytest.raises(errors.ReservationLost):
+        command(pipeline, "bury", job.id, 5, reservation=job.reservation, sequence=sequence)
+    [(token, succeeded, error)] = pipeline.break_sequence(
+        sequence, errors.ReservationLost(message="lost")
+    )
+    assert token is first and not succeeded and isinstance(error, errors.NotConnected)
+    with pytest.raises(errors.NotConnected, match="another command of its sequence"):
+        command(pipeline, "reserve-job", job.id, sequence=sequence)
+    assert pipeline.pending == 0 and pipeline.data_to_send() == b""
+
+
+def test_a_sequence_begun_without_a_connection_sends_nothing_ever() -> None:
+    pipeline = make_pipeline()
+    pipeline.connection_lost("reset")
+    sequence = pipeline.begin_sequence()
+    with pytest.raises(errors.NotConnected, match="on the connection it began on"):
+        command(pipeline, "reserve-job", 1, sequence=sequence)
+    pipeline.connection_made()
+    assert pipeline.data_to_send() == b""
+
+
+def test_a_sequence_from_an_older_connection_is_refused_on_a_new_one() -> None:
+    pipeline = make_pipeline()
+    sequence = pipeline.begin_sequence()
+    pipeline.connection_lost("reset")
+    pipeline.connection_made()
+    with pytest.raises(errors.NotConnected, match="was lost"):
+        command(pipeline, "reserve-job", 1, sequence=sequence)
+
+
+def test_a_command_larger_than_the_whole_bound_names_the_bound_not_the_server() -> None:
+    pipeline = Pipeline(max_pending_bytes=100, address="queue:11300")
+    with pytest.raises(errors.BufferFull, match=r"more than max_pending_bytes=100") as caught:
+        put(pipeline, b"x" * 100)
+    assert "unreachable" not in str(caught.value)
+    assert pipeline.pending == 0

@@ -96,7 +96,7 @@ def test_bad_pool_arguments_fail_before_connecting() -> None:
         Pool(["127.0.0.1:11300"], host="elsewhere")
     assert str(PoolJobRef("127.0.0.1:11300", 7)) == "127.0.0.1:11300 7"
     assert PoolJobRef.parse("127.0.0.1:11300 7") == PoolJobRef("127.0.0.1:11300", 7)
-    assert repr(PoolJobRef("h:1", 2)) == "PoolJobRef(server='h:1', id=2)"
+    assert repr(PoolJobRef("h:1", 2)) == "PoolJobRef(server='h:1', id=2, pid=None)"
 
 
 async def test_bad_put_arguments_raise_before_sending(pool: Pool) -> None:

@@ -13,12 +13,14 @@ import asyncio
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 import time
 import tracemalloc
 from collections.abc import Awaitable
+from typing import Any, Optional
 
 import pytest
 
@@ -438,3 +440,154 @@ async def test_a_batch_is_one_write(beanstalkd: BeanstalkdServer) -> None:
         writes.clear()
         await client.stats_tube("default")  # outside a batch: written at once, alone
         assert writes == [b"stats-tube default\r\n"]
+
+
+async def test_a_sequence_is_one_write_even_when_nothing_is_owed(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        stream = client._connection._stream
+        assert stream is not None
+        writes: list[bytes] = []
+        write = stream.write
+        stream.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        await client.put(b"job")
+        job = await client.reserve(timeout=0)
+        writes.clear()
+        with client.sequence():
+            buried = client.bury(job, 5)
+            taken_back = client.reserve_job(job.id)
+            released = client.release(job, 5, 0)
+        await asyncio.gather(buried, taken_back, released)
+        assert writes == [b"bury 1 5\r\nreserve-job 1\r\nrelease 1 5 0\r\n"]
+        assert (await client.stats_job(job.id))["state"] == "ready"
+
+
+async def test_a_sequence_issued_while_disconnected_fails_at_once_and_is_never_sent(
+    beanstalkd_with_binlog: BeanstalkdServer,
+) -> None:
+    beanstalkd = beanstalkd_with_binlog
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.05)
+    await client.connect()
+    job_id = await client.put(b"a stranger's job, one day")
+    beanstalkd.kill()
+    await eventually_closed(client)
+    with client.sequence():
+        taken = client.reserve_job(job_id)
+    with pytest.raises(beanstalkt.NotConnected, match="not sent"):
+        await taken
+    beanstalkd.start()
+    await asyncio.wait_for(client.connect(), HANG)
+    assert (await client.stats_job(job_id))["state"] == "ready"  # nobody reserved it
+    await client.close()
+
+
+async def eventually_closed(client: beanstalkt.Client[Any]) -> None:
+    for _ in range(1000):
+        if client.closed():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the client never saw the server go")
+
+
+class CuttingProxy:
+    """Forwards to a real server and cuts the connection right after the server's
+    ``cut_after``-th reply (counted over the first connection); records what
+    every connection sent."""
+
+    def __init__(self, upstream: BeanstalkdServer, cut_after: int) -> None:
+        self.upstream = upstream
+        self.cut_after = cut_after
+        self.sent: list[bytearray] = []
+        self.replies = 0
+        self.port = 0
+        self._server: Optional[asyncio.base_events.Server] = None
+
+    async def __aenter__(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = not self.sent
+        sent = bytearray()
+        self.sent.append(sent)
+        up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+
+        async def forward() -> None:
+            while data := await reader.read(65536):
+                sent.extend(data)
+                up_writer.write(data)
+
+        forwarding = asyncio.ensure_future(forward())
+        try:
+            while line := await up_reader.readline():
+                words = line.split()
+                if words[0] in (b"RESERVED", b"FOUND", b"OK"):
+                    line += await up_reader.readexactly(int(words[-1]) + 2)
+                writer.write(line)
+                await writer.drain()
+                if first:
+                    self.replies += 1
+                    if self.replies == self.cut_after:
+                        return
+        finally:
+            forwarding.cancel()
+            writer.close()
+            up_writer.close()
+
+
+@pytest.mark.parametrize("cut_after", ["BURIED", "RESERVED"])
+async def test_a_retry_sequence_cut_after_any_reply_is_never_replayed(
+    beanstalkd: BeanstalkdServer, cut_after: str
+) -> None:
+    # Replies on the first connection: INSERTED, RESERVED (the reserve), then
+    # the sequence's BURIED, RESERVED (reserve-job), RELEASED.
+    position = {"BURIED": 3, "RESERVED": 4}[cut_after]
+    async with CuttingProxy(beanstalkd, position) as proxy:
+        client = beanstalkt.Client("127.0.0.1", proxy.port, reconnect_interval=0.05)
+        await client.connect()
+        await client.put(b"failing job")
+        job = await client.reserve(timeout=0)
+        with client.sequence():
+            buried = client.bury(job, 7)
+            taken_back = client.reserve_job(job.id)
+            released = client.release(job, 7, 0)
+        outcomes = await asyncio.gather(buried, taken_back, released, return_exceptions=True)
+        assert isinstance(outcomes[-1], beanstalkt.ConnectionLost)  # written: outcome unknown
+        await asyncio.wait_for(client.connect(), HANG)
+        stats = await client.stats_job(job.id)
+        await client.close()
+    # One write held the whole sequence; the server ran it all: the job is
+    # ready, not reserved by a reserve-job carried over to the new connection.
+    assert b"bury 1 7\r\nreserve-job 1\r\nrelease 1 7 0\r\n" in bytes(proxy.sent[0])
+    assert stats["state"] == "ready"
+    assert all(b"reserve-job" not in bytes(sent) for sent in proxy.sent[1:])
+
+
+async def test_abort_ends_a_blocking_reserve_on_a_frozen_server_and_reconnects(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    assert beanstalkd.process is not None
+    client = beanstalkt.Client(beanstalkd.host, beanstalkd.port, reconnect_interval=0.05)
+    await client.connect()
+    waiting = client.reserve()  # blocking: exempt from the stall guard
+    for _ in range(1000):  # until it is written and waiting on the server
+        if client._connection.pipeline.owed == 1:
+            break
+        await asyncio.sleep(0.01)
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        assert client.abort("the server layer saw it freeze") is True
+        with pytest.raises(beanstalkt.ConnectionLost, match="saw it freeze"):
+            await asyncio.wait_for(waiting, HANG)
+        assert client.abort("again") is False  # no connection open now
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    await asyncio.wait_for(client.connect(), HANG)
+    assert await client.put(b"after") >= 1
+    await client.close()

@@ -133,6 +133,9 @@ async def test_every_command_resolves_to_its_declared_type(beanstalkd: Beanstalk
             "close",
             "closed",
             "batch",
+            "sequence",  # a block like batch, not a command
+            "withdraw",  # takes back a command: no reply of its own
+            "abort",  # ends the connection: no command
             "set_reconnect_callback",
             "set_disconnect_callback",
         }

@@ -57,6 +57,7 @@ from ..cli.common import (
     tls_or_usage_error,
 )
 from ..connection import SSLOption
+from ..servers import Server, ServerSet
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 
 logger = logging.getLogger("beanstalkt.exporter")
@@ -262,6 +263,13 @@ class Exporter:
     :param max_tubes: at most this many tubes per server get per-tube metrics.
     :param ssl: reach every server with TLS, as :class:`beanstalkt.Client`'s ``ssl``
         (``ssl_context=`` is its old spelling, still accepted).
+
+    The servers and their liveness come from one
+    :class:`~beanstalkt.servers.ServerSet`: addresses are parsed once
+    (``localhost`` and ``localhost:11300`` are the same server, refused
+    twice), a server is probed in the background, and a scrape reads only the
+    servers that answer: one known to be down is ``up 0`` at once, one
+    connected but silent after ``timeout`` seconds.
     """
 
     def __init__(
@@ -277,22 +285,31 @@ class Exporter:
         ssl = ssl_or_old_spelling(ssl, ssl_context, "Exporter")
         if not servers:
             raise ValueError("give at least one server")
-        if len(set(servers)) != len(servers):
-            raise ValueError("each server may be given only once")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout = timeout
+        # A scrape never waits for a connection (disconnected_timeout=0), and a
+        # server silent for `timeout` is dropped (stall guard and probe alike).
+        self.server_set = ServerSet(
+            servers,
+            probe_timeout=timeout,
+            connect_timeout=timeout,
+            disconnected_timeout=0.0,
+            stall_timeout=timeout,
+            ssl=ssl,
+        )
         self.watchers = [
-            ServerWatcher(
-                server,
-                timeout=timeout,
-                tubes=tubes,
-                max_tubes=max_tubes,
-                ssl=ssl,
+            ServerWatcher.of_server(
+                server, self.server_set, timeout=timeout, tubes=tubes, max_tubes=max_tubes
             )
-            for server in servers
+            for server in self.server_set
         ]
 
     async def scrape(self) -> list[ScrapeResult]:
         """Read every server at once; a server that fails gives a result without snapshot."""
-        return list(await asyncio.gather(*(self._scrape_one(w) for w in self.watchers)))
+        await self.server_set.start(wait=False)  # once; from then on it probes by itself
+        pairs = zip(self.server_set.servers, self.watchers, strict=True)
+        return list(await asyncio.gather(*(self._scrape_one(s, w) for s, w in pairs)))
 
     async def render(self) -> bytes:
         """One scrape in the Prometheus text format."""
@@ -304,11 +321,16 @@ class Exporter:
         """Close every connection."""
         for watcher in self.watchers:
             await watcher.close()
+        await self.server_set.close()
 
-    async def _scrape_one(self, watcher: ServerWatcher) -> ScrapeResult:
+    async def _scrape_one(self, server: Server, watcher: ServerWatcher) -> ScrapeResult:
         started = time.monotonic()
         snapshot: Optional[ServerSnapshot] = None
         try:
+            if not await self.server_set.wait_for(server, self.timeout):
+                why = server.last_error or f"no answer within {self.timeout}s"
+                logger.warning("%s: down (%s)", watcher.address, why)
+                return ScrapeResult(watcher.address, None, time.monotonic() - started)
             snapshot = await watcher.snapshot()
         except asyncio.TimeoutError:
             logger.warning("%s: no answer within %ss", watcher.address, watcher.timeout)

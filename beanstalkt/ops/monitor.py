@@ -34,6 +34,7 @@ from ..connection import SSLOption
 from ..errors import NotFound
 from ..models import Stats, StatsTube
 from ..protocol import check_tube_name
+from ..servers import Server, ServerSet
 
 _Answer = TypeVar("_Answer")
 
@@ -185,6 +186,11 @@ class ServerWatcher:
     :param measure_oldest: also measure the age of each tube's head ready job.
     :param ssl: connect with TLS, as :class:`beanstalkt.Client`'s ``ssl``
         (``ssl_context=`` is its old spelling, still accepted).
+
+    :meth:`of_server` makes one over a server of a
+    :class:`~beanstalkt.servers.ServerSet` instead: it reads statistics on the
+    set's client for that server (whose liveness the set proves) and peeks on
+    a client of its own built with the set's options.
     """
 
     def __init__(
@@ -197,6 +203,7 @@ class ServerWatcher:
         measure_oldest: bool = True,
         ssl: SSLOption = None,
         ssl_context: Optional[SSLContext] = None,
+        _clients: Optional[tuple[Client[Any], Client[Any]]] = None,
     ) -> None:
         ssl = ssl_or_old_spelling(ssl, ssl_context, "ServerWatcher")
         host, port = parse_address(address)
@@ -213,7 +220,12 @@ class ServerWatcher:
         # (disconnected_timeout=0): a dead server must answer a scrape fast.
         # The stall guard drops a connection whose server went silent, so the
         # next snapshot starts on a fresh one instead of queueing behind it.
-        self._stats_client, self._peek_client = (
+        # With _clients (of_server), the stats client is the server set's:
+        # connected, probed and closed by the set, not here.
+        self._owns_stats_client = _clients is None
+        self._stats_client: Client[Any]
+        self._peek_client: Client[Any]
+        self._stats_client, self._peek_client = _clients or tuple(
             Client(
                 host,
                 port,
@@ -226,8 +238,30 @@ class ServerWatcher:
         )
         # Made in the loop that uses it: a Lock is tied to the loop that first waits on it.
         self._peek_lock: Optional[asyncio.Lock] = None
-        self._connecting: Optional[asyncio.Future[tuple[None, None]]] = None
+        self._connecting: Optional[asyncio.Future[list[None]]] = None
         self._connected = False
+
+    @classmethod
+    def of_server(
+        cls,
+        server: Server,
+        server_set: ServerSet,
+        *,
+        timeout: float = 5.0,
+        tubes: Optional[Sequence[str]] = None,
+        max_tubes: Optional[int] = None,
+        measure_oldest: bool = True,
+    ) -> ServerWatcher:
+        """A watcher of ``server``, a member of ``server_set`` (see the class doc)."""
+        peek_client = server_set.new_client(server.host, server.port)
+        return cls(
+            server.address,
+            timeout=timeout,
+            tubes=tubes,
+            max_tubes=max_tubes,
+            measure_oldest=measure_oldest,
+            _clients=(server.client, peek_client),
+        )
 
     async def snapshot(self) -> ServerSnapshot:
         """Read the server now; raise on failure or when ``timeout`` runs out.
@@ -266,8 +300,9 @@ class ServerWatcher:
         )
 
     async def close(self) -> None:
-        """Close both connections."""
-        await self._stats_client.close()
+        """Close both connections (the peek connection only, for a watcher of a server set)."""
+        if self._owns_stats_client:
+            await self._stats_client.close()
         await self._peek_client.close()
 
     async def _connect(self, timeout: float) -> None:
@@ -277,8 +312,11 @@ class ServerWatcher:
             # One attempt for both connections, shared by concurrent snapshots
             # and shielded from their timeouts: an attempt cancelled halfway
             # would leave the client neither connected nor free to try again.
+            clients = [self._peek_client]
+            if self._owns_stats_client:
+                clients.append(self._stats_client)
             self._connecting = asyncio.ensure_future(
-                asyncio.gather(self._stats_client.connect(), self._peek_client.connect())
+                asyncio.gather(*(client.connect() for client in clients))
             )
         attempt = self._connecting
         try:
@@ -287,7 +325,8 @@ class ServerWatcher:
             raise  # the attempt goes on; the next snapshot joins it
         except Exception:
             self._connecting = None  # failed: the next snapshot tries again
-            await self._stats_client.close()
+            if self._owns_stats_client:
+                await self._stats_client.close()
             await self._peek_client.close()
             raise
         self._connected = True
