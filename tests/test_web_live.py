@@ -101,3 +101,24 @@ def test_the_worst_update_of_5000_busy_tubes_stays_under_64_kib() -> None:
     # The whole overview (the API) is what a tab would get without the cap.
     everything = len(json.dumps(monitor.overview()))
     assert everything > 20 * first_bytes
+
+
+async def test_stop_ends_polling_even_when_a_cancellation_is_swallowed() -> None:
+    """asyncio.wait_for (before 3.12) may swallow a cancel: stop() must still end the loop."""
+    monitor = Monitor([("127.0.0.1", 1)], interval=0.01)
+    watched = monitor.servers[0]
+    swallowed = 0
+
+    async def poll_that_swallows() -> bool:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(10)  # where the task is when stop() comes
+        except asyncio.CancelledError:
+            swallowed += 1  # as wait_for does when its inner call finishes at that moment
+        return True
+
+    watched.poll_once = poll_that_swallows  # type: ignore[method-assign]
+    monitor.start()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(monitor.stop(), 30)
+    assert watched._task is None and swallowed >= 1

@@ -113,6 +113,7 @@ class LiveServer:
         self._previous: Optional[tuple[float, Stats, dict[str, StatsTube]]] = None
         self._sorted: dict[str, list[dict[str, Any]]] = {}
         self._task: Optional[asyncio.Task[None]] = None
+        self._stopping = False
         self._polled = asyncio.Event()
 
     @property
@@ -128,15 +129,21 @@ class LiveServer:
     def start(self) -> None:
         """Start polling in the running event loop."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
         """Stop polling and close the client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._stopping = True
+        task, self._task = self._task, None
+        # asyncio.wait_for before Python 3.12 can swallow a cancellation that arrives as
+        # its inner call finishes: cancel again until the task is really done.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task is not None and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
         self._drop_client()
 
     async def first_poll(self) -> None:
@@ -165,7 +172,7 @@ class LiveServer:
         return {key: value for key, value in self.snapshot.items() if key != "tubes"}
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 ok = await self.poll_once()
             except Exception:  # never expected; but this loop must not die
