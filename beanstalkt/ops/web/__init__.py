@@ -33,7 +33,7 @@ from ssl import Purpose, SSLContext, SSLError, create_default_context
 from typing import Optional
 
 from ..._compat import ssl_or_old_spelling
-from ...address import parse_address, unix_socket_path
+from ...address import parse_address
 from ...cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -41,6 +41,7 @@ from ...cli.common import (
     EXIT_USAGE,
     add_connection_arguments,
     exit_status,
+    listen_address,
     servers_or_usage_error,
     tls_or_usage_error,
 )
@@ -242,13 +243,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     try:
         args = parser.parse_args(words)
         options = options_from(args, parser)
-        listen = parse_address(args.listen, 8080)
+        listen = listen_address(args.listen, default_port=8080)
         # The same rule as every command line (cli.common): --server, --host/--port,
         # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
         named = servers_or_usage_error(parser, args)
         servers = list(named.addresses)
-        if unix_socket_path(listen[0]) is not None:
-            raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
         ssl_context = tls_or_usage_error(parser, args, named)
