@@ -221,6 +221,12 @@ class LiveServer:
 
     async def _poll(self) -> None:
         if self.member is not None:
+            if self.server_set is not None and not self.member.live:
+                if self.server_set.closed and not self._stopping:
+                    # Polled by hand (poll_once) before start(): the set starts now.
+                    await self.server_set.start(wait=False)
+                # A first answer on its way is waited for (bounded); a server known down is not.
+                await self.server_set.wait_for(self.member, CONNECT_TIMEOUT + REPLY_TIMEOUT)
             if not self.member.live:
                 raise ServerDown(self.member.last_error or "no answer to a probe yet")
             if self.client is not self.member.client:
