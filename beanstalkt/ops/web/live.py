@@ -378,7 +378,9 @@ class LiveServer:
         reason = reason[:300]
         if self.up or self.error != reason:
             # Once per change of state or reason, however long it lasts.
-            known = isinstance(error, (BeanstalkException, BadReply, OSError, asyncio.TimeoutError))
+            known = isinstance(
+                error, (BeanstalkException, BadReply, ServerDown, OSError, asyncio.TimeoutError)
+            )
             log.warning(
                 "beanstalkd at %s is down: %s",
                 self.address,
