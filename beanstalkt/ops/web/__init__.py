@@ -276,6 +276,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             file=sys.stderr,
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # The server layer tells every reconnect attempt (INFO); the console says once per change
+    # of state what it shows, so the library's log keeps to warnings.
+    logging.getLogger("beanstalkt").setLevel(logging.WARNING)
+    logging.getLogger("beanstalkt.web").setLevel(logging.INFO)
     try:
         asyncio.run(
             serve(
