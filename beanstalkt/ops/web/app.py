@@ -430,6 +430,8 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         self._unsent = 0
         self.view = View()
+        #: (server, tube) whose next jobs this tab follows (a tube page), if any.
+        self._watching: Optional[tuple[LiveServer, str]] = None
         self.sent: dict[int, dict[str, Any]] = {}
         self.send(self.monitor.hello())
         self._resend()
@@ -475,10 +477,30 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         except ValueError as error:
             self.send({"type": "error", "message": str(error)})
             return
+        self._watch(self.view)
         self._resend()
+
+    def _watch(self, view: View) -> None:
+        """Follow the next jobs of the tube this tab shows (and stop following the last one)."""
+        if self._watching is not None:
+            server, tube = self._watching
+            server.unwatch_tube(tube)
+            self._watching = None
+        if view.tube is None:
+            return
+        index, tube = view.tube
+        servers = self.monitor.servers
+        if 0 <= index < len(servers):
+            try:
+                tube = check_tube(tube)
+            except BadInput:
+                return  # counts only: the page of a tube the client refuses shows no jobs
+            if servers[index].watch_tube(tube, self.settings.get("failure_reader")):
+                self._watching = (servers[index], tube)
 
     def on_close(self) -> None:
         self.monitor.unsubscribe(self.on_poll)
+        self._watch(View())
 
 
 async def call(server: LiveServer, awaitable: Any, not_found: str) -> Any:

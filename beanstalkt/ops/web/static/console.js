@@ -353,16 +353,179 @@
       field(table, "pause-time-left"),
       row.paused ? row.pause_left + " s left" : "no"
     );
-    var stale = ["current-jobs-ready", "current-jobs-delayed", "current-jobs-buried"].some(function (key) {
-      var td = field(table, key);
-      return td && td.getAttribute("data-loaded") !== null && td.getAttribute("data-loaded") !== td.textContent;
-    });
     text(
       notice,
       "live \u00b7 updated " + new Date(message.server.time * 1000).toLocaleTimeString() +
-        (stale ? " \u00b7 the counts changed since this page loaded: reload for the next jobs" : "")
+        (message.jobs_live === false ? " \u00b7 too many tube pages open: reload for the next jobs" : "")
     );
-    document.body.classList.toggle("jobs-changed", stale);
+    renderJobs(message);
+  }
+
+  // The tube page's next ready, delayed and buried job, redrawn when the head of a queue
+  // changes. Every value goes in with textContent or setAttribute, never as markup.
+  var JOB_STATES = ["ready", "delayed", "buried"];
+  var BODY_KINDS = ["json", "text", "binary", "empty"];
+
+  function element(parent, tag, attributes, content) {
+    var made = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) {
+      made.setAttribute(name, attributes[name]);
+    });
+    if (content !== undefined && content !== null) {
+      made.textContent = String(content);
+    }
+    if (parent) {
+      parent.appendChild(made);
+    }
+    return made;
+  }
+
+  function seconds(value) {
+    return value === null || value === undefined ? "\u2013" : value + " s";
+  }
+
+  function statsTable(article, job) {
+    var table = element(article, "table", { "class": "job-stats" });
+    var tbody = element(table, "tbody");
+    var timeLeft = job.state === "delayed" ? "delay left" : (job.state === "reserved" ? "TTR left" : "time left");
+    [
+      [["id", "id"], ["state", "state"]],
+      [["tube", "tube"], ["priority", "pri"]],
+      [["age", "age"], [timeLeft, "time-left"]],
+      [["delay", "delay"], ["TTR", "ttr"]],
+      [["reserves", "reserves"], ["timeouts", "timeouts"]],
+      [["releases", "releases"], ["buries", "buries"]],
+      [["kicks", "kicks"], ["", null]]
+    ].forEach(function (pairs) {
+      var tr = element(tbody, "tr");
+      pairs.forEach(function (pair) {
+        element(tr, "th", {}, pair[0]);
+        var td = element(tr, "td", pair[1] ? { "data-field": pair[1] } : {});
+        var key = pair[1];
+        if (key === "id") {
+          element(td, "a", { href: "/server/" + jobsServer() + "/job/" + Number(job.id) }, Number(job.id));
+        } else if (key === "age" || key === "time-left" || key === "delay" || key === "ttr") {
+          td.textContent = seconds(job[key]);
+        } else if (key) {
+          td.textContent = job[key] === null || job[key] === undefined ? "" : String(job[key]);
+        }
+      });
+    });
+  }
+
+  function failureSection(article, job) {
+    var failure = job.failure;
+    if (failure) {
+      var section = element(article, "section", { "class": "failure", "data-field": "failure" });
+      element(section, "h4", {}, "Why it was buried");
+      element(section, "p", { "class": "failure-error", "data-field": "failure-error" }, failure.error);
+      element(section, "p", { "class": "hint" },
+        "after " + failure.attempts + " attempt(s), at " + failure.failed_at +
+          (failure.host ? ", by " + failure.host + " (pid " + failure.pid + ")" : ""));
+      if (failure.traceback) {
+        var details = element(section, "details");
+        element(details, "summary", {}, "Traceback");
+        element(details, "pre", { "class": "body", "data-field": "failure-traceback" }, failure.traceback);
+      }
+    } else if (job.failure_note) {
+      element(article, "p", { "class": "hint failure-note", "data-field": "failure-note" }, job.failure_note);
+    }
+  }
+
+  function jobsServer() {
+    var box = document.getElementById("tube-jobs");
+    return Number(box ? box.getAttribute("data-server") : 0);
+  }
+
+  function actionForm(parent, jobId, action, xsrf, back) {
+    var form = element(parent, "form", {
+      method: "post", action: "/server/" + jobsServer() + "/job/" + Number(jobId) + "/" + action,
+      "class": "inline"
+    });
+    element(form, "input", { type: "hidden", name: "_xsrf", value: xsrf });
+    element(form, "input", { type: "hidden", name: "back", value: back });
+    return form;
+  }
+
+  function jobActions(article, job, back) {
+    var token = document.querySelector('input[name="_xsrf"]');
+    if (!token) {
+      return;  // read-only: the page has no forms, and the console refuses every action
+    }
+    var xsrf = token.value;
+    var actions = element(article, "div", { "class": "actions" });
+    if (job.state === "delayed" || job.state === "buried") {
+      var kick = actionForm(actions, job.id, "kick", xsrf, back);
+      element(kick, "button", { type: "submit", "data-action": "kick-job" }, "Kick");
+    }
+    var remove = actionForm(actions, job.id, "delete", xsrf, back);
+    remove.setAttribute("data-confirm", "Delete job " + Number(job.id) + "?");
+    remove.addEventListener("submit", confirmSubmit);
+    element(remove, "button", { type: "submit", "class": "danger", "data-action": "delete-job" }, "Delete");
+    var move = actionForm(actions, job.id, "move", xsrf, back);
+    var label = element(move, "label", {}, "Move to tube ");
+    element(label, "input", {
+      name: "tube", required: "", maxlength: "200", size: "14",
+      pattern: "[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()\\-]*"
+    });
+    element(move, "button", { type: "submit", "data-action": "move-job" }, "Move");
+  }
+
+  function fillJob(article, state, job, back, readOnly) {
+    while (article.firstChild) {
+      article.removeChild(article.firstChild);
+    }
+    element(article, "h3", {}, "Next " + state + " job");
+    if (!job) {
+      article.removeAttribute("data-job");
+      element(article, "p", { "class": "none" }, "No " + state + " job.");
+      return;
+    }
+    article.setAttribute("data-job", String(Number(job.id)));
+    statsTable(article, job);
+    failureSection(article, job);
+    var body = job.body || {};
+    var kind = BODY_KINDS.indexOf(body.kind) >= 0 ? body.kind : "text";
+    var info = element(article, "p", { "class": "body-info" }, "Body: ");
+    element(info, "span", { "data-field": "body-info" }, body.info);
+    element(article, "pre", { "class": "body body-" + kind, "data-field": "body" }, body.text);
+    if (!readOnly) {
+      jobActions(article, job, back);
+    }
+    article.classList.remove("changed");
+    void article.offsetWidth;
+    article.classList.add("changed");
+  }
+
+  function renderJobs(message) {
+    var box = document.getElementById("tube-jobs");
+    var heading = document.querySelector("h1.tube-name[data-tube]");
+    if (!box || !heading) {
+      return;
+    }
+    var back = heading.getAttribute("data-tube");
+    var readOnly = box.getAttribute("data-read-only") === "1";
+    (message.jobs || []).forEach(function (entry) {
+      var state = entry[0];
+      if (JOB_STATES.indexOf(state) < 0) {
+        return;
+      }
+      var article = box.querySelector('article.job[data-state="' + state + '"]');
+      if (article) {
+        fillJob(article, state, entry[1], back, readOnly);
+      }
+    });
+    (message.ticks || []).forEach(function (entry) {
+      if (JOB_STATES.indexOf(entry[0]) < 0) {
+        return;
+      }
+      var article = box.querySelector('article.job[data-state="' + entry[0] + '"]');
+      if (article && article.getAttribute("data-job") === String(Number(entry[1]))) {
+        text(field(article, "age"), seconds(entry[2]));
+        text(field(article, "time-left"), seconds(entry[3]));
+      }
+    });
+    box.setAttribute("data-jobs-updates", String(1 + Number(box.getAttribute("data-jobs-updates") || 0)));
   }
 
   function setLive(state, detail) {
@@ -468,13 +631,15 @@
     });
   }
 
+  function confirmSubmit(event) {
+    if (!window.confirm(event.currentTarget.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  }
+
   function confirmForms() {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
-      form.addEventListener("submit", function (event) {
-        if (!window.confirm(form.getAttribute("data-confirm"))) {
-          event.preventDefault();
-        }
-      });
+      form.addEventListener("submit", confirmSubmit);
     });
   }
 
