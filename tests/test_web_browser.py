@@ -521,8 +521,98 @@ def test_the_tube_page_updates_live(browser: WebDriver, consoles: Consoles) -> N
         ),
         "buried count updated",
     )
-    assert "reload for the next jobs" in browser.find_element(By.ID, "tube-live").text
+    assert "reload" not in browser.find_element(By.ID, "tube-live").text
     assert browser.execute_script("return window.notReloaded;") is True
+
+
+def panel_job(driver: WebDriver, state: str) -> Optional[str]:
+    """The id the tube page shows as the next ``state`` job (None: "No ... job.")."""
+    value: Optional[str] = driver.find_element(
+        By.CSS_SELECTOR, f'article.job[data-state="{state}"]'
+    ).get_attribute("data-job")
+    return value
+
+
+def test_the_tube_page_shows_each_next_job_live(browser: WebDriver, consoles: Consoles) -> None:
+    first = consoles.put("b-heads", b"first", priority=1)  # the tube exists: its page opens
+    browser.get(consoles.urls["rw"] + "/server/0/tube/b-heads")
+    browser.execute_script("window.notReloaded = true;")
+    assert panel_job(browser, "ready") == str(first)
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "tube-live").text, "live")
+    consoles.command(lambda client: client.delete(first))
+    wait_for(browser, lambda d: panel_job(d, "ready") is None, "the deleted job vanishes")
+
+    hostile = consoles.put("b-heads", HOSTILE_BODY, priority=3)
+    wait_for(browser, lambda d: panel_job(d, "ready") == str(hostile), "the put job shows")
+    panel = browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="ready"]')
+    body = panel.find_element(By.CSS_SELECTOR, 'pre[data-field="body"]')
+    assert body.get_attribute("textContent") == HOSTILE_BODY.decode()
+    assert body.find_elements(By.CSS_SELECTOR, "*") == []  # the <script> stays text
+    assert panel.find_element(By.CSS_SELECTOR, '[data-field="pri"]').text == "3"
+    link = panel.find_element(By.CSS_SELECTOR, '[data-field="id"] a')
+    assert (link.get_attribute("href") or "").endswith(f"/server/0/job/{hostile}")
+    assert panel.find_elements(By.CSS_SELECTOR, 'button[data-action="delete-job"]')
+
+    delayed = consoles.put("b-heads", b"later", delay=3600)
+    wait_for(browser, lambda d: panel_job(d, "delayed") == str(delayed), "the delayed job")
+    buried = consoles.bury("b-heads", b"broken")
+    wait_for(browser, lambda d: panel_job(d, "buried") == str(buried), "the buried job")
+    buried_panel = browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="buried"]')
+    assert buried_panel.find_elements(By.CSS_SELECTOR, 'button[data-action="kick-job"]')
+
+    consoles.command(lambda client: client.kick_job(buried))
+    wait_for(browser, lambda d: panel_job(d, "buried") is None, "the kicked job leaves")
+    assert browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="buried"]').text.endswith(
+        "No buried job."
+    )
+    consoles.command(lambda client: client.delete(hostile))
+    wait_for(browser, lambda d: panel_job(d, "ready") == str(buried), "the kicked job is next")
+    consoles.command(lambda client: client.delete(buried))
+    consoles.command(lambda client: client.delete(delayed))
+    wait_for(
+        browser,
+        lambda d: panel_job(d, "ready") is None and panel_job(d, "delayed") is None,
+        "the deleted jobs vanish",
+    )
+    assert browser.execute_script("return window.notReloaded && window.pwned === undefined;")
+
+
+def test_a_live_drawn_job_can_be_deleted_from_the_page(
+    browser: WebDriver, consoles: Consoles
+) -> None:
+    consoles.put("b-live-act", b"first")
+    browser.get(consoles.urls["rw"] + "/server/0/tube/b-live-act")
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "tube-live").text, "live")
+    job_id = consoles.put("b-live-act", b"delete me", priority=0)
+    wait_for(browser, lambda d: panel_job(d, "ready") == str(job_id), "the job shows")
+    # A job still shown is updated in place: what someone types into its form stays.
+    move = browser.find_element(
+        By.CSS_SELECTOR, 'article.job[data-state="ready"] input[name="tube"]'
+    )
+    move.send_keys("half-typed")
+    box = browser.find_element(By.ID, "tube-jobs")
+    seen = int(box.get_attribute("data-jobs-updates") or 0)
+    wait_for(
+        browser,
+        lambda d: int(box.get_attribute("data-jobs-updates") or 0) >= seen + 5,
+        "five more live updates",
+    )
+    assert move.get_attribute("value") == "half-typed"
+    browser.execute_script("window.confirm = function () { return true; };")
+    browser.find_element(
+        By.CSS_SELECTOR, 'article.job[data-state="ready"] button[data-action="delete-job"]'
+    ).click()
+    flash = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "p.flash"), "flash")
+    assert flash[0].text == f"Deleted job {job_id}."
+
+
+def test_read_only_live_jobs_have_no_controls(browser: WebDriver, consoles: Consoles) -> None:
+    consoles.put("b-ro-live", b"first")
+    browser.get(consoles.urls["ro"] + "/server/0/tube/b-ro-live")
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "tube-live").text, "live")
+    job_id = consoles.bury("b-ro-live", b"look only")
+    wait_for(browser, lambda d: panel_job(d, "buried") == str(job_id), "the buried job shows")
+    assert browser.find_elements(By.CSS_SELECTOR, "article.job form, article.job button") == []
 
 
 def test_the_badge_goes_stale_when_updates_stop(browser: WebDriver, consoles: Consoles) -> None:
@@ -610,5 +700,38 @@ def test_a_buried_job_shows_why_it_failed(browser: WebDriver, consoles: Consoles
         "SMTPRecipientsRefused: <img src=x onerror=window.pwned=3>"
     )
     assert "after 5 attempt(s), at 2026-12-04T20:00:00Z, by mail-1 (pid 77)" in failure.text
+    assert failure.find_elements(By.TAG_NAME, "img") == []
+    assert browser.execute_script("return window.pwned === undefined;") is True
+
+
+def test_a_job_buried_while_the_page_is_open_shows_why(
+    browser: WebDriver, consoles: Consoles
+) -> None:
+    records: dict[int, dict[str, Any]] = {}
+
+    async def reader(server: Any, tube: str) -> dict[int, dict[str, Any]]:
+        return dict(records)
+
+    url, _ = consoles.extra(consoles.server, interval=0.2, failure_reader=reader)
+    consoles.put("b-failed-live", b"first")
+    browser.get(url + "/server/0/tube/b-failed-live")
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "tube-live").text, "live")
+    job_id = consoles.put("b-failed-live", b"payload")
+    records[job_id] = {
+        "id": job_id,
+        "error": "TimeoutError: <img src=x onerror=window.pwned=4>",
+        "attempts": 2,
+        "failed_at": "2026-12-04T20:30:00Z",
+        "worker": {"host": "mail-2", "pid": 78},
+    }
+    consoles.command(lambda client: client.reserve_job(job_id))
+    consoles.command(lambda client: client.bury(job_id))
+    wait_for(browser, lambda d: panel_job(d, "buried") == str(job_id), "the buried job shows")
+    panel = browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="buried"]')
+    failure = panel.find_element(By.CSS_SELECTOR, "section.failure")
+    assert failure.find_element(By.CSS_SELECTOR, '[data-field="failure-error"]').text == (
+        "TimeoutError: <img src=x onerror=window.pwned=4>"
+    )
+    assert "after 2 attempt(s), at 2026-12-04T20:30:00Z, by mail-2 (pid 78)" in failure.text
     assert failure.find_elements(By.TAG_NAME, "img") == []
     assert browser.execute_script("return window.pwned === undefined;") is True

@@ -338,6 +338,7 @@
     }
     if (!row) {
       text(notice, "this tube does not exist now (no job and nobody using or watching it)");
+      renderJobs(message);  // its last jobs vanished with it
       return;
     }
     Object.keys(TUBE_FIELDS).forEach(function (key) {
@@ -471,7 +472,43 @@
     element(move, "button", { type: "submit", "data-action": "move-job" }, "Move");
   }
 
+  function failureShown(article) {
+    var shown = article.querySelector('[data-field="failure"], [data-field="failure-note"]');
+    if (!shown) {
+      return { element: null, signature: "" };
+    }
+    var error = field(shown, "failure-error");
+    return {
+      element: shown,
+      signature: error ? "f:" + error.textContent : "n:" + shown.textContent
+    };
+  }
+
+  function updateJob(article, job) {
+    // The job shown already: its values change in place, so a form being used stays put.
+    ["state", "tube", "pri", "reserves", "timeouts", "releases", "buries", "kicks"].forEach(function (key) {
+      text(field(article, key), job[key] === null || job[key] === undefined ? "" : job[key], true);
+    });
+    ["age", "time-left", "delay", "ttr"].forEach(function (key) {
+      text(field(article, key), seconds(job[key]));
+    });
+    var wanted = job.failure ? "f:" + job.failure.error : (job.failure_note ? "n:" + job.failure_note : "");
+    var shown = failureShown(article);
+    if (shown.signature !== wanted) {
+      if (shown.element) {
+        shown.element.remove();
+      }
+      var fragment = document.createDocumentFragment();
+      failureSection(fragment, job);
+      article.insertBefore(fragment, article.querySelector("p.body-info"));
+    }
+  }
+
   function fillJob(article, state, job, back, readOnly) {
+    if (job && article.getAttribute("data-job") === String(Number(job.id)) && field(article, "state")) {
+      updateJob(article, job);
+      return;
+    }
     while (article.firstChild) {
       article.removeChild(article.firstChild);
     }
