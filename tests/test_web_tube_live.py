@@ -276,3 +276,45 @@ async def test_a_read_only_console_sends_the_same_next_jobs(
         await tab.until(lambda t: t.head_id("ready") == job_id, "the job")
     finally:
         tab.socket.close()
+
+
+async def test_the_largest_next_jobs_message_stays_under_64_kib(
+    console: Running, client: beanstalkt.Client
+) -> None:
+    # The worst case: three heads with bodies that JSON escapes six-fold (non-ASCII text),
+    # all sent at once, and a buried one with the longest failure record.
+    body = ("\u2028" * 3000).encode("utf-8")
+    tab = await console.tab("largest")
+    try:
+        ready_id = await put_in(client, "largest", body)
+        delayed_id = await put_in(client, "largest", body, delay=3600)
+        buried_id = await put_in(client, "largest", body)
+        RECORDS[buried_id] = {
+            "id": buried_id,
+            "tube": "largest",
+            "error": "\u2028" * 50_000,
+            "attempts": "9" * 1000,
+            "failed_at": "\u2028" * 1000,
+            "worker": {"host": "\u2028" * 1000, "pid": "\u2028" * 1000},
+            "traceback": "\u2028" * 50_000 + "Error: the end",
+        }
+        await client.reserve_job(buried_id)
+        await client.bury(buried_id)
+        await tab.until(
+            lambda t: (
+                [t.head_id(state) for state in ("ready", "delayed", "buried")]
+                == [ready_id, delayed_id, buried_id]
+            ),
+            "all three heads",
+        )
+        buried = tab.heads["buried"]
+        assert buried is not None and buried["failure"]["traceback"].endswith("Error: the end")
+        # A fresh tab gets all three at once.
+        fresh = await console.tab("largest")
+        await fresh.until(lambda t: t.head_id("buried") == buried_id, "the heads, at once")
+        sizes = [len(json.dumps(message)) for message in tab.messages + fresh.messages]
+        assert any(len(m.get("jobs", [])) == 3 for m in fresh.messages)
+        assert max(sizes) < 64 << 10, max(sizes)
+        fresh.socket.close()
+    finally:
+        tab.socket.close()

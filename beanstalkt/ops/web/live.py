@@ -65,8 +65,12 @@ MAX_WATCHED_TUBES = 100
 LIVE_BODY_CHARS = 2_000
 #: Bytes of a binary body sent to a live tube page, as hex.
 LIVE_BODY_BYTES = 512
-#: Characters of a failure record's error and traceback sent to a live tube page.
-LIVE_FAILURE_CHARS = 4_000
+#: Characters of a failure record's error sent to a live tube page.
+LIVE_ERROR_CHARS = 1_000
+#: Characters of a failure record's traceback sent to a live tube page (its last ones).
+LIVE_TRACEBACK_CHARS = 2_000
+#: Seconds the failure records of a tube may take to read before the page says so.
+FAILURE_READ_TIMEOUT = CONNECT_TIMEOUT + REPLY_TIMEOUT
 #: Seconds before a buried head whose failure record was not found is looked up again.
 FAILURE_RECHECK = 10.0
 #: The queues whose head a tube page shows, in its order.
@@ -358,11 +362,16 @@ class LiveServer:
         heads: dict[str, dict[str, Optional[dict[str, Any]]]] = {
             name: dict.fromkeys(HEAD_STATES) for name in self.watched
         }
+        places, made = [], []
         for position, job in enumerate(peeked):
-            name, state = names[position // 3], HEAD_STATES[position % 3]
             if isinstance(job, BaseException) or job.id not in job_stats:
                 continue
-            heads[name][state] = await self._head(name, job.id, job.body, job_stats[job.id])
+            name = names[position // len(HEAD_STATES)]
+            places.append((name, HEAD_STATES[position % len(HEAD_STATES)]))
+            made.append(self._head(name, job.id, job.body, job_stats[job.id]))
+        # At once: a buried head's failure records may take a round trip of their own.
+        for (name, state), head in zip(places, await asyncio.gather(*made), strict=True):
+            heads[name][state] = head
         return heads
 
     async def _head(self, tube: str, job_id: int, body: Any, stats: Any) -> dict[str, Any]:
@@ -391,7 +400,14 @@ class LiveServer:
         from .failures import attach_failure  # failures imports this module
 
         panel = _Panel(job_id, dict(stats))
-        await attach_failure(self.failure_reader, self, panel)
+        try:
+            # A slow record store must not make the server look down (the poll's own bound).
+            await asyncio.wait_for(
+                attach_failure(self.failure_reader, self, panel), FAILURE_READ_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            panel.failure = None
+            panel.failure_note = "The failure records could not be read: no answer in time."
         failure = _failure_fields(panel.failure) if panel.failure is not None else None
         for key in [key for key in self._failures if key[0] == tube]:
             del self._failures[key]  # one buried head per tube: only the current one is kept
@@ -653,12 +669,13 @@ def _failure_fields(record: Any) -> dict[str, str]:
     worker = worker if isinstance(worker, dict) else {}
     record = record if isinstance(record, dict) else {}
     return {
-        "error": str(record.get("error", ""))[:LIVE_FAILURE_CHARS],
+        "error": str(record.get("error", ""))[:LIVE_ERROR_CHARS],
         "attempts": str(record.get("attempts", "?"))[:40],
         "failed_at": str(record.get("failed_at", "?"))[:80],
         "host": str(worker.get("host", ""))[:200],
         "pid": str(worker.get("pid", ""))[:40],
-        "traceback": str(record.get("traceback", "") or "")[:LIVE_FAILURE_CHARS],
+        # The end of a traceback says what failed: that is what is kept.
+        "traceback": str(record.get("traceback", "") or "")[-LIVE_TRACEBACK_CHARS:],
     }
 
 
