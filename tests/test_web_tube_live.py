@@ -19,7 +19,7 @@ import tornado.testing
 import tornado.websocket
 
 import beanstalkt
-from beanstalkt.ops.web import live as live_module
+from beanstalkt.ops.web import heads as live_module
 from beanstalkt.ops.web.app import ConsoleOptions, make_app
 from beanstalkt.ops.web.guard import ConsoleHTTPServer
 from beanstalkt.ops.web.live import LiveServers

@@ -18,8 +18,7 @@ A tube that an open tube page looks at is *watched*: after each poll the
 console also peeks at the head of its ready, delayed and buried queues (on its
 own connection) and keeps each head's stats, a short body preview and, for a
 buried job, its failure record, so the page shows the next jobs live. Tubes
-nobody looks at cost nothing more; at most :data:`MAX_WATCHED_TUBES` are
-watched per server.
+nobody looks at cost nothing more (see :mod:`.heads`).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from ...models import Stats, StatsTube
 from ...protocol import check_tube_name
 from ...servers import Server, ServerSet
 from ._tube_ops import TubeOps
-from .render import view_body
+from .heads import NextJobs
 from .view import View, delta, select, sort_rows
 
 log = logging.getLogger("beanstalkt.web")
@@ -59,29 +58,6 @@ MAX_BACKOFF = 10.0
 HISTORY_POINTS = 60
 #: The oldest ready job's age is measured for at most this many tubes per poll (most ready first).
 AGE_TUBES = 200
-#: Tubes per server whose next jobs are followed live (open tube pages); more get counts only.
-MAX_WATCHED_TUBES = 100
-#: Characters of a body sent to a live tube page (the page links to the job for all of it).
-LIVE_BODY_CHARS = 2_000
-#: Bytes of a binary body sent to a live tube page, as hex.
-LIVE_BODY_BYTES = 512
-#: Characters of a failure record's error sent to a live tube page.
-LIVE_ERROR_CHARS = 1_000
-#: Characters of a failure record's traceback sent to a live tube page (its last ones).
-LIVE_TRACEBACK_CHARS = 2_000
-#: Seconds the failure records of a tube may take to read before the page says so.
-FAILURE_READ_TIMEOUT = CONNECT_TIMEOUT + REPLY_TIMEOUT
-#: Seconds before a buried head whose failure record was not found is looked up again.
-FAILURE_RECHECK = 10.0
-#: The queues whose head a tube page shows, in its order.
-HEAD_STATES = ("ready", "delayed", "buried")
-#: Job stats that change by themselves every second: sent as ticks, not as a new job.
-_TICKING = ("age", "time-left")
-#: The job stats a tube page shows.
-_JOB_FIELDS = (
-    "state", "tube", "pri", "age", "time-left", "delay", "ttr",
-    "reserves", "timeouts", "releases", "buries", "kicks",
-)  # fmt: skip
 
 
 class ServerDown(Exception):
@@ -156,34 +132,26 @@ class LiveServer:
         self._task: Optional[asyncio.Task[None]] = None
         self._stopping = False
         self._polled = asyncio.Event()
-        #: tube -> how many open tube pages look at it (see :meth:`watch_tube`).
-        self.watched: dict[str, int] = {}
-        #: tube -> {state: the head job of that queue as a tube page shows it, or None}.
-        self.heads: dict[str, dict[str, Optional[dict[str, Any]]]] = {}
-        #: Reads failure records (``make_app``'s hook); ``None``: the default reader.
-        self.failure_reader: Optional[Callable[..., Any]] = None
-        #: (tube, job id) -> (when read, failure, failure note) of buried heads.
-        self._failures: dict[tuple[str, int], tuple[float, Any, str]] = {}
+        #: The next jobs of the tubes open tube pages show (see :mod:`.heads`).
+        self.next_jobs = NextJobs(self)
+
+    @property
+    def watched(self) -> dict[str, int]:
+        """tube -> how many open tube pages look at it."""
+        return self.next_jobs.watched
+
+    @property
+    def heads(self) -> dict[str, dict[str, Optional[dict[str, Any]]]]:
+        """tube -> {state: its next job as a tube page shows it, or None} (watched tubes)."""
+        return self.next_jobs.heads
 
     def watch_tube(self, tube: str, failure_reader: Optional[Callable[..., Any]] = None) -> bool:
         """An open tube page looks at ``tube``: follow its next jobs; False when at the cap."""
-        if tube not in self.watched and len(self.watched) >= MAX_WATCHED_TUBES:
-            return False
-        self.watched[tube] = self.watched.get(tube, 0) + 1
-        if failure_reader is not None:
-            self.failure_reader = failure_reader
-        return True
+        return self.next_jobs.watch(tube, failure_reader)
 
     def unwatch_tube(self, tube: str) -> None:
         """One tube page fewer looks at ``tube`` (undoes one :meth:`watch_tube`)."""
-        left = self.watched.get(tube, 0) - 1
-        if left > 0:
-            self.watched[tube] = left
-            return
-        self.watched.pop(tube, None)
-        self.heads.pop(tube, None)
-        for key in [key for key in self._failures if key[0] == tube]:
-            del self._failures[key]
+        self.next_jobs.unwatch(tube)
 
     @property
     def address(self) -> str:
@@ -330,89 +298,10 @@ class LiveServer:
                 raise reply
             tube_stats[name] = reply
         ages = await self._ages(tube_stats)
-        heads = await self._heads(tube_stats)
+        assert self.ops is not None
+        heads = await self.next_jobs.peek(client, self.ops, tube_stats)
         self._record(time.time(), stats, tube_stats, ages, refused)
-        # A page may have closed meanwhile: only tubes still watched are kept.
-        self.heads = {name: head for name, head in heads.items() if name in self.watched}
-
-    async def _heads(
-        self, tubes: dict[str, StatsTube]
-    ) -> dict[str, dict[str, Optional[dict[str, Any]]]]:
-        """The next ready, delayed and buried job of every watched tube (peeks, then stats-job)."""
-        assert self.ops is not None and self.client is not None
-        names = [name for name in self.watched if name in tubes]
-        peeks = [
-            getattr(self.ops, f"peek_{state}")(name) for name in names for state in HEAD_STATES
-        ]
-        peeked = await asyncio.gather(*peeks, return_exceptions=True)
-        for outcome in peeked:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, NotFound):
-                raise outcome
-        found = [job for job in peeked if not isinstance(job, BaseException)]
-        replies = await asyncio.gather(
-            *(self.client.stats_job(job.id) for job in found), return_exceptions=True
-        )
-        job_stats: dict[int, Any] = {}
-        for job, reply in zip(found, replies, strict=True):
-            if isinstance(reply, NotFound):
-                continue  # taken or deleted meanwhile: not a head any more
-            if isinstance(reply, BaseException):
-                raise reply
-            job_stats[job.id] = reply
-        heads: dict[str, dict[str, Optional[dict[str, Any]]]] = {
-            name: dict.fromkeys(HEAD_STATES) for name in self.watched
-        }
-        places, made = [], []
-        for position, job in enumerate(peeked):
-            if isinstance(job, BaseException) or job.id not in job_stats:
-                continue
-            name = names[position // len(HEAD_STATES)]
-            places.append((name, HEAD_STATES[position % len(HEAD_STATES)]))
-            made.append(self._head(name, job.id, job.body, job_stats[job.id]))
-        # At once: a buried head's failure records may take a round trip of their own.
-        for (name, state), head in zip(places, await asyncio.gather(*made), strict=True):
-            heads[name][state] = head
-        return heads
-
-    async def _head(self, tube: str, job_id: int, body: Any, stats: Any) -> dict[str, Any]:
-        """One head job as a live tube page shows it (JSON-ready; every value checked)."""
-        raw = body if isinstance(body, bytes) else str(body).encode("utf-8")
-        shown = view_body(raw, LIVE_BODY_CHARS, LIVE_BODY_BYTES)
-        head: dict[str, Any] = {"id": job_id}
-        for key in _JOB_FIELDS:
-            value = stats.get(key)
-            if key in ("state", "tube"):
-                head[key] = str(value)[:200] if value is not None else ""
-            else:
-                head[key] = value if type(value) is int else None
-        head["body"] = {"kind": shown.kind, "text": shown.text, "info": shown.description}
-        head["failure"], head["failure_note"] = None, ""
-        if head["state"] == "buried":
-            head["failure"], head["failure_note"] = await self._failure(tube, job_id, stats)
-        return head
-
-    async def _failure(self, tube: str, job_id: int, stats: Any) -> tuple[Any, str]:
-        """The failure record of buried job ``job_id`` (cached: read when the head changes)."""
-        cached = self._failures.get((tube, job_id))
-        now = time.monotonic()
-        if cached is not None and (cached[1] is not None or now - cached[0] < FAILURE_RECHECK):
-            return cached[1], cached[2]
-        from .failures import attach_failure  # failures imports this module
-
-        panel = _Panel(job_id, dict(stats))
-        try:
-            # A slow record store must not make the server look down (the poll's own bound).
-            await asyncio.wait_for(
-                attach_failure(self.failure_reader, self, panel), FAILURE_READ_TIMEOUT
-            )
-        except asyncio.TimeoutError:
-            panel.failure = None
-            panel.failure_note = "The failure records could not be read: no answer in time."
-        failure = _failure_fields(panel.failure) if panel.failure is not None else None
-        for key in [key for key in self._failures if key[0] == tube]:
-            del self._failures[key]  # one buried head per tube: only the current one is kept
-        self._failures[(tube, job_id)] = (now, failure, panel.failure_note)
-        return failure, panel.failure_note
+        self.next_jobs.keep(heads)
 
     async def _ages(self, tubes: dict[str, StatsTube]) -> dict[str, int]:
         """Age of the oldest ready job of the busiest tubes (peek-ready, then stats-job)."""
@@ -615,34 +504,13 @@ class LiveServer:
     def _tube_message(
         self, tube: tuple[int, str], sent: dict[str, Any]
     ) -> Optional[dict[str, Any]]:
-        """A tube page's message: its row, and its next jobs when they changed.
-
-        ``sent`` is the tab's (state -> the head as last sent, without its ticking
-        stats). A head sent before is sent again only when it changed; its age and
-        time left come as ``ticks`` ``[state, id, age, time-left]``. ``jobs`` is a
-        list of ``[state, job or None]``: a job that vanished is sent as None.
-        """
+        """A tube page's message: its row, and its next jobs when they changed (``.heads``)."""
         index, name = tube
         if self.index != index:
             return None
         row = next((r for r in self.snapshot["tubes"] if r["name"] == name), None)
         message: dict[str, Any] = {"type": "tube", "server": self.header(), "row": row}
-        heads = self.heads.get(name)
-        if name not in self.watched:
-            message["jobs_live"] = False
-            return message
-        if heads is None or not self.up:
-            return message  # not peeked yet (the next poll does)
-        jobs, ticks = [], []
-        for state in HEAD_STATES:
-            head = heads.get(state)
-            fixed = None if head is None else {k: v for k, v in head.items() if k not in _TICKING}
-            if state not in sent or sent[state] != fixed:
-                sent[state] = fixed
-                jobs.append([state, head])
-            elif head is not None:
-                ticks.append([state, head["id"], head["age"], head["time-left"]])
-        message["jobs"], message["ticks"] = jobs, ticks
+        message.update(self.next_jobs.message(name, self.up, sent))
         return message
 
     def _notify(self) -> None:
@@ -651,32 +519,6 @@ class LiveServer:
                 listener(self)
             except Exception:  # one broken listener must not starve the others
                 log.exception("web console listener failed")
-
-
-class _Panel:
-    """What :func:`~.failures.attach_failure` fills in: a job's id, stats and failure."""
-
-    def __init__(self, job_id: int, stats: dict[str, Any]) -> None:
-        self.id = job_id
-        self.stats = stats
-        self.failure: Optional[dict[str, Any]] = None
-        self.failure_note = ""
-
-
-def _failure_fields(record: Any) -> dict[str, str]:
-    """A failure record as short texts (a record is written by anyone who can put a job)."""
-    worker = record.get("worker") if isinstance(record, dict) else None
-    worker = worker if isinstance(worker, dict) else {}
-    record = record if isinstance(record, dict) else {}
-    return {
-        "error": str(record.get("error", ""))[:LIVE_ERROR_CHARS],
-        "attempts": str(record.get("attempts", "?"))[:40],
-        "failed_at": str(record.get("failed_at", "?"))[:80],
-        "host": str(worker.get("host", ""))[:200],
-        "pid": str(worker.get("pid", ""))[:40],
-        # The end of a traceback says what failed: that is what is kept.
-        "traceback": str(record.get("traceback", "") or "")[-LIVE_TRACEBACK_CHARS:],
-    }
 
 
 Rate = Callable[[int, Any, str], Optional[float]]
