@@ -318,3 +318,42 @@ async def test_the_largest_next_jobs_message_stays_under_64_kib(
         fresh.socket.close()
     finally:
         tab.socket.close()
+
+
+async def test_a_failure_reader_that_never_answers_costs_a_note_not_the_server(
+    console: Running, client: beanstalkt.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_module, "FAILURE_READ_TIMEOUT", 0.5)
+    never = asyncio.Event()
+
+    async def stuck(_server: Any, _tube: str) -> dict[int, dict[str, Any]]:
+        await never.wait()
+        return {}
+
+    console.monitor.servers[0].next_jobs.failure_reader = stuck
+    monkeypatch.setattr(
+        console.monitor.servers[0].next_jobs, "watch", _keeping_reader(console, stuck)
+    )
+    tab = await console.tab("stuck")
+    try:
+        job_id = await bury_one(client, "stuck", b"x")
+        await tab.until(lambda t: t.head_id("buried") == job_id, "the buried job")
+        buried = tab.heads["buried"]
+        assert buried is not None
+        assert buried["failure_note"] == (
+            "The failure records could not be read: no answer in time."
+        )
+        assert console.monitor.servers[0].up
+    finally:
+        tab.socket.close()
+
+
+def _keeping_reader(console: Running, reader: Any) -> Callable[..., bool]:
+    """``NextJobs.watch`` that keeps the test's reader (the app passes its own)."""
+    next_jobs = console.monitor.servers[0].next_jobs
+    original = type(next_jobs).watch
+
+    def watch(tube: str, _failure_reader: Any = None) -> bool:
+        return original(next_jobs, tube, reader)
+
+    return watch
