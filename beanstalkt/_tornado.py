@@ -37,7 +37,12 @@ from tornado.iostream import IOStream
 ReadCallback = Callable[["asyncio.Future[int]"], None]
 
 
-class _DirectRead(asyncio.Future):  # type: ignore[type-arg]
+_Future = asyncio.Future
+_set_result = asyncio.Future.set_result
+_set_exception = asyncio.Future.set_exception
+
+
+class _DirectRead(_Future):  # type: ignore[type-arg]
     """A pending read's future that calls the reader back as it completes.
 
     A success comes from inside the stream's event handler, after Tornado has
@@ -47,14 +52,12 @@ class _DirectRead(asyncio.Future):  # type: ignore[type-arg]
     stream is in the middle of ``close()`` then.
     """
 
+    # Set right after construction: no __init__ of our own (a Python frame per read).
     __slots__ = ("_on_read",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_read: ReadCallback) -> None:
-        super().__init__(loop=loop)
-        self._on_read = on_read
+    _on_read: ReadCallback
 
     def set_result(self, result: int) -> None:
-        super().set_result(result)
+        _set_result(self, result)
         try:
             self._on_read(self)
         except Exception as exc:
@@ -65,7 +68,7 @@ class _DirectRead(asyncio.Future):  # type: ignore[type-arg]
             )
 
     def set_exception(self, exception: object) -> None:
-        super().set_exception(exception)  # type: ignore[arg-type]
+        _set_exception(self, exception)  # type: ignore[arg-type]
         loop = self.get_loop()
         if not loop.is_closed():  # a stream closed after its loop: nobody to tell
             loop.call_soon(self._on_read, self)
@@ -85,8 +88,9 @@ def start_read(stream: IOStream, buffer: bytearray, on_read: ReadCallback) -> as
     if getattr(stream, "_read_future", None) is future:
         # The plain future is dropped unresolved: nothing awaits it, and an
         # unresolved future is collected without a word.
-        direct = _DirectRead(future.get_loop(), on_read)
-        stream._read_future = direct  # type: ignore[attr-defined]
+        direct = _DirectRead(loop=future.get_loop())
+        direct._on_read = on_read
+        stream._read_future = direct
         return direct
     future.add_done_callback(on_read)
     return future

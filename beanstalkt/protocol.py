@@ -654,7 +654,9 @@ def interpret(
         try:
             # The common results first, without a call.
             if result is Result.INTEGER:
-                return _unsigned(reply.args[0])
+                word = reply.args[0]
+                # The check of _unsigned, without its call (an id per put).
+                return int(word) if word.isdigit() else _unsigned(word)
             if result is Result.NOTHING:
                 if reply.args:
                     raise ValueError("unexpected arguments")

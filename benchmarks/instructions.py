@@ -57,12 +57,12 @@ async def _workload(row: str, host: str, port: int, n: int) -> None:
     if row == "floor-put-pipelined":
         from minimal_client import MinimalClient
 
-        client = await MinimalClient.connect(host, port)
+        floor_client = await MinimalClient.connect(host, port)
         try:
-            await client.use(TUBE)
-            await asyncio.gather(*[client.put(BODY) for _ in range(n)])
+            await floor_client.use(TUBE)
+            await asyncio.gather(*[floor_client.put(BODY) for _ in range(n)])
         finally:
-            client.close()
+            floor_client.close()
         return
     if row == "tornado-lockstep":
         from tornado.tcpclient import TCPClient
