@@ -24,7 +24,7 @@ from typing import Optional, Protocol
 
 
 class RandomSource(Protocol):
-    """What :meth:`Backoff.delay` draws from: the ``random`` module, or a seeded ``random.Random``."""
+    """What :meth:`Backoff.delay` draws from: ``random``, or a seeded ``random.Random``."""
 
     def random(self) -> float:
         """A float in ``[0, 1)``."""

@@ -66,3 +66,55 @@ async def answer_puts_properly(reader: asyncio.StreamReader, writer: asyncio.Str
         else:
             writer.write(b"UNKNOWN_COMMAND\r\n")
         await writer.drain()
+
+
+def yaml_reply(lines: list[str]) -> bytes:
+    """An ``OK <bytes>`` reply carrying a YAML document of ``lines``."""
+    body = ("---\n" + "".join(line + "\n" for line in lines)).encode()
+    return b"OK %d\r\n%s\r\n" % (len(body), body)
+
+
+class MisbehavingStats:
+    """A fake beanstalkd for the monitoring tools: ``stats``, ``list-tubes``, ``stats-tube``.
+
+    ``mode`` says how it misbehaves now, and can change while clients stay
+    connected: ``"garbage"`` (a reply word no command has), ``"bad-counter"``
+    (``current-jobs-ready: lots``), ``"bad-stats"`` (``uptime: soon``) or
+    ``"sane"``. With ``bad_name`` it also lists a tube name no client accepts
+    (``bad name!``).
+    """
+
+    def __init__(self, mode: str = "bad-counter", bad_name: bool = True) -> None:
+        self.mode = mode
+        self.bad_name = bad_name
+
+    def stats(self) -> bytes:
+        uptime = "soon" if self.mode == "bad-stats" else "100"
+        return yaml_reply(
+            [f"uptime: {uptime}", "version: fake", "current-jobs-ready: 1", "max-job-size: 65535",
+             "current-tubes: 2"]
+        )  # fmt: skip
+
+    def stats_tube(self, name: str) -> bytes:
+        ready = "lots" if self.mode == "bad-counter" else "0"
+        return yaml_reply([f"name: {name}", f"current-jobs-ready: {ready}", "total-jobs: 3"])
+
+    async def script(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int
+    ) -> None:
+        """Answer one connection until it closes."""
+        while line := await reader.readline():
+            words = line.decode(errors="replace").split() or [""]
+            if self.mode == "garbage":
+                writer.write(b"HELLO THERE\r\n")
+            elif words[0] == "stats":
+                writer.write(self.stats())
+            elif words[0] == "list-tubes":
+                writer.write(yaml_reply(["- default", *(["- bad name!"] if self.bad_name else [])]))
+            elif words[0] == "stats-tube":
+                writer.write(self.stats_tube(words[1]))
+            elif words[0] == "use":
+                writer.write(b"USING " + words[1].encode() + b"\r\n")
+            else:
+                writer.write(b"UNKNOWN_COMMAND\r\n")
+            await writer.drain()

@@ -157,6 +157,35 @@ def test_converters_turn_value_errors_into_usage_errors() -> None:
             convert(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "default_port", "expected"),
+    [
+        ("127.0.0.1:9127", None, ("127.0.0.1", 9127)),
+        (":9127", None, ("0.0.0.0", 9127)),  # every interface
+        ("[::1]:80", None, ("::1", 80)),
+        ("localhost", 8080, ("localhost", 8080)),
+        (":8081", 8080, ("0.0.0.0", 8081)),
+    ],
+)
+def test_listen_address_of_every_tool_that_serves(
+    text: str, default_port: Optional[int], expected: tuple[str, int]
+) -> None:
+    assert common.listen_address(text, default_port) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "default_port", "message"),
+    [
+        ("localhost", None, "--listen 'localhost': give a port"),
+        ("unix:/run/x.sock", 8080, "--listen takes HOST:PORT, not a Unix socket"),
+        ("host:notaport", 8080, "the port must be a number from 1 to 65535"),
+    ],
+)
+def test_listen_address_refused(text: str, default_port: Optional[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        common.listen_address(text, default_port)
+
+
 def test_one_exit_code_table_for_every_tool() -> None:
     from beanstalkt.cli import main
 

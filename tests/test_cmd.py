@@ -233,6 +233,46 @@ def test_put_refused_by_the_server() -> None:
         assert message == "beanstalkt: the server is draining: it accepts no new jobs\n"
 
 
+def test_put_from_a_huge_stdin_reads_only_max_job_size_plus_one() -> None:
+    with BeanstalkdServer(max_job_size=1024) as server:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "beanstalkt.cmd", "put", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=environment(server),
+        )  # fmt: skip
+        assert command.stdin is not None
+        written = 0
+        chunk = b"x" * (1 << 20)
+        try:
+            while written < 256 << 20:  # 256 MiB, unless the command stops reading first
+                command.stdin.write(chunk)
+                written += len(chunk)
+            command.stdin.close()
+        except BrokenPipeError:
+            pass
+        out, err = command.communicate(timeout=60)
+        assert out == b""
+        assert command.returncode == EXIT_FAILED
+        assert err.decode() == (
+            "beanstalkt: job too big: stdin holds more than the server's max-job-size of "
+            "1,024 bytes (put - reads at most 1,025)\n"
+        )
+        assert written < 64 << 20  # it hung up long before the end
+        assert library(server, lambda client: client.stats())["total-jobs"] == 0
+
+
+def test_put_from_a_closed_stdin_says_so(beanstalkd: BeanstalkdServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "beanstalkt.cmd", "put", "-"],
+        capture_output=True, text=True, env=environment(beanstalkd), timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert result.returncode == EXIT_FAILED
+    assert result.stderr == (
+        "beanstalkt: put -: stdin is closed; pipe the body in or give it as an argument\n"
+    )
+
+
 # --------------------------------------------------------------------------
 # reserve and reserve-job
 

@@ -33,10 +33,9 @@ KNOWN = {
     "beanstalkt/worker/worker.py::Worker._run_slot": 95,
     "beanstalkt/worker/worker.py::Worker._where_to": 63,
     "beanstalkt/worker/worker.py::Worker._run_job": 81,
-    "beanstalkt/cli/worker.py::main": 64,
     # About the limit ("~60", "~800"): the I/O layer and the pipeline, one
     # step each of a connection's life; the Client, one thin method per command.
-    "beanstalkt/client.py": 820,
+    "beanstalkt/client.py": 808,
     "beanstalkt/connection.py::Connection.__init__": 62,
     "beanstalkt/connection.py::Connection.submit": 62,
     "beanstalkt/pipeline.py::Pipeline.connection_lost": 62,

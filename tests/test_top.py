@@ -23,6 +23,8 @@ from beanstalkt.ops import top
 from beanstalkt.ops.monitor import ServerSnapshot, TubeSnapshot
 from beanstalkt.testing import BeanstalkdServer, free_port
 
+from .fake_server import FakeServer, MisbehavingStats
+
 # Waiting for something that should happen well before this means it never will.
 GUARD = 30.0
 
@@ -359,3 +361,75 @@ async def test_live_view_shows_rates_changing_and_quits_on_q(
     await view.wait_for(lambda s: "READY*" in s and "TUBE*" not in s, "sorting by READY")
     view.keys("q")
     await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+
+
+# ----------------------------------------------------------------------
+# A server that talks garbage: top says so and goes on.
+
+
+def test_string_counters_show_as_question_marks() -> None:
+    odd = tube("odd", current_jobs_ready="lots", total_jobs=5)  # type: ignore[arg-type]
+    lines = top.render(snapshot(2.0, odd), snapshot(1.0, tube("odd", total_jobs="x")))  # type: ignore[arg-type]
+    assert lines[2].split()[:2] == ["odd", "?"]
+    bad_server = ServerSnapshot("s:1", 1.0, Stats(uptime="soon", version=7), ())  # type: ignore[typeddict-item]
+    assert "up ?" in top.server_line(bad_server)
+
+
+def test_status_lines_wrap_the_error_and_mark_old_data() -> None:
+    error = "bad reply from s:1: UnexpectedResponse: " + "x" * 100
+    lines = top.status_lines(error, stale_for=75.0, width=50)
+    assert "".join(lines[:-1]) == error and all(len(line) <= 50 for line in lines)
+    assert lines[-1] == "STALE: the table below is from 1m15s ago"
+    assert top.status_lines(error, None, 200) == [error]
+    assert top.status_lines("", 3.0, 80) == []
+
+
+async def test_once_against_a_garbage_server_says_why_without_a_traceback() -> None:
+    fake = MisbehavingStats("garbage", bad_name=False)
+    async with FakeServer(fake.script) as server:
+        for mode, bad_name, status in [
+            ("garbage", False, 1),
+            # ops.monitor itself compares the ready count: the snapshot fails, said plainly.
+            ("bad-counter", False, 1),
+            ("bad-stats", False, 0),  # what cannot be read shows as '?', the rest as usual
+            ("sane", True, 1),  # a tube name the client refuses
+        ]:
+            fake.mode, fake.bad_name = mode, bad_name
+            result = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "beanstalkt.top", "--once", "--interval", "0",
+                "--server", f"127.0.0.1:{server.port}",
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(result.communicate(), GUARD)
+            text = err.decode()
+            assert "Traceback" not in text, text
+            assert result.returncode == status, (mode, text)
+            if status:
+                assert text.startswith(f"beanstalkt top: bad reply from 127.0.0.1:{server.port}")
+                assert text.count("\n") == 1
+            else:
+                assert "default" in out.decode() and "?" in out.decode()
+
+
+async def test_live_view_survives_garbage_and_marks_stale_data(
+    terminal: Callable[[list[str]], Terminal],
+) -> None:
+    fake = MisbehavingStats("garbage", bad_name=False)
+    async with FakeServer(fake.script) as server:
+        view = terminal(
+            [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3",
+             "--server", f"127.0.0.1:{server.port}"]
+        )  # fmt: skip
+        await view.wait_for(lambda s: "bad reply from" in s, "the garbage reported")
+        assert "Traceback" not in view.screen() and "EXIT:" not in view.screen()
+        fake.mode = "sane"
+        await view.wait_for(
+            lambda s: "bad reply" not in s and cells(s, "default") is not None, "the table"
+        )
+        fake.mode = "garbage"
+        screen = await view.wait_for(lambda s: "STALE: the table below is from" in s, "stale")
+        assert "bad reply from" in screen and cells(screen, "default") is not None
+        fake.mode = "sane"
+        await view.wait_for(lambda s: "STALE" not in s and "bad reply" not in s, "fresh again")
+        view.keys("q")
+        await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")

@@ -29,10 +29,11 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import beanstalkt
 from beanstalkt.ops.web.app import ConsoleOptions, make_app
+from beanstalkt.ops.web.guard import ConsoleHTTPServer
 from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
 
@@ -81,7 +82,7 @@ class Consoles:
             monitor = Monitor(
                 [(self.server.host, self.server.port), (host, int(port))], interval=0.2
             )
-            http = tornado.httpserver.HTTPServer(make_app(monitor, options))
+            http = ConsoleHTTPServer(make_app(monitor, options))
             sock, http_port = tornado.testing.bind_unused_port()
             http.add_sockets([sock])
             monitor.start()
@@ -91,6 +92,28 @@ class Consoles:
         client = beanstalkt.Client(self.server.host, self.server.port)
         await client.connect()
         return client
+
+    def extra(
+        self,
+        server: BeanstalkdServer,
+        options: Optional[ConsoleOptions] = None,
+        failure_reader: Any = None,
+        **monitor_options: Any,
+    ) -> tuple[str, Monitor]:
+        """Start one more console on this loop for ``server``; its URL and monitor."""
+
+        async def start() -> tuple[str, Monitor]:
+            monitor = Monitor([(server.host, server.port)], **monitor_options)
+            app = make_app(monitor, options or ConsoleOptions(), failure_reader=failure_reader)
+            http = ConsoleHTTPServer(app)
+            sock, http_port = tornado.testing.bind_unused_port()
+            http.add_sockets([sock])
+            monitor.start()
+            await monitor.first_poll()
+            self.stoppers.append(self._stopper(http, monitor))
+            return f"http://127.0.0.1:{http_port}", monitor
+
+        return self.run(start())
 
     @staticmethod
     def _stopper(
@@ -150,8 +173,11 @@ def browser() -> Iterator[WebDriver]:
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--window-size=1280,900",
+        # A rebinding attacker's name, already pointing at this machine.
+        "--host-resolver-rules=MAP rebind.example 127.0.0.1",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
     try:
         yield driver
@@ -205,13 +231,19 @@ def test_overview_table_and_dead_server(browser: WebDriver, consoles: Consoles) 
     wait_for(browser, lambda d: cell(d, 0, "b-beta", "buried") == "1", "beta shows 1 buried")
     assert cell(browser, 0, "b-beta", "delayed") == "1"
     assert cell(browser, 0, "b-beta", "total") == "2"
-    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "section.server thead th")]
-    assert headers[:9] == [
+    headers = [
+        th.text
+        for th in browser.find_elements(By.CSS_SELECTOR, "section.server thead tr:first-child th")
+    ]
+    assert headers[:12] == [
         "TUBE",
         "READY",
         "RESERVED",
         "DELAYED",
         "BURIED",
+        "OLDEST",
+        "WATCHING",
+        "WAITING",
         "PAUSED",
         "TOTAL",
         "PUT/S",
@@ -242,6 +274,13 @@ def test_counts_change_without_reload(browser: WebDriver, consoles: Consoles) ->
     consoles.bury("b-gamma", b"gamma buried")
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "ready") == "4", "gamma shows 4 ready")
     wait_for(browser, lambda d: cell(d, 0, "b-gamma", "buried") == "1", "gamma shows 1 buried")
+    # A value that changed stands out (highlighted); one that did not, does not.
+    classes = browser.execute_script(
+        'var row = document.querySelector(\'section[data-server="0"] tr[data-tube="b-gamma"]\');'
+        "return [row.querySelector('[data-field=\"ready\"]').className,"
+        "        row.querySelector('[data-field=\"reserved\"]').className];"
+    )
+    assert classes == ["changed", ""]
     assert browser.execute_script("return window.notReloaded;") is True
     # The row's chart has a ready and a buried line drawn from the live feed (read
     # again while the feed redraws it under us).
@@ -327,3 +366,250 @@ def test_post_without_xsrf_is_refused_in_the_browser(
     assert browser.find_element(By.CSS_SELECTOR, ".status").text == "403"
     assert "XSRF token" in browser.find_element(By.ID, "message-text").text
     assert consoles.command(lambda client: client.stats_job(job_id))["state"] == "ready"
+
+
+# ---------------------------------------------------------------------------
+# A hostile network and hostile producers
+
+
+def page_fetch(driver: WebDriver, method: str, path: str) -> dict[str, Any]:
+    """``fetch(path)`` from the current page's origin: its status and whether it leaked a token."""
+    result: dict[str, Any] = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "fetch(arguments[1], {method: arguments[0], credentials: 'include'})"
+        "  .then(function (r) { return r.text().then(function (t) {"
+        "    done({status: r.status, token: t.indexOf('_xsrf') >= 0, text: t}); }); })"
+        "  .catch(function (e) { done({status: 0, token: false, text: String(e)}); });",
+        method,
+        path,
+    )
+    return result
+
+
+def page_websocket(driver: WebDriver, url: str) -> dict[str, Any]:
+    """Open a WebSocket from the current page: did it open, did a message come?"""
+    result: dict[str, Any] = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "var outcome = {opened: false, messages: 0};"
+        "var ws = new WebSocket(arguments[0]);"
+        "ws.onopen = function () { outcome.opened = true; };"
+        "ws.onmessage = function () { outcome.messages += 1; };"
+        "ws.onclose = function () { done(outcome); };"
+        "setTimeout(function () { ws.close(); }, 3000);",
+        url,
+    )
+    return result
+
+
+def test_a_rebinding_page_gets_nothing_and_cannot_act(
+    browser: WebDriver, consoles: Consoles
+) -> None:
+    job_id = consoles.bury("b-rebind", b"the attacker wants this gone")
+    port = consoles.urls["rw"].rsplit(":", 1)[1]
+    # The attacker's page, once its name points here, has the origin http://rebind.example:PORT.
+    browser.get(f"http://rebind.example:{port}/")
+    assert "does not answer to that host name" in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.TAG_NAME, "form") == []
+    page = page_fetch(browser, "GET", "/server/0/tube/b-rebind")
+    assert page["status"] == 421 and not page["token"] and "b-rebind" not in page["text"]
+    posted = page_fetch(browser, "POST", f"/server/0/job/{job_id}/delete")
+    assert posted["status"] == 421
+    feed = page_websocket(browser, f"ws://rebind.example:{port}/live")
+    assert feed == {"opened": False, "messages": 0}
+    assert consoles.command(lambda client: client.stats_job(job_id))["state"] == "buried"
+
+
+def test_a_page_of_another_origin_cannot_open_the_feed(
+    browser: WebDriver, consoles: Consoles
+) -> None:
+    browser.get(consoles.urls["ro"] + "/")  # another origin: another port
+    target = consoles.urls["rw"].replace("http://", "ws://") + "/live"
+    assert page_websocket(browser, target) == {"opened": False, "messages": 0}
+    own = consoles.urls["ro"].replace("http://", "ws://") + "/live"
+    outcome = page_websocket(browser, own)
+    assert outcome["opened"] and outcome["messages"] >= 1
+
+
+def test_prototype_named_tubes_show_like_any_other_and_the_feed_goes_on(
+    browser: WebDriver, consoles: Consoles
+) -> None:
+    console_log: Callable[[str], list[dict[str, Any]]] = browser.get_log  # type: ignore[attr-defined]
+    console_log("browser")  # what earlier tests left
+    names = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"]
+    for name in names:
+        consoles.put(name, b"x")
+    browser.get(consoles.urls["rw"] + "/")
+    for name in names:
+
+        def shows_one(driver: WebDriver, name: str = name) -> bool:
+            return cell(driver, 0, name, "ready") == "1"
+
+        wait_for(browser, shows_one, name)
+    # The feed goes on: counts keep changing, a new tube still appears.
+    consoles.put("constructor", b"y")
+    consoles.put("b-after-proto", b"z")
+    wait_for(browser, lambda d: cell(d, 0, "constructor", "ready") == "2", "constructor: 2")
+    wait_for(browser, lambda d: cell(d, 0, "b-after-proto", "ready") == "1", "new row appears")
+    assert browser.find_element(By.ID, "live-status").text == "● live"
+    errors = [
+        entry
+        for entry in console_log("browser")
+        if entry.get("level") == "SEVERE" and "Failed to load resource" not in entry["message"]
+    ]
+    assert errors == []
+    for name in names:
+        consoles.run(drain(consoles.client, name))
+
+
+async def drain(client: beanstalkt.Client, tube: str) -> None:
+    """Delete every ready job of ``tube`` (so later tests see a clean overview)."""
+    while True:
+        try:
+            job = await client.peek_ready(tube=tube)
+        except beanstalkt.NotFound:
+            return
+        await client.delete(job.id)
+
+
+def test_sort_and_filter_put_problems_first(browser: WebDriver, consoles: Consoles) -> None:
+    consoles.put("b-sort-many", b"1")
+    consoles.put("b-sort-many", b"2")
+    consoles.bury("b-sort-buried", b"3")
+    browser.get(consoles.urls["rw"] + "/")
+    wait_for(browser, lambda d: cell(d, 0, "b-sort-buried", "buried") == "1", "buried row")
+
+    def order(driver: WebDriver) -> list[str]:
+        rows = driver.find_elements(By.CSS_SELECTOR, 'section[data-server="0"] tbody tr')
+        return [row.get_attribute("data-tube") or "" for row in rows]
+
+    filter_box = browser.find_element(By.ID, "filter")
+    filter_box.send_keys("B-SORT")  # any case
+    # Problems first: the tube with a buried job above the one with more ready jobs.
+    wait_for(browser, lambda d: order(d) == ["b-sort-buried", "b-sort-many"], "filtered")
+    Select(browser.find_element(By.ID, "sort")).select_by_value("ready")
+    wait_for(browser, lambda d: order(d) == ["b-sort-many", "b-sort-buried"], "by ready")
+    Select(browser.find_element(By.ID, "sort")).select_by_value("name")
+    wait_for(browser, lambda d: order(d) == ["b-sort-buried", "b-sort-many"], "by name")
+    totals = browser.find_element(By.CSS_SELECTOR, 'section[data-server="0"] thead tr.totals')
+    assert "(2 of 2 matching shown)" in (totals.get_attribute("textContent") or "")
+
+
+def test_the_tube_page_updates_live(browser: WebDriver, consoles: Consoles) -> None:
+    consoles.put("b-tube-live", b"first")
+    browser.get(consoles.urls["rw"] + "/server/0/tube/b-tube-live")
+    browser.execute_script("window.notReloaded = true;")
+
+    def ready(driver: WebDriver) -> str:
+        return str(
+            driver.find_element(
+                By.CSS_SELECTOR, 'table.tube-stats td[data-field="current-jobs-ready"]'
+            ).text
+        )
+
+    assert ready(browser) == "1"
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "tube-live").text, "live")
+    consoles.put("b-tube-live", b"second")
+    consoles.bury("b-tube-live", b"third")
+    wait_for(browser, lambda d: ready(d) == "2", "ready count updated")
+    wait_for(
+        browser,
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, 'table.tube-stats td[data-field="current-jobs-buried"]'
+            ).text
+            == "1"
+        ),
+        "buried count updated",
+    )
+    assert "reload for the next jobs" in browser.find_element(By.ID, "tube-live").text
+    assert browser.execute_script("return window.notReloaded;") is True
+
+
+def test_the_badge_goes_stale_when_updates_stop(browser: WebDriver, consoles: Consoles) -> None:
+    with BeanstalkdServer() as server:
+        url, monitor = consoles.extra(server, interval=0.2, poll_timeout=1.0)
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "live-status").text == "● live", "live")
+        # Polling stops (as if the loop were stuck) while the page's socket stays open.
+        for watched in monitor.servers:
+            assert watched._task is not None
+            consoles.loop.call_soon_threadsafe(watched._task.cancel)
+        WebDriverWait(browser, 60, poll_frequency=0.2).until(
+            lambda d: d.find_element(By.ID, "live-status").text.startswith("○ stale"),
+            message="the badge says stale",
+        )
+        section = browser.find_element(By.CSS_SELECTOR, 'section.server[data-server="0"]')
+        assert "stale" in (section.get_attribute("class") or "").split()
+        assert section.find_element(By.CSS_SELECTOR, '[data-field="state"]').text == "stale"
+
+
+def test_5000_tubes_stay_small_on_the_wire_and_cheap_to_draw(
+    browser: WebDriver, consoles: Consoles, report: Callable[[str], None]
+) -> None:
+    with BeanstalkdServer() as server:
+
+        async def fill() -> None:
+            async with beanstalkt.Client(server.host, server.port) as client:
+                for start in range(0, 5000, 500):
+                    await asyncio.gather(
+                        *(
+                            client.put(b"x" * (n % 7), tube=f"t{n:04d}")
+                            for n in range(start, start + 500)
+                        )
+                    )
+                for n in range(0, 5000, 250):  # a few problems to put first
+                    job = await client.reserve_job((await client.peek_ready(tube=f"t{n:04d}")).id)
+                    await client.bury(job.id)
+
+        consoles.run(fill())
+        url, _ = consoles.extra(server, interval=0.5, history_seconds=30)
+        browser.get(url + "/")
+        wait_for(
+            browser,
+            lambda d: (
+                int(d.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0) >= 8
+            ),
+            "eight updates",
+        )
+        body = browser.find_element(By.TAG_NAME, "body")
+        rows = browser.find_elements(By.CSS_SELECTOR, 'section[data-server="0"] tbody tr')
+        assert len(rows) == 100  # the cap: problems first, the rest counted
+        assert rows[0].get_attribute("data-tube") == "t0000"  # buried: first
+        totals = browser.find_element(By.CSS_SELECTOR, 'section[data-server="0"] thead tr.totals')
+        assert "(100 of 5001 shown)" in (totals.get_attribute("textContent") or "")  # + default
+        max_bytes = int(body.get_attribute("data-max-bytes") or 0)
+        assert 0 < max_bytes < 64 * 1024
+        max_ms = float(body.get_attribute("data-max-update-ms") or 0)
+        report(
+            f"5,000 tubes: largest feed message {max_bytes:,} bytes, longest update "
+            f"{max_ms:.1f} ms of main-thread time over {body.get_attribute('data-updates')} updates"
+        )
+
+
+def test_a_buried_job_shows_why_it_failed(browser: WebDriver, consoles: Consoles) -> None:
+    job_id = consoles.bury("b-failed", b"payload")
+
+    async def reader(server: Any, tube: str) -> dict[int, dict[str, Any]]:
+        return {
+            job_id: {
+                "id": job_id,
+                "tube": tube,
+                "error": "SMTPRecipientsRefused: <img src=x onerror=window.pwned=3>",
+                "traceback": "Traceback (most recent call last):\n  File 'send.py'\nSMTPError",
+                "attempts": 5,
+                "failed_at": "2026-12-04T20:00:00Z",
+                "worker": {"host": "mail-1", "pid": 77},
+            }
+        }
+
+    url, _ = consoles.extra(consoles.server, interval=0.2, failure_reader=reader)
+    browser.get(url + "/server/0/tube/b-failed")
+    panel = browser.find_element(By.CSS_SELECTOR, 'article.job[data-state="buried"]')
+    assert panel.get_attribute("data-job") == str(job_id)
+    failure = panel.find_element(By.CSS_SELECTOR, "section.failure")
+    assert failure.find_element(By.CSS_SELECTOR, '[data-field="failure-error"]').text == (
+        "SMTPRecipientsRefused: <img src=x onerror=window.pwned=3>"
+    )
+    assert "after 5 attempt(s), at 2026-12-04T20:00:00Z, by mail-1 (pid 77)" in failure.text
+    assert failure.find_elements(By.TAG_NAME, "img") == []
+    assert browser.execute_script("return window.pwned === undefined;") is True

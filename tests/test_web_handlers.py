@@ -26,6 +26,7 @@ import beanstalkt
 from beanstalkt.ops.web import main as web_main
 from beanstalkt.ops.web import parse_address
 from beanstalkt.ops.web.app import ConsoleOptions, make_app
+from beanstalkt.ops.web.guard import ConsoleHTTPServer
 from beanstalkt.ops.web.live import Monitor
 from beanstalkt.testing import BeanstalkdServer, free_port
 
@@ -123,7 +124,7 @@ async def start_console(
     monitor = Monitor([(server.host, server.port), dead], interval=0.2)
     app = make_app(monitor, options)
     sock, port = tornado.testing.bind_unused_port()
-    http = tornado.httpserver.HTTPServer(app)
+    http = ConsoleHTTPServer(app)
     http.add_sockets([sock])
     monitor.start()
     await monitor.first_poll()
@@ -179,7 +180,7 @@ async def test_overview_shows_every_tube_and_a_dead_server(
     html = text(page)
     live, dead = console.monitor.servers
     assert f'<span class="address">{live.address}</span>' in html
-    rows = dict(re.findall(r'<tr data-tube="([^"]+)">(.*?)</tr>', html, re.S))
+    rows = dict(re.findall(r'<tr data-tube="([^"]+)"[^>]*>(.*?)</tr>', html, re.S))
     assert set(rows) == {"default", "emails", "thumbnails"}
     assert '<td data-field="ready">2</td>' in rows["emails"]
     assert '<td data-field="buried">1</td>' in rows["thumbnails"]
@@ -203,7 +204,8 @@ async def test_api_overview_is_json_with_totals_and_down_server(
     assert live["totals"]["delayed"] == 1
     emails = next(tube for tube in live["tubes"] if tube["name"] == "emails")
     assert (emails["ready"], emails["delayed"], emails["total"]) == (0, 1, 1)
-    assert data["history"][0]["emails"][-1][1:] == [0, 0]
+    # History points come every history_seconds / 60; the first poll made one.
+    assert data["history"][0]["default"][-1][1:] == [0, 0]
 
 
 async def test_live_feed_sends_new_counts_after_a_put(
@@ -219,10 +221,22 @@ async def test_live_feed_sends_new_counts_after_a_put(
         while True:  # polls come every 0.2 s; wait for the one that saw the put
             message = json.loads(await socket.read_message())  # type: ignore[arg-type]
             assert message["type"] == "server"
-            tubes = {tube["name"]: tube for tube in message["server"]["tubes"]}
+            tubes = {tube["name"]: tube for tube in message["rows"]}
             if "live-tube" in tubes:
                 break
         assert tubes["live-tube"]["ready"] == 1
+        assert message["order"][0] == "live-tube"  # problems first: the one with a ready job
+        # Deltas: once its rate and age settle, the row is named in the order but not re-sent
+        # (the age grows by a second every fifth poll).
+        for _ in range(50):
+            message = json.loads(await socket.read_message())  # type: ignore[arg-type]
+            if message["server"]["index"] == 0 and "live-tube" not in {
+                tube["name"] for tube in message["rows"]
+            }:
+                break
+        else:
+            raise AssertionError("every message re-sent the unchanged row")
+        assert "live-tube" in message["order"]
     finally:
         socket.close()
 
@@ -323,8 +337,8 @@ async def test_tube_names_with_slashes_and_dollars_round_trip(
         ("/server/0/tube/" + "x" * 201, 400, "at most 200 characters"),
         ("/server/0/tube/sp%20ace", 400, "uses only the characters"),
         ("/server/7/tube/default", 404, "There is no server number &#x27;7&#x27;."),
-        ("/server/0/job/abc", 400, "A job id is a positive whole number"),
-        ("/server/0/job/0", 400, "A job id is a positive whole number"),
+        ("/server/0/job/abc", 400, "A job id is a whole number from 1 to"),
+        ("/server/0/job/0", 400, "A job id is a whole number from 1 to"),
         ("/server/0/job/999999", 404, "There is no job 999999."),
         ("/server/1/tube/default", 503, "is down"),
         ("/no/such/page", 404, "There is no such page."),
@@ -454,7 +468,7 @@ async def test_put_with_defaults_and_delay(console: Console, client: beanstalkt.
         ("/server/0/tube/t/put", {}, 400, "The form field &#x27;body&#x27; is required."),
         ("/server/0/tube/t/kick", {"bound": "0"}, 400, "The number of jobs to kick"),
         ("/server/0/tube/nosuch/pause", {"delay": "5"}, 404, "There is no tube"),
-        ("/server/0/job/12x/delete", {}, 400, "A job id is a positive whole number"),
+        ("/server/0/job/12x/delete", {}, 400, "A job id is a whole number from 1 to"),
         ("/server/0/job/4242/delete", {}, 404, "There is no job 4242"),
         ("/server/0/job/4242/kick", {}, 404, "There is no job 4242"),
         ("/server/1/tube/t/put", {"body": "x"}, 503, "is down"),
@@ -545,7 +559,11 @@ async def test_token_is_required_and_sets_a_session(small_beanstalkd: Beanstalkd
 
         fresh = Session(session.base)
         try:
-            assert (await fresh.get("/?token=wrong")).code == 401
+            # A token in the URL is never taken; the answer drops it from the address bar.
+            dropped = await fresh.get("/?token=s3cret")
+            assert dropped.code == 303
+            assert dropped.headers["Location"] == "/login?next=/"
+            assert "beanstalkt_session" not in fresh.cookies
             login_page = text(await fresh.get("/login"))
             xsrf = re.search(r'name="_xsrf" value="([^"]+)"', login_page)
             assert xsrf
@@ -620,6 +638,11 @@ def test_parse_address(text_: str, expected: tuple[str, int]) -> None:
         ["--token", "a", "--basic-auth", "u:p"],
         ["--interval", "0"],
         ["--bogus"],
+        ["--allow-host", "a b"],
+        ["--allow-host", "evil.example/path"],
+        ["--https-key", "key.pem"],
+        ["--https-cert", "/nonexistent/cert.pem"],
+        ["--max-connections", "0"],
     ],
 )
 def test_command_line_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -632,3 +655,56 @@ def test_beanstalkt_web_dispatches_to_the_console(capsys: pytest.CaptureFixture[
 
     assert cmd_main(["web", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: beanstalkt web")
+
+
+# ---------------------------------------------------------------------------
+# Bulk actions
+
+
+async def test_kick_all_buried_jobs(console: Console, client: beanstalkt.Client) -> None:
+    for n in range(5):
+        await bury_one(client, "kick-all", b"%d" % n)
+    await put_in(client, "kick-all", b"later", delay=600)
+    page = text(await console.session.get("/server/0/tube/kick-all"))
+    assert 'data-action="kick-all"' in page
+    done = await console.session.post("/server/0/tube/kick-all/kick", {"bound": "all"})
+    assert done.code == 303
+    stats = await client.stats_tube("kick-all")
+    # beanstalkd kicks buried jobs when there are any: the delayed one stays.
+    assert (stats["current-jobs-buried"], stats["current-jobs-ready"]) == (0, 5)
+    assert stats["current-jobs-delayed"] == 1
+    again = text(await console.session.get(done.headers["Location"]))
+    assert "Kicked 5 jobs in kick-all." in again
+
+
+async def test_delete_buried_needs_the_tube_name_and_leaves_other_jobs(
+    console: Console, client: beanstalkt.Client
+) -> None:
+    buried = [await bury_one(client, "purge", b"%d" % n) for n in range(4)]
+    ready = await put_in(client, "purge", b"keep")
+    page = text(await console.session.get("/server/0/tube/purge"))
+    assert 'id="delete-buried-form"' in page and "Delete all 4 buried jobs" in page
+    for confirm in ("", "PURGE", "other"):
+        refused = await console.session.post(
+            "/server/0/tube/purge/delete-buried", {"confirm": confirm, "count": "4"}
+        )
+        assert refused.code == 400 and "type the tube" in text(refused)
+    assert (await client.stats_tube("purge"))["current-jobs-buried"] == 4
+    # A count below the number buried deletes that many, oldest first, and says what is left.
+    some = await console.session.post(
+        "/server/0/tube/purge/delete-buried", {"confirm": "purge", "count": "3"}
+    )
+    assert some.code == 303
+    assert "Deleted 3 buried jobs of purge; 1 still buried." in text(
+        await console.session.get(some.headers["Location"])
+    )
+    rest = await console.session.post(
+        "/server/0/tube/purge/delete-buried", {"confirm": "purge", "count": "10"}
+    )
+    assert "Deleted 1 buried job of purge." in text(
+        await console.session.get(rest.headers["Location"])
+    )
+    for job_id in buried:
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(job_id)
+    assert (await client.stats_job(ready))["state"] == "ready"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Optional
 
 import pytest
 
 import beanstalkt
 from beanstalkt.ops.web._tube_ops import TubeOps
+from beanstalkt.ops.web.guard import RateLimitedLog, host_allowed, origin_allowed, safe_next
 from beanstalkt.ops.web.render import (
     BadInput,
     check_tube,
@@ -138,3 +141,91 @@ async def test_move_restores_the_job_when_the_put_fails(beanstalkd: BeanstalkdSe
         stats = await client.stats_job(job_id)
         assert (stats["state"], stats["pri"], stats["tube"]) == ("buried", 3, "src")
         assert await client.list_tube_used() == "default"
+
+
+# ---------------------------------------------------------------------------
+# The network guards' pure rules
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        ("localhost", True),
+        ("LOCALHOST:8080", True),
+        ("localhost.", True),
+        ("127.0.0.1:8080", True),
+        ("[::1]:8080", True),
+        ("[::1]", True),
+        ("10.1.2.3", True),  # an IP literal cannot be rebound
+        ("console.internal", True),  # from --allow-host
+        ("rebind.example", False),
+        ("rebind.example:8080", False),
+        ("localhost.rebind.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("::1", False),  # not a valid Host header
+        ("localhost:http", False),
+        ("[::1]x", False),
+        ("", False),
+    ],
+)
+def test_host_allow_list(header: str, allowed: bool) -> None:
+    assert host_allowed(header, {"localhost", "console.internal"}) is allowed
+
+
+def test_origin_must_be_this_console_on_an_allowed_host() -> None:
+    hosts = {"localhost"}
+    assert origin_allowed("http://localhost:8080", "localhost:8080", hosts)
+    assert origin_allowed("https://127.0.0.1:8443", "127.0.0.1:8443", hosts)
+    assert not origin_allowed("http://localhost:8081", "localhost:8080", hosts)
+    assert not origin_allowed("http://rebind.example:8080", "rebind.example:8080", hosts)
+    assert not origin_allowed("null", "localhost:8080", hosts)
+    assert not origin_allowed("file://", "localhost:8080", hosts)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/", "/"),
+        ("/server/0/tube/emails", "/server/0/tube/emails"),
+        ("/server/0/tube/a%2Fb?x=1", "/server/0/tube/a%2Fb?x=1"),
+        ("", "/"),
+        (None, "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/%09/evil.example", "/"),
+        ("/%2F/evil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("evil.example", "/"),
+        ("/caf\u00e9", "/"),
+    ],
+)
+def test_next_accepts_only_paths_of_this_site(target: Optional[str], expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+def test_rate_limited_log_counts_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    limited = RateLimitedLog(logging.getLogger("test.limited"), period=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.limited"):
+        assert limited.warning("accept", "cannot accept: %s", "EMFILE")
+        for _ in range(500):
+            assert not limited.warning("accept", "cannot accept: %s", "EMFILE")
+        assert limited.warning("other", "another kind")
+        now[0] += 10.0
+        assert limited.warning("accept", "cannot accept: %s", "EMFILE")
+    assert [record.getMessage() for record in caplog.records] == [
+        "cannot accept: EMFILE",
+        "another kind",
+        "cannot accept: EMFILE (500 more like this since the last report)",
+    ]
+
+
+def test_job_ids_follow_the_protocol_range() -> None:
+    assert parse_job_id("18446744073709551615") == 2**64 - 1
+    for text in ("0", "18446744073709551616", "99999999999999999999", "1" * 1000, "-1", "1e3"):
+        with pytest.raises(BadInput):
+            parse_job_id(text)

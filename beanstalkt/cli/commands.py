@@ -143,10 +143,34 @@ async def _not_found(awaitable: Awaitable[Any], message: str) -> Any:
         raise CommandError(message) from None
 
 
+#: The max-job-size assumed when a server does not say (beanstalkd's default).
+DEFAULT_MAX_JOB_SIZE = 65_535
+
+
+def _stdin_body(limit: int) -> bytes:
+    """``put -``'s body: at most ``limit + 1`` bytes of stdin, so a huge input is never read."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise CommandError("put -: stdin is closed; pipe the body in or give it as an argument")
+    try:
+        body: bytes = stream.read(limit + 1)
+    except OSError as exc:
+        raise CommandError(f"put -: cannot read stdin: {exc.strerror or exc}") from None
+    if len(body) > limit:
+        raise CommandError(
+            f"job too big: stdin holds more than the server's max-job-size of {limit:,} bytes "
+            f"(put - reads at most {limit + 1:,})"
+        )
+    return body
+
+
 async def cmd_put(args: argparse.Namespace, server: Endpoint) -> None:
     """``put BODY``: print the new job's id."""
-    body: bytes = args.body_bytes
     async with server.client(use=args.use) as client:
+        body: bytes = args.body_bytes
+        if body is None:  # put -: as much of stdin as this server takes, and a byte more
+            max_job_size = (await client.stats()).get("max-job-size", DEFAULT_MAX_JOB_SIZE)
+            body = _stdin_body(max_job_size)
         try:
             job_id = await client.put(body, args.priority, args.delay, args.ttr)
         except JobTooBig:
@@ -320,11 +344,18 @@ def _write_pool_stats(stats: PoolStats) -> None:
 
 async def pool_put(args: argparse.Namespace, server: Endpoint) -> None:
     """``put BODY`` over several servers: print ``HOST:PORT ID``."""
-    body: bytes = args.body_bytes
     # One put per run has no rotation to follow: without --key, a random key
     # spreads successive runs evenly over the live servers.
     key = args.key if args.key is not None else os.urandom(8)
     async with _pool(args, use=args.use) as pool:
+        body: bytes = args.body_bytes
+        if body is None:  # put -: bounded by the largest max-job-size of the servers
+            sizes = [
+                stats.get("max-job-size", DEFAULT_MAX_JOB_SIZE)
+                for stats in (await pool.stats()).per_server.values()
+                if not isinstance(stats, BaseException)
+            ]
+            body = _stdin_body(max(sizes, default=DEFAULT_MAX_JOB_SIZE))
         try:
             ref = await pool.put(body, args.priority, args.delay, args.ttr, key=key)
         except JobTooBig:

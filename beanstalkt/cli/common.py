@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import ssl
 import textwrap
@@ -40,8 +39,9 @@ from ..address import (
     SERVERS_VARIABLE,
     format_address,
     parse_address,
+    unix_socket_path,
 )
-from ..protocol import check_integer
+from ..protocol import check_integer, check_interval
 from .tls import add_tls_arguments, context_or_usage_error
 
 # --------------------------------------------------------------------------
@@ -127,9 +127,14 @@ def _seconds(text: str, positive: bool) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"expected a number of seconds, not {text!r}") from None
-    # float() also reads "inf" and "nan": neither is a duration a tool can wait.
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        wanted = "a positive number of seconds" if positive else "a number of seconds >= 0"
+    wanted = "a positive number of seconds" if positive else "a number of seconds >= 0"
+    try:
+        # The core's rule for a time the client keeps: finite ("inf" and "nan"
+        # read as floats) and not negative.
+        check_interval("seconds", value)
+    except ValueError:
+        raise ValueError(f"expected {wanted}, not {text!r}") from None
+    if positive and value == 0:
         raise ValueError(f"expected {wanted}, not {text!r}")
     return value
 
@@ -150,6 +155,23 @@ port = argument(_port)
 seconds = argument(_seconds_or_zero)
 #: A finite number of seconds above 0.
 positive_seconds = argument(_positive_seconds)
+
+
+def listen_address(text: str, default_port: Optional[int] = None) -> tuple[str, int]:
+    """Where a tool serves (``--listen``): ``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT``.
+
+    ``:PORT`` means every interface (``0.0.0.0``). Without a port,
+    ``default_port`` is used, or (``None``) the address is refused. A Unix
+    socket is refused: the tools serve HTTP over TCP. Raises ``ValueError``.
+    """
+    if text.startswith(":"):
+        text = "0.0.0.0" + text  # ":PORT": every interface
+    host, port = parse_address(text, default_port or DEFAULT_PORT)
+    if unix_socket_path(host) is not None:
+        raise ValueError("--listen takes HOST:PORT, not a Unix socket")
+    if default_port is None and ":" not in text.rsplit("]", 1)[-1]:
+        raise ValueError(f"--listen {text!r}: give a port, e.g. 127.0.0.1:9127")
+    return host, port
 
 
 # --------------------------------------------------------------------------
@@ -453,6 +475,7 @@ __all__ = [
     "GLOBAL_FLAGS",
     "GLOBAL_OPTIONS",
     "GLOBAL_VALUE_OPTIONS",
+    "listen_address",
     "CommandLineServers",
     "add_connection_arguments",
     "add_server_arguments",

@@ -511,9 +511,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     )
     try:
         if args.command == "put":
-            # Read stdin before connecting: no connection waits on a slow pipe.
+            # put - reads stdin once connected: the server's max-job-size bounds the read.
             body: str = args.body
-            args.body_bytes = sys.stdin.buffer.read() if body == "-" else os.fsencode(body)
+            args.body_bytes = None if body == "-" else os.fsencode(body)
         # The library logs reconnect attempts; a one-shot command reports the loss itself.
         silence_library_loggers()
         asyncio.run(handler(args, server))

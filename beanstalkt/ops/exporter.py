@@ -45,13 +45,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(_MISSING) from exc
 
 from .._compat import ssl_or_old_spelling
-from ..address import parse_address, unix_socket_path
 from ..cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_connection_arguments,
     argument,
     exit_status,
+    listen_address,
     positive_seconds,
     servers_or_usage_error,
     tls_or_usage_error,
@@ -370,15 +370,12 @@ def make_app(exporter: Exporter) -> tornado.web.Application:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT`` -> (host, port)."""
-    if text.startswith(":"):
-        text = "0.0.0.0" + text  # ":PORT": every interface, as documented
-    host, port = parse_address(text)
-    if unix_socket_path(host) is not None:
-        raise ValueError("--listen takes HOST:PORT, not a Unix socket")
-    if ":" not in text.rsplit("]", 1)[-1]:
-        raise ValueError(f"--listen {text!r}: give a port, e.g. 127.0.0.1:9127")
-    return host, port
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT`` -> (host, port).
+
+    The rule of every tool that serves (:func:`beanstalkt.cli.common.listen_address`);
+    the exporter wants the port said.
+    """
+    return listen_address(text)
 
 
 def build_parser(

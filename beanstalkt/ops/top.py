@@ -23,12 +23,14 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..cli.common import (
     EXIT_CANNOT_CONNECT,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_connection_arguments,
@@ -79,7 +81,19 @@ class TubeRow:
     paused: int
 
 
-def _rate(now: int, before: Optional[int], seconds: float) -> float:
+#: Shown for a count the server sent as something other than a whole number.
+BAD_COUNT = -1
+
+
+def _count(stats: Any, key: str) -> int:
+    """A counter of a stats reply; :data:`BAD_COUNT` when the server sent something else."""
+    value = stats.get(key, 0)
+    return value if type(value) is int and value >= 0 else BAD_COUNT
+
+
+def _rate(now: int, before: Optional[int], seconds: float) -> Optional[float]:
+    if now == BAD_COUNT or before == BAD_COUNT:
+        return None
     # A counter that went down belongs to a tube deleted and made anew in
     # between: everything it counts happened since.
     if before is None or now < before:
@@ -101,20 +115,29 @@ def tube_rows(current: ServerSnapshot, previous: Optional[ServerSnapshot] = None
         stats = tube.stats
         puts = deletes = None
         if previous is not None and seconds > 0:
-            old = before.get(tube.name, {})
-            puts = _rate(stats.get("total-jobs", 0), old.get("total-jobs"), seconds)
-            deletes = _rate(stats.get("cmd-delete", 0), old.get("cmd-delete"), seconds)
+            old = before.get(tube.name)
+            puts = _rate(
+                _count(stats, "total-jobs"),
+                _count(old, "total-jobs") if old is not None else None,
+                seconds,
+            )
+            deletes = _rate(
+                _count(stats, "cmd-delete"),
+                _count(old, "cmd-delete") if old is not None else None,
+                seconds,
+            )
+        oldest = tube.oldest_ready_age
         rows.append(
             TubeRow(
-                tube=tube.name,
-                ready=stats.get("current-jobs-ready", 0),
-                reserved=stats.get("current-jobs-reserved", 0),
-                delayed=stats.get("current-jobs-delayed", 0),
-                buried=stats.get("current-jobs-buried", 0),
+                tube=str(tube.name),
+                ready=_count(stats, "current-jobs-ready"),
+                reserved=_count(stats, "current-jobs-reserved"),
+                delayed=_count(stats, "current-jobs-delayed"),
+                buried=_count(stats, "current-jobs-buried"),
                 puts=puts,
                 deletes=deletes,
-                oldest=tube.oldest_ready_age,
-                paused=stats.get("pause-time-left", 0),
+                oldest=oldest if type(oldest) is int else None,
+                paused=_count(stats, "pause-time-left"),
             )
         )
     return rows
@@ -129,7 +152,8 @@ def sort_rows(rows: Sequence[TubeRow], column: str) -> list[TubeRow]:
 
     def key(row: TubeRow) -> tuple[bool, float, str]:
         value = getattr(row, column)
-        return (value is None, -(value or 0), row.tube)
+        unknown = value is None or value == BAD_COUNT
+        return (unknown, 0.0 if unknown else -value, row.tube)
 
     return sorted(rows, key=key)
 
@@ -149,6 +173,8 @@ def _cell(row: TubeRow, column: str) -> str:
     value = getattr(row, column)
     if column == "tube":
         return str(value)
+    if value == BAD_COUNT:
+        return "?"  # the server sent something that is not a count
     if column in ("puts", "deletes"):
         return "-" if value is None else f"{value:.1f}"
     if column == "oldest":
@@ -165,14 +191,22 @@ def _plural(count: int, word: str) -> str:
 def server_line(snapshot: ServerSnapshot) -> str:
     """The line about the whole server above the table."""
     stats = snapshot.stats
+
+    def shown(key: str) -> str:
+        value = _count(stats, key)
+        return "?" if value == BAD_COUNT else str(value)
+
+    uptime = _count(stats, "uptime")
+    connections = _count(stats, "current-connections")
+    tubes = _count(stats, "current-tubes")
     parts = [
-        f"beanstalkd {stats.get('version', '?')} at {snapshot.address}",
-        f"up {format_duration(stats.get('uptime', 0))}",
-        f"{_plural(stats.get('current-connections', 0), 'connection')} "
-        f"({stats.get('current-producers', 0)} producing, "
-        f"{stats.get('current-workers', 0)} working, "
-        f"{stats.get('current-waiting', 0)} waiting)",
-        _plural(stats.get("current-tubes", 0), "tube"),
+        f"beanstalkd {str(stats.get('version', '?'))[:40]} at {snapshot.address}",
+        f"up {'?' if uptime == BAD_COUNT else format_duration(uptime)}",
+        f"{'?' if connections == BAD_COUNT else _plural(connections, 'connection')} "
+        f"({shown('current-producers')} producing, "
+        f"{shown('current-workers')} working, "
+        f"{shown('current-waiting')} waiting)",
+        "? tubes" if tubes == BAD_COUNT else _plural(tubes, "tube"),
     ]
     if snapshot.tubes_dropped:
         parts.append(f"{snapshot.tubes_dropped} not shown")
@@ -199,6 +233,29 @@ def render(
         return "  ".join([first, *rest]).rstrip()
 
     return [server_line(current), *(line(cells) for cells in table)]
+
+
+def describe_error(error: BaseException, address: str, timeout: float) -> str:
+    """One line saying why a refresh failed, for the screen and for ``--once``."""
+    if isinstance(error, asyncio.TimeoutError):
+        return f"unreachable: no answer within {timeout:g}s"
+    if isinstance(error, BeanstalkConnectionError):
+        return f"unreachable: {error}"
+    return f"bad reply from {address}: {type(error).__name__}: {error}"
+
+
+def status_lines(error: str, stale_for: Optional[float], width: int) -> list[str]:
+    """The error of the last refresh, wrapped to ``width``, and whether the table is old.
+
+    ``stale_for`` is the age in seconds of the data still shown (``None``: none shown).
+    """
+    if not error:
+        return []
+    width = max(20, width)
+    lines = [error[start : start + width] for start in range(0, len(error), width)]
+    if stale_for is not None:
+        lines.append(f"STALE: the table below is from {format_duration(int(stale_for))} ago")
+    return lines
 
 
 # ----------------------------------------------------------------------
@@ -230,6 +287,7 @@ class _Screen:
         self.error = ""
         self.previous: Optional[ServerSnapshot] = None
         self.current: Optional[ServerSnapshot] = None
+        self.current_at = 0.0
 
     def on_input(self) -> None:
         """Read every key waiting on stdin (called by the loop when it is readable)."""
@@ -254,20 +312,28 @@ class _Screen:
         window.erase()
         height, width = window.getmaxyx()
         if self.current is not None:
-            lines = render(self.current, self.previous, self.sort)
+            try:
+                lines = render(self.current, self.previous, self.sort)
+            except Exception as exc:  # a view that cannot be drawn must not end top
+                lines = [f"cannot show this snapshot: {type(exc).__name__}: {exc}"]
         else:
             lines = list(self.lines)
-        if self.error:
-            lines.insert(1, self.error)
+        stale_for = None
+        if self.error and self.current is not None:
+            stale_for = max(0.0, time.monotonic() - self.current_at)
+        status = status_lines(self.error, stale_for, max(1, width - 1))
+        lines[1:1] = status
         footer = "q quit   < > or 1-9 sort column   refresh every " + f"{self.interval:g}s"
         for y, text in enumerate(lines[: max(0, height - 1)]):
             attribute = curses.A_NORMAL
             if y == 0:
                 attribute = curses.A_BOLD
-            elif text is self.error:
+            elif 1 <= y <= len(status):
                 attribute = curses.A_STANDOUT
-            elif self.current is not None and y == 1 + bool(self.error):
+            elif self.current is not None and y == 1 + len(status):
                 attribute = curses.A_REVERSE
+            elif status:
+                attribute = curses.A_DIM  # old data
             window.addnstr(y, 0, text, max(0, width - 1), attribute)
         if height > 1:
             window.addnstr(height - 1, 0, footer, max(0, width - 1), curses.A_DIM)
@@ -276,13 +342,16 @@ class _Screen:
     async def refresh(self) -> None:
         try:
             snapshot = await self.watcher.snapshot()
-        except asyncio.TimeoutError:
-            self.error = f"unreachable: no answer within {self.watcher.timeout:g}s"
-        except BeanstalkConnectionError as exc:
-            self.error = f"unreachable: {exc}"
+            # A snapshot that cannot be shown is as bad as no answer.
+            render(snapshot, self.current, self.sort)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever the server sent, top goes on and says why
+            self.error = describe_error(exc, self.watcher.address, self.watcher.timeout)
         else:
             self.error = ""
             self.previous, self.current = self.current, snapshot
+            self.current_at = time.monotonic()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -404,6 +473,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     except BeanstalkConnectionError as exc:
         sys.stderr.write(f"beanstalkt top: {exc}\n")
         return EXIT_CANNOT_CONNECT
+    except Exception as exc:  # a bad reply: one clear line, no traceback
+        sys.stderr.write(f"beanstalkt top: {describe_error(exc, address, args.timeout)}\n")
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -422,10 +494,12 @@ __all__ = [
     "COLUMNS",
     "TubeRow",
     "build_parser",
+    "describe_error",
     "format_duration",
     "main",
     "render",
     "server_line",
     "sort_rows",
+    "status_lines",
     "tube_rows",
 ]

@@ -11,6 +11,9 @@ and put. Everything it serves ships in this package (no CDN, no build step).
 
 It binds to localhost unless told otherwise; ``--read-only`` hides and
 refuses every action, and ``--token``/``--basic-auth`` ask for credentials.
+It answers only to its own host names (``localhost``, IP literals, the
+listen address, ``--allow-host``), which defeats DNS rebinding, and serves
+HTTPS itself with ``--https-cert``/``--https-key``.
 """
 
 from __future__ import annotations
@@ -18,19 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
-from ssl import SSLContext
+from ssl import Purpose, SSLContext, SSLError, create_default_context
 from typing import Optional
 
-import tornado.httpserver
-
 from ..._compat import ssl_or_old_spelling
-from ...address import parse_address, unix_socket_path
+from ...address import parse_address
 from ...cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -38,11 +41,13 @@ from ...cli.common import (
     EXIT_USAGE,
     add_connection_arguments,
     exit_status,
+    listen_address,
     servers_or_usage_error,
     tls_or_usage_error,
 )
 from ...connection import SSLOption
-from .app import MAX_REQUEST_BODY, ConsoleOptions, make_app
+from .app import ConsoleOptions, make_app
+from .guard import DEFAULT_ALLOWED_HOSTS, MAX_REQUEST_BODY, ConsoleHTTPServer, host_name
 from .live import Monitor
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -82,7 +87,7 @@ def build_parser(
     auth.add_argument(
         "--token",
         metavar="T",
-        help="require this access token (login form, ?token=T or 'Authorization: Bearer T'); "
+        help="require this access token (the sign-in form or 'Authorization: Bearer T'); "
         "default: $BEANSTALKT_WEB_TOKEN",
     )
     auth.add_argument("--basic-auth", metavar="USER:PASS", help="require HTTP basic authentication")
@@ -93,8 +98,76 @@ def build_parser(
         metavar="SECONDS",
         help="how often each server is polled (default 1)",
     )
+    _add_network_arguments(parser)
     add_connection_arguments(parser, several="each is shown", argv=argv)
     return parser
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that keep the console safe on a network (see the operations guide)."""
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the console answers to besides localhost, IP addresses and the "
+        "--listen name (repeat for several); any other Host header is refused (DNS rebinding)",
+    )
+    parser.add_argument(
+        "--https-cert",
+        metavar="FILE",
+        help="serve HTTPS with this certificate (PEM; may hold the key too); cookies become Secure",
+    )
+    parser.add_argument("--https-key", metavar="FILE", help="the --https-cert private key (PEM)")
+    parser.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark cookies Secure although the console serves plain HTTP (behind a TLS proxy)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="most HTTP connections open at once (default: the file-descriptor limit less 128); "
+        "at the limit the longest idle one is closed",
+    )
+
+
+def allowed_hosts(listen_host: str, extra: Sequence[str]) -> frozenset[str]:
+    """The host names of ``--allow-host``, ``localhost`` and a named ``--listen`` host."""
+    names = set(DEFAULT_ALLOWED_HOSTS)
+    for text in [listen_host, *extra]:
+        name = host_name(text if ":" not in text or text.startswith("[") else f"[{text}]")
+        if name is None or not (_HOST_NAME.fullmatch(name) or _is_ip(name)):
+            raise ValueError(f"--allow-host takes a host name, not {text!r}")
+        names.add(name)
+    return frozenset(names)
+
+
+# A DNS name: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def https_context(cert: Optional[str], key: Optional[str]) -> Optional[SSLContext]:
+    """The server-side TLS context of ``--https-cert``/``--https-key`` (``None``: plain HTTP)."""
+    if cert is None:
+        if key is not None:
+            raise ValueError("--https-key needs --https-cert")
+        return None
+    context = create_default_context(Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, SSLError) as error:
+        raise ValueError(f"cannot load --https-cert {cert}: {error}") from None
+    return context
 
 
 def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ConsoleOptions:
@@ -108,7 +181,12 @@ def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         basic = (user, password)
     if token is not None and not token:
         parser.error("--token must not be empty")
-    return ConsoleOptions(read_only=args.read_only, token=token, basic_auth=basic)
+    return ConsoleOptions(
+        read_only=args.read_only,
+        token=token,
+        basic_auth=basic,
+        secure_cookies=bool(args.secure_cookies or args.https_cert),
+    )
 
 
 async def serve(
@@ -119,16 +197,26 @@ async def serve(
     ssl: SSLOption = None,
     *,
     ssl_context: Optional[SSLContext] = None,
+    https: Optional[SSLContext] = None,
+    max_connections: Optional[int] = None,
 ) -> None:
-    """Run the console until SIGINT or SIGTERM; ``ssl``: reach the servers with TLS.
+    """Run the console until SIGINT or SIGTERM.
 
-    ``ssl_context=`` is the old spelling of ``ssl``, still accepted.
+    ``ssl``: reach the servers with TLS (``ssl_context=`` is its old spelling,
+    still accepted); ``https``: serve HTTPS; ``max_connections``: see
+    ``guard.ConsoleHTTPServer``.
     """
     monitor = Monitor(
         servers, interval=interval, ssl=ssl_or_old_spelling(ssl, ssl_context, "serve")
     )
     app = make_app(monitor, options)
-    http = tornado.httpserver.HTTPServer(app, max_body_size=MAX_REQUEST_BODY, xheaders=False)
+    http = ConsoleHTTPServer(
+        app,
+        max_connections=max_connections,
+        max_body_size=MAX_REQUEST_BODY,
+        xheaders=False,
+        ssl_options=https,
+    )
     http.listen(listen[1], listen[0])
     monitor.start()
     stop = asyncio.Event()
@@ -139,7 +227,8 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
     shown = ", ".join(server.address for server in monitor.servers)
-    print(f"beanstalkt web console on http://{host}:{listen[1]}/ for {shown}", flush=True)
+    scheme = "https" if https is not None else "http"
+    print(f"beanstalkt web console on {scheme}://{host}:{listen[1]}/ for {shown}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -154,16 +243,20 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     try:
         args = parser.parse_args(words)
         options = options_from(args, parser)
-        listen = parse_address(args.listen, 8080)
+        listen = listen_address(args.listen, default_port=8080)
         # The same rule as every command line (cli.common): --server, --host/--port,
         # then $BEANSTALKD_SERVERS, $BEANSTALKD_HOST/$BEANSTALKD_PORT, localhost:11300.
         named = servers_or_usage_error(parser, args)
         servers = list(named.addresses)
-        if unix_socket_path(listen[0]) is not None:
-            raise ValueError("--listen takes HOST:PORT")
         if not args.interval > 0:
             raise ValueError("--interval must be more than 0 seconds")
         ssl_context = tls_or_usage_error(parser, args, named)
+        options = dataclasses.replace(
+            options, allowed_hosts=allowed_hosts(listen[0], args.allow_host)
+        )
+        https = https_context(args.https_cert, args.https_key)
+        if args.max_connections is not None and args.max_connections < 1:
+            raise ValueError("--max-connections must be at least 1")
     except ValueError as error:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
@@ -176,9 +269,25 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             "reaches this port can delete jobs",
             file=sys.stderr,
         )
+    if not is_loopback(listen[0]) and options.needs_auth and https is None:
+        print(
+            f"warning: listening on {listen[0]} over plain HTTP: the token or password crosses "
+            "the network in clear; use --https-cert/--https-key or a TLS proxy",
+            file=sys.stderr,
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(listen, servers, options, args.interval, ssl_context))
+        asyncio.run(
+            serve(
+                listen,
+                servers,
+                options,
+                args.interval,
+                ssl_context,
+                https=https,
+                max_connections=args.max_connections,
+            )
+        )
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except OSError as error:

@@ -15,10 +15,13 @@ import contextlib
 from typing import TypeVar
 
 from ...client import Client
-from ...errors import BeanstalkException
+from ...errors import BeanstalkException, NotFound
 from ...models import Job
 
 T = TypeVar("T")
+
+#: Most buried jobs one "delete buried" request deletes (the page says how many are left).
+MAX_BULK_DELETE = 10_000
 
 
 class TubeOps:
@@ -46,6 +49,25 @@ class TubeOps:
     async def put(self, tube: str, body: bytes, priority: int, delay: int, ttr: int) -> int:
         """Put a job into ``tube``; the new job's id."""
         return await self._in_tube(self._client.put(body, priority, delay, ttr, tube=tube))
+
+    async def delete_buried(self, tube: str, wanted: int) -> int:
+        """Delete up to ``wanted`` buried jobs of ``tube``, oldest first; the number deleted.
+
+        Each is the current head of the buried queue (``peek-buried``), so a
+        job kicked or deleted by someone else meanwhile is simply not counted.
+        """
+        deleted = 0
+        while deleted < wanted:
+            try:
+                job = await self.peek_buried(tube)
+            except NotFound:
+                break  # none left
+            try:
+                await self._client.delete(job.id)
+            except NotFound:
+                continue  # gone meanwhile: take the next head
+            deleted += 1
+        return deleted
 
     async def move_job(self, job_id: int, tube: str) -> int:
         """Move job ``job_id`` into ``tube``; the id it has there.

@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import tornado.httputil
 import tornado.web
 import tornado.websocket
 
@@ -36,16 +37,27 @@ from ... import (
     StatsJob,
 )
 from ...models import Body
-from .live import Monitor, ServerDown, ServerMonitor
+from ...protocol import MAX_UINT32
+from ._tube_ops import MAX_BULK_DELETE
+from .failures import FailureReader, attach_failure
+from .guard import (
+    DEFAULT_ALLOWED_HOSTS,
+    ConsoleApplication,
+    log_request,
+    origin_allowed,
+    safe_next,
+)
+from .live import LiveServer, Monitor, ServerDown
 from .render import (
-    MAX_UINT32,
     BadInput,
     BodyView,
     check_tube,
+    duration,
     parse_count,
     parse_job_id,
     view_body,
 )
+from .view import View, parse_view, select
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -53,8 +65,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Signed cookies use the *_secure_cookie names: Tornado before 6.3 has only those.
 SESSION_COOKIE = "beanstalkt_session"
 FLASH_COOKIE = "beanstalkt_flash"
-#: Largest HTTP request body accepted (a put form); beanstalkd's own limit is checked too.
-MAX_REQUEST_BODY = 64 << 20
+#: Largest body of an action form other than put (a few fields and the XSRF token).
+MAX_FORM_BODY = 16 << 10
+#: beanstalkd's default max-job-size, assumed while the server's own is not known yet.
+DEFAULT_MAX_JOB_SIZE = 65_535
 #: Content-Security-Policy: only our own files, no inline script or style, no framing.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -69,6 +83,10 @@ class ConsoleOptions:
     read_only: bool = False
     token: Optional[str] = None
     basic_auth: Optional[tuple[str, str]] = None
+    #: Host names accepted in the ``Host`` header besides IP literals (DNS rebinding guard).
+    allowed_hosts: frozenset[str] = DEFAULT_ALLOWED_HOSTS
+    #: Mark every cookie ``Secure`` (set when the console serves HTTPS, or sits behind a TLS proxy).
+    secure_cookies: bool = False
 
     @property
     def needs_auth(self) -> bool:
@@ -92,6 +110,10 @@ class JobView:
     id: int
     stats: Optional[StatsJob]
     view: BodyView
+    #: Why the worker buried it (its failure record), when known.
+    failure: Optional[dict[str, Any]] = None
+    #: Why there is no failure record to show (empty when there is one or none was looked for).
+    failure_note: str = ""
 
 
 def tube_url(server: int, tube: str, action: str = "") -> str:
@@ -145,13 +167,20 @@ class BaseHandler(tornado.web.RequestHandler):
             flash=flash.decode("utf-8", "replace") if flash else "",
             tube_url=tube_url,
             job_url=job_url,
+            duration=duration,
         )
         return namespace
 
     def flash(self, message: str) -> None:
         """Show ``message`` once, on the next page (a signed cookie, so nobody can forge it)."""
         self.set_secure_cookie(
-            FLASH_COOKIE, message, expires_days=None, path="/", httponly=True, samesite="Strict"
+            FLASH_COOKIE,
+            message,
+            expires_days=None,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=cookies_secure(self),
         )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -168,12 +197,12 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", 'Basic realm="beanstalkt web console"')
         if status_code == 401 and self.console_options.token is not None:
             self.render(
-                "login.html", title=title, message=message, next_url=self.request.uri or "/"
+                "login.html", title=title, message=message, next_url=safe_next(self.request.path)
             )
             return
         self.render("message.html", status=status_code, title=title, message=message)
 
-    def server(self, index: str) -> ServerMonitor:
+    def server(self, index: str) -> LiveServer:
         """The server numbered ``index`` in the console's list, or a 404 page."""
         servers = self.monitor.servers
         if not (index.isascii() and index.isdigit()) or int(index) >= len(servers):
@@ -204,9 +233,12 @@ def _http_error_message(status_code: int, error: tornado.web.HTTPError) -> str:
 def check_access(handler: tornado.web.RequestHandler) -> None:
     """Let the request through, or raise a 401 :class:`Problem`.
 
-    A valid token (``Authorization: Bearer``, ``?token=`` or the login form)
-    or basic-auth pair sets a signed session cookie, which is what the
-    browser shows afterwards, the WebSocket included.
+    A valid token (``Authorization: Bearer`` or the login form) or basic-auth
+    pair sets a signed session cookie, which is what the browser shows
+    afterwards, the WebSocket included. Only headers are read: this runs
+    before any request body. A token in the query string is never accepted
+    (it would stay in logs and history); such a request is sent to the
+    sign-in form without it.
     """
     options: ConsoleOptions = handler.settings["console_options"]
     if not options.needs_auth:
@@ -217,9 +249,12 @@ def check_access(handler: tornado.web.RequestHandler) -> None:
     scheme, _, credentials = header.partition(" ")
     accepted = False
     if options.token is not None:
+        if "token" in handler.request.query_arguments and handler.request.method == "GET":
+            # Out of the address bar and history: the browser keeps only the target.
+            target = urllib.parse.quote(safe_next(handler.request.path), safe="/")
+            handler.redirect("/login?next=" + target, status=303)
+            raise tornado.web.Finish()
         offered = credentials if scheme.lower() == "bearer" else None
-        if offered is None and handler.request.method == "GET":
-            offered = handler.get_query_argument("token", None)
         accepted = offered is not None and _same(offered, options.token)
     elif options.basic_auth is not None and scheme.lower() == "basic":
         try:
@@ -244,15 +279,84 @@ def _same(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode("utf-8"), expected.encode("utf-8"))
 
 
+def cookies_secure(handler: tornado.web.RequestHandler) -> bool:
+    """True when cookies must be ``Secure``: served over HTTPS, or told so (TLS proxy)."""
+    options: ConsoleOptions = handler.settings["console_options"]
+    return options.secure_cookies or handler.request.protocol == "https"
+
+
 def set_session(handler: tornado.web.RequestHandler) -> None:
     """Remember this browser as signed in (until it closes, or for a day at most)."""
     handler.set_secure_cookie(
-        SESSION_COOKIE, "ok", expires_days=None, path="/", httponly=True, samesite="Strict"
+        SESSION_COOKIE,
+        "ok",
+        expires_days=None,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=cookies_secure(handler),
     )
 
 
-class LoginHandler(BaseHandler):
-    """``GET/POST /login``: the token form (when the console uses a token)."""
+class FormHandler(BaseHandler):
+    """A POST form whose body is read only after the access checks passed.
+
+    Tornado reads a request body before ``prepare`` unless the handler streams
+    it; these handlers do, so a request without credentials (or to a
+    read-only console) is refused after its header, whatever ``Content-Length``
+    it announces, and a body larger than :meth:`body_limit` is refused unread.
+    The XSRF check needs the form's ``_xsrf`` field, so it runs once the body is in.
+    """
+
+    def body_limit(self, *args: str) -> int:
+        """Most bytes this form's body may have."""
+        return MAX_FORM_BODY
+
+    def before_body(self) -> None:
+        """More checks on the request's header, before its body is read."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.before_body()
+        self._chunks: list[bytes] = []
+        self._body_checked = False
+        connection = self.request.connection
+        if connection is not None and hasattr(connection, "set_max_body_size"):
+            connection.set_max_body_size(self.body_limit(*self.path_args))
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    def check_xsrf_cookie(self) -> None:
+        # Called by Tornado before prepare(), when the body is not read yet: later.
+        if getattr(self, "_body_checked", False):
+            super().check_xsrf_cookie()
+
+    def read_form(self) -> None:
+        """Parse the received body into the form fields, then check its XSRF token."""
+        body = b"".join(self._chunks)
+        self._chunks = []
+        self.request.body = body
+        tornado.httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""),
+            body,
+            self.request.body_arguments,
+            self.request.files,
+            self.request.headers,
+        )
+        for name, values in self.request.body_arguments.items():
+            self.request.arguments.setdefault(name, []).extend(values)
+        self._body_checked = True
+        self.check_xsrf_cookie()
+
+
+@tornado.web.stream_request_body
+class LoginHandler(FormHandler):
+    """``GET/POST /login``: the token form (when the console uses a token).
+
+    The token comes once, in the POST body; the answer is a redirect (303) to
+    the page asked for, so the form's page never stays in the history.
+    """
 
     requires_access = False
 
@@ -261,35 +365,45 @@ class LoginHandler(BaseHandler):
             self.redirect("/")
             return
         self.render(
-            "login.html", title="Sign in", message="", next_url=self.get_query_argument("next", "/")
+            "login.html",
+            title="Sign in",
+            message="",
+            next_url=safe_next(self.get_query_argument("next", "/")),
         )
 
     def post(self) -> None:
+        self.read_form()
         if self.console_options.token is None:
             raise Problem(404, "No sign-in", "This console does not use an access token.")
         if not _same(self.argument("token"), self.console_options.token):
             raise Problem(401, "Wrong token", "That is not this console's access token.")
         set_session(self)
-        next_url = self.get_body_argument("next", "/")
         # Only a path on this site: never an open redirect.
-        if not next_url.startswith("/") or next_url.startswith("//"):
-            next_url = "/"
-        self.redirect(next_url, status=303)
+        self.redirect(safe_next(self.get_body_argument("next", "/")), status=303)
 
 
 class OverviewHandler(BaseHandler):
-    """``GET /``: every server and tube, updated live by ``console.js``."""
+    """``GET /``: every server and its tubes, problems first, updated live by ``console.js``."""
 
     def get(self) -> None:
-        self.render("overview.html", servers=[s.snapshot for s in self.monitor.servers])
+        view = View()
+        servers = []
+        for server in self.monitor.servers:
+            rows, matched = select(server.sorted_rows(view.sort), view)
+            servers.append({**server.header(), "tubes": rows, "matched": matched})
+        self.render("overview.html", servers=servers, limit=view.limit)
 
 
 class OverviewJSONHandler(BaseHandler):
-    """``GET /api/overview``: the same data as the live feed's first message."""
+    """``GET /api/overview``: every server, every tube, and the history so far."""
 
     def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.write(json.dumps(self.monitor.hello()))
+        self.write(json.dumps(self.monitor.overview()))
+
+
+#: Messages a tab may leave unread before the console drops its feed.
+MAX_UNSENT = 64
 
 
 class LiveSocket(tornado.websocket.WebSocketHandler):
@@ -298,6 +412,15 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
     def prepare(self) -> None:
         check_access(self)
 
+    def get_compression_options(self) -> dict[str, Any]:
+        """Compress the feed (permessage-deflate): it is counts and names, no secret."""
+        return {}
+
+    def check_origin(self, origin: str) -> bool:
+        """Only pages of this console, on an allowed host, may open the feed."""
+        options: ConsoleOptions = self.settings["console_options"]
+        return origin_allowed(origin, self.request.headers.get("Host"), options.allowed_hosts)
+
     @property
     def monitor(self) -> Monitor:
         """The live view of every server."""
@@ -305,24 +428,60 @@ class LiveSocket(tornado.websocket.WebSocketHandler):
         return monitor
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self._unsent = 0
+        self.view = View()
+        self.sent: dict[int, dict[str, Any]] = {}
         self.send(self.monitor.hello())
-        self.monitor.subscribe(self.send)
+        self._resend()
+        self.monitor.subscribe(self.on_poll)
+
+    def _resend(self) -> None:
+        self.sent = {server.index: {} for server in self.monitor.servers}
+        for server in self.monitor.servers:
+            self.on_poll(server)
 
     def send(self, message: dict[str, Any]) -> None:
-        """Send one message; a closed socket just stops listening."""
+        """Send one message; a closed socket just stops listening.
+
+        A tab that stops reading (a frozen browser, a stuck network) is
+        dropped after :data:`MAX_UNSENT` messages, so its buffer cannot grow
+        without bound; a live tab reconnects by itself.
+        """
+        if self._unsent >= MAX_UNSENT:
+            self.monitor.unsubscribe(self.on_poll)
+            self.close(1008, "too slow: messages not read")
+            return
         try:
-            self.write_message(json.dumps(message))
+            written = self.write_message(json.dumps(message, separators=(",", ":")))
         except tornado.websocket.WebSocketClosedError:
-            self.monitor.unsubscribe(self.send)
+            self.monitor.unsubscribe(self.on_poll)
+            return
+        self._unsent += 1
+        written.add_done_callback(self._written)
+
+    def _written(self, _future: Any) -> None:
+        self._unsent -= 1
+
+    def on_poll(self, server: LiveServer) -> None:
+        """After a poll of ``server``: what changed in this tab's view of it."""
+        message = server.tab_message(self.view, self.sent.setdefault(server.index, {}))
+        if message is not None:
+            self.send(message)
 
     def on_message(self, message: Any) -> None:
-        pass  # the feed is one-way
+        """The tab's view: ``{"sort", "filter", "limit"}`` or ``{"tube": [server, name]}``."""
+        try:
+            self.view = parse_view(message if isinstance(message, str) else "")
+        except ValueError as error:
+            self.send({"type": "error", "message": str(error)})
+            return
+        self._resend()
 
     def on_close(self) -> None:
-        self.monitor.unsubscribe(self.send)
+        self.monitor.unsubscribe(self.on_poll)
 
 
-async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
+async def call(server: LiveServer, awaitable: Any, not_found: str) -> Any:
     """Await a client command; map the server's refusals to message pages."""
     try:
         return await awaitable
@@ -343,7 +502,7 @@ async def call(server: ServerMonitor, awaitable: Any, not_found: str) -> Any:
         raise Problem(502, "Refused", f"beanstalkd answered {error}.") from error
 
 
-def connected(server: ServerMonitor) -> Any:
+def connected(server: LiveServer) -> Any:
     """The server's client and tube commands, or a 503 page."""
     try:
         return server.require()
@@ -378,7 +537,7 @@ def count(handler: BaseHandler, field: str, what: str, default: int, low: int = 
         raise Problem(400, "Invalid number", str(error)) from error
 
 
-async def job_view(server: ServerMonitor, job_id: int, body: Body) -> JobView:
+async def job_view(server: LiveServer, job_id: int, body: Body) -> JobView:
     """A job's stats (``None`` if it went away meanwhile) and its body, ready to show."""
     client, _ = connected(server)
     try:
@@ -404,7 +563,10 @@ class TubeHandler(BaseHandler):
             ("buried", ops.peek_buried),
         ):
             job = await call(server, _or_none(peek(tube)), "")
-            jobs.append((state, None if job is None else await job_view(server, job.id, job.body)))
+            view = None if job is None else await job_view(server, job.id, job.body)
+            if view is not None:
+                await attach_failure(self.settings.get("failure_reader"), server, view)
+            jobs.append((state, view))
         self.render(
             "tube.html",
             server=server,
@@ -433,18 +595,30 @@ class JobHandler(BaseHandler):
         client, _ = connected(server)
         job = await call(server, client.peek(job_id), f"There is no job {job_id}.")
         view = await job_view(server, job_id, job.body)
+        await attach_failure(self.settings.get("failure_reader"), server, view)
         self.render("job.html", server=server, job=view)
 
 
-class ActionHandler(BaseHandler):
-    """Base of every POST action: refused in read-only mode, redirects back with a message."""
+class ActionHandler(FormHandler):
+    """Base of every POST action: refused in read-only mode, redirects back with a message.
 
-    def prepare(self) -> None:
-        super().prepare()
+    Access and read-only mode are checked before the body is read; then the
+    form and its XSRF token; then :meth:`act` runs.
+    """
+
+    def before_body(self) -> None:
         if self.console_options.read_only:
             raise Problem(
                 403, "Read-only", "This console is read-only: it changes nothing on the servers."
             )
+
+    async def post(self, index: str, target: str, action: str) -> None:
+        self.read_form()
+        await self.act(index, target, action)
+
+    async def act(self, index: str, target: str, action: str) -> None:
+        """Do ``action`` on server ``index``'s tube or job ``target`` (each subclass)."""
+        raise NotImplementedError
 
     def done(self, message: str, url: str) -> None:
         """Show ``message`` on the page at ``url`` (a 303 redirect)."""
@@ -452,18 +626,48 @@ class ActionHandler(BaseHandler):
         self.redirect(url, status=303)
 
 
+@tornado.web.stream_request_body
 class TubeActionHandler(ActionHandler):
-    """``POST /server/N/tube/NAME/{kick,pause,put}``."""
+    """``POST /server/N/tube/NAME/{kick,pause,put,delete-buried}``."""
 
-    async def post(self, index: str, raw_tube: str, action: str) -> None:
+    def body_limit(self, *args: str) -> int:
+        """A put form may carry a whole job: the server's max-job-size, URL-encoded."""
+        if len(args) == 3 and args[2] == "put":
+            server = self.server(args[0])
+            # Percent-encoding makes a byte at most three characters.
+            return 3 * (server.max_job_size or DEFAULT_MAX_JOB_SIZE) + MAX_FORM_BODY
+        return MAX_FORM_BODY
+
+    async def act(self, index: str, raw_tube: str, action: str) -> None:
         server = self.server(index)
         tube = tube_name(raw_tube)
         client, ops = connected(server)
         here = tube_url(server.index, tube)
         if action == "kick":
-            bound = count(self, "bound", "The number of jobs to kick", 1, low=1)
+            if self.get_body_argument("bound", "") == "all":
+                # beanstalkd kicks buried jobs if there are any, else delayed ones.
+                bound = MAX_UINT32
+            else:
+                bound = count(self, "bound", "The number of jobs to kick", 1, low=1)
             kicked = await call(server, ops.kick(tube, bound), f"There is no tube {tube!r}.")
             self.done(f"Kicked {kicked} job{'s' if kicked != 1 else ''} in {tube}.", here)
+        elif action == "delete-buried":
+            if self.get_body_argument("confirm", "", strip=True) != tube:
+                raise Problem(
+                    400,
+                    "Not confirmed",
+                    f"To delete the buried jobs of {tube}, type the tube's name in the form.",
+                )
+            wanted = min(
+                count(self, "count", "The number of jobs", MAX_BULK_DELETE), MAX_BULK_DELETE
+            )
+            deleted = await call(server, ops.delete_buried(tube, wanted), "")
+            left = (await call(server, client.stats_tube(tube), "")).get("current-jobs-buried", 0)
+            self.done(
+                f"Deleted {deleted} buried job{'s' if deleted != 1 else ''} of {tube}"
+                + (f"; {left} still buried." if left else "."),
+                here,
+            )
         elif action == "pause":
             seconds = count(self, "delay", "The pause", 60)
             await call(server, client.pause_tube(tube, seconds), f"There is no tube {tube!r}.")
@@ -484,10 +688,11 @@ class TubeActionHandler(ActionHandler):
             self.done(f"Put job {new_id} into {tube}.", here)
 
 
+@tornado.web.stream_request_body
 class JobActionHandler(ActionHandler):
     """``POST /server/N/job/ID/{kick,delete,move}``; the form's ``back`` names the tube page."""
 
-    async def post(self, index: str, raw_id: str, action: str) -> None:
+    async def act(self, index: str, raw_id: str, action: str) -> None:
         server = self.server(index)
         job_id = job_id_of(raw_id)
         client, ops = connected(server)
@@ -520,17 +725,25 @@ def make_app(
     monitor: Monitor,
     options: Optional[ConsoleOptions] = None,
     cookie_secret: Optional[str] = None,
+    failure_reader: Optional[FailureReader] = None,
 ) -> tornado.web.Application:
-    """The console's Tornado application, showing the servers of ``monitor``."""
+    """The console's Tornado application, showing the servers of ``monitor``.
+
+    ``failure_reader`` replaces ``failures.read_failure_records`` (tests, other record stores).
+    """
     segment = r"([^/]+)"
-    return tornado.web.Application(
+    options = options or ConsoleOptions()
+    return ConsoleApplication(
         [
             (r"/", OverviewHandler),
             (r"/login", LoginHandler),
             (r"/live", LiveSocket),
             (r"/api/overview", OverviewJSONHandler),
             (rf"/server/{segment}/tube/{segment}", TubeHandler),
-            (rf"/server/{segment}/tube/{segment}/(kick|pause|put)", TubeActionHandler),
+            (
+                rf"/server/{segment}/tube/{segment}/(kick|pause|put|delete-buried)",
+                TubeActionHandler,
+            ),
             (rf"/server/{segment}/job/{segment}", JobHandler),
             (rf"/server/{segment}/job/{segment}/(kick|delete|move)", JobActionHandler),
         ],
@@ -538,15 +751,23 @@ def make_app(
         template_path=os.path.join(HERE, "templates"),
         static_path=os.path.join(HERE, "static"),
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": True, "samesite": "Strict"},
+        xsrf_cookie_kwargs={
+            "httponly": True,
+            "samesite": "Strict",
+            **({"secure": True} if options.secure_cookies else {}),
+        },
         # A new secret per process: restarting the console signs everyone out.
         cookie_secret=cookie_secret or secrets.token_hex(32),
         autoescape="xhtml_escape",
         debug=False,
         serve_traceback=False,
         websocket_ping_interval=20,
+        # The browser sends only small view settings; nothing else is accepted.
+        websocket_max_message_size=4096,
+        log_function=log_request,
         monitor=monitor,
-        console_options=options or ConsoleOptions(),
+        console_options=options,
+        failure_reader=failure_reader,
     )
 
 

@@ -1,11 +1,15 @@
 """The live view of every server: one client and one polling loop per server.
 
-Each :class:`LiveServer` polls its server every ``interval`` seconds
-(``stats``, ``list-tubes`` and a pipelined ``stats-tube`` per tube), keeps the
-last snapshot and a few minutes of ready/buried history per tube, and tells its
-listeners (the WebSocket connections) after every poll. A server that does not
-answer is *down*: its client is closed and a fresh one tries again on the next
-poll, so a dead server never stops the others or the page.
+Each :class:`LiveServer` polls its server (``stats``, ``list-tubes``, a
+pipelined ``stats-tube`` per tube, and the age of the oldest ready job of the
+busiest tubes), keeps the last snapshot and a few minutes of ready/buried
+history per tube, and tells its listeners (the WebSocket connections) after
+every poll. Polling never stops for good: a server that does not answer, or
+answers garbage (a non-numeric counter, a reply the client refuses), is *down*
+with the reason shown and logged once; its client is closed and a fresh one
+tries again after a backoff (the poll interval, doubled at each failure, at
+most :data:`MAX_BACKOFF`). A tube whose name the client refuses is left out
+and named in the server's warnings; the others are shown.
 """
 
 from __future__ import annotations
@@ -25,20 +29,47 @@ from ...client import Client
 from ...connection import SSLOption
 from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
+from ...protocol import check_tube_name
 from ._tube_ops import TubeOps
+from .view import View, delta, select, sort_rows
 
 log = logging.getLogger("beanstalkt.web")
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[["LiveServer"], None]
 
 #: Seconds a connection attempt may take before the server counts as down.
 CONNECT_TIMEOUT = 2.0
 #: Seconds a server may owe a reply before its connection is dropped as stalled.
 REPLY_TIMEOUT = 5.0
+#: Longest wait between two attempts at a server that keeps failing.
+MAX_BACKOFF = 10.0
+#: Points of history kept per tube (spread over ``history_seconds``).
+HISTORY_POINTS = 60
+#: The oldest ready job's age is measured for at most this many tubes per poll (most ready first).
+AGE_TUBES = 200
 
 
 class ServerDown(Exception):
     """The server is not reachable right now (the message says why)."""
+
+
+class BadReply(Exception):
+    """The server answered, but with something the console cannot use (the message says what)."""
+
+
+def _number(source: str, stats: Any, key: str) -> int:
+    """The whole-number field ``key`` of a stats reply (0 when absent); :class:`BadReply` else."""
+    value = stats.get(key, 0)
+    if type(value) is not int or value < 0:
+        raise BadReply(f"{source}: {key} is {str(value)[:40]!r}, not a count")
+    return value
+
+
+def backoff_delay(interval: float, failures: int) -> float:
+    """Seconds before the next attempt after ``failures`` failed polls in a row."""
+    if failures <= 0:
+        return interval
+    return float(min(MAX_BACKOFF, interval * 2.0 ** (failures - 1)))
 
 
 class LiveServer:
@@ -54,8 +85,11 @@ class LiveServer:
         ssl: SSLOption = None,
         *,
         ssl_context: Optional[SSLContext] = None,
+        poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         self.index = index
+        #: Seconds one poll may take in all before the server counts as down.
+        self.poll_timeout = poll_timeout
         self.host = host
         self.port = port
         #: TLS for this server, as :class:`beanstalkt.Client`'s ``ssl``.
@@ -65,12 +99,19 @@ class LiveServer:
         self.client: Optional[Client[bytes]] = None
         self.ops: Optional[TubeOps] = None
         self.error = "not polled yet"
+        self.failures = 0
+        self.down_since: Optional[float] = None
         self.max_job_size: Optional[int] = None
         self.snapshot: dict[str, Any] = self._down_snapshot()
-        #: tube -> deque of (time, ready, buried)
-        self.history: dict[str, deque[tuple[float, int, int]]] = {}
+        #: Times of the history points (the newest last); every tube's points align to its end.
+        self.sample_times: deque[float] = deque(maxlen=HISTORY_POINTS)
+        #: tube -> deque of (ready, buried), aligned to the end of ``sample_times``
+        self.history: dict[str, deque[tuple[int, int]]] = {}
+        #: True when the last poll added a history point.
+        self.sampled = False
         self.listeners: set[Listener] = set()
         self._previous: Optional[tuple[float, Stats, dict[str, StatsTube]]] = None
+        self._sorted: dict[str, list[dict[str, Any]]] = {}
         self._task: Optional[asyncio.Task[None]] = None
         self._polled = asyncio.Event()
 
@@ -112,19 +153,43 @@ class LiveServer:
         """A command of a page request found the connection gone: mark down, reconnect."""
         self._mark_down(error)
 
+    def sorted_rows(self, sort: str) -> list[dict[str, Any]]:
+        """The current snapshot's tube rows in the order ``sort`` (cached per snapshot)."""
+        rows = self._sorted.get(sort)
+        if rows is None:
+            rows = self._sorted[sort] = sort_rows(self.snapshot["tubes"], sort)
+        return rows
+
+    def header(self) -> dict[str, Any]:
+        """The snapshot without its tube rows: what every tab gets about this server."""
+        return {key: value for key, value in self.snapshot.items() if key != "tubes"}
+
     async def _run(self) -> None:
         while True:
-            await self.poll_once()
+            try:
+                ok = await self.poll_once()
+            except Exception:  # never expected; but this loop must not die
+                log.exception("polling beanstalkd at %s failed", self.address)
+                ok = False
             self._polled.set()
-            await asyncio.sleep(self.interval)
+            self.failures = 0 if ok else self.failures + 1
+            await asyncio.sleep(backoff_delay(self.interval, self.failures))
 
-    async def poll_once(self) -> None:
-        """Poll the server once and tell the listeners; never raises for a server problem."""
+    async def poll_once(self) -> bool:
+        """Poll the server once and tell the listeners; True if it answered properly.
+
+        Never raises for a server problem: any failure is this server's error.
+        """
         try:
-            await asyncio.wait_for(self._poll(), timeout=CONNECT_TIMEOUT + 2 * REPLY_TIMEOUT)
-        except (BeanstalkException, OSError, asyncio.TimeoutError) as error:
+            await asyncio.wait_for(self._poll(), timeout=self.poll_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
             self._mark_down(error)
+            self._notify()
+            return False
         self._notify()
+        return True
 
     async def _poll(self) -> None:
         if self.client is None:
@@ -145,97 +210,147 @@ class LiveServer:
         client = self.client
         stats_future = client.stats()
         tubes_future = client.list_tubes()
-        stats, tubes = await asyncio.gather(stats_future, tubes_future)
+        stats, listed = await asyncio.gather(stats_future, tubes_future)
+        if not isinstance(listed, list):
+            raise BadReply(f"list-tubes answered {str(listed)[:60]!r}, not a list")
+        names, refused = [], []
+        for name in listed:
+            try:
+                check_tube_name(name)
+            except (TypeError, ValueError):
+                refused.append(name)
+            else:
+                names.append(name)
         replies = await asyncio.gather(
-            *(client.stats_tube(name) for name in tubes), return_exceptions=True
+            *(client.stats_tube(name) for name in names), return_exceptions=True
         )
         tube_stats: dict[str, StatsTube] = {}
-        for name, reply in zip(tubes, replies, strict=True):
+        for name, reply in zip(names, replies, strict=True):
             if isinstance(reply, NotFound):
                 continue  # the tube went away between the two commands
             if isinstance(reply, BaseException):
                 raise reply
             tube_stats[name] = reply
-        self._record(time.time(), stats, tube_stats)
+        ages = await self._ages(tube_stats)
+        self._record(time.time(), stats, tube_stats, ages, refused)
 
-    def _record(self, now: float, stats: Stats, tubes: dict[str, StatsTube]) -> None:
+    async def _ages(self, tubes: dict[str, StatsTube]) -> dict[str, int]:
+        """Age of the oldest ready job of the busiest tubes (peek-ready, then stats-job)."""
+        assert self.ops is not None and self.client is not None
+        busy = [name for name, stats in tubes.items() if _ready(stats) > 0]
+        busy.sort(key=lambda name: -_ready(tubes[name]))
+        busy = busy[:AGE_TUBES]
+        peeked = await asyncio.gather(
+            *(self.ops.peek_ready(name) for name in busy), return_exceptions=True
+        )
+        heads = [(name, job.id) for name, job in zip(busy, peeked, strict=True)
+                 if not isinstance(job, BaseException)]  # fmt: skip
+        for outcome in peeked:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, NotFound):
+                raise outcome
+        job_stats = await asyncio.gather(
+            *(self.client.stats_job(job_id) for _, job_id in heads), return_exceptions=True
+        )
+        ages = {}
+        for (name, _), reply in zip(heads, job_stats, strict=True):
+            if isinstance(reply, NotFound):
+                continue  # taken meanwhile; measured again at the next poll
+            if isinstance(reply, BaseException):
+                raise reply
+            ages[name] = _number(f"stats-job of {name}'s head", reply, "age")
+        return ages
+
+    def _record(
+        self,
+        now: float,
+        stats: Stats,
+        tubes: dict[str, StatsTube],
+        ages: dict[str, int],
+        refused: list[str],
+    ) -> None:
         previous = self._previous
-        elapsed = now - previous[0] if previous else 0.0
-
-        def rate(current: Any, old: Any, key: str) -> Optional[float]:
-            # Per second since the previous poll; None for the first poll or a reset counter.
-            if not old or elapsed <= 0 or key not in old or current.get(key, 0) < old[key]:
-                return None
-            return round(float(current.get(key, 0) - old[key]) / elapsed, 2)
-
-        rows = []
-        for name in sorted(tubes):
-            tube = tubes[name]
-            old = previous[2].get(name) if previous else None
-            pause_left = tube.get("pause-time-left", 0)
-            rows.append(
-                {
-                    "name": name,
-                    "ready": tube.get("current-jobs-ready", 0),
-                    "reserved": tube.get("current-jobs-reserved", 0),
-                    "delayed": tube.get("current-jobs-delayed", 0),
-                    "buried": tube.get("current-jobs-buried", 0),
-                    "urgent": tube.get("current-jobs-urgent", 0),
-                    "total": tube.get("total-jobs", 0),
-                    "waiting": tube.get("current-waiting", 0),
-                    "watching": tube.get("current-watching", 0),
-                    "paused": pause_left > 0,
-                    "pause_left": pause_left,
-                    "put_rate": rate(tube, old, "total-jobs"),
-                    "delete_rate": rate(tube, old, "cmd-delete"),
-                }
-            )
-            history = self.history.setdefault(name, deque())
-            ready, buried = tube.get("current-jobs-ready", 0), tube.get("current-jobs-buried", 0)
-            history.append((now, ready, buried))
-            while history and history[0][0] < now - self.history_seconds:
-                history.popleft()
-        for gone in set(self.history) - set(tubes):
-            del self.history[gone]
+        rate = _rater(now - previous[0] if previous else 0.0)
+        # Every value is checked before anything is kept: a bad reply changes nothing.
+        rows = [
+            _tube_row(name, tubes[name], previous[2].get(name) if previous else None, ages, rate)
+            for name in sorted(tubes)
+        ]
+        totals = _totals(stats, len(tubes))
         old_stats = previous[1] if previous else None
-        self.max_job_size = stats.get("max-job-size")
+        put_rate = rate(_number("stats", stats, "cmd-put"), old_stats, "cmd-put")
+        delete_rate = rate(_number("stats", stats, "cmd-delete"), old_stats, "cmd-delete")
+        max_job_size = _number("stats", stats, "max-job-size") or None
+        uptime = _number("stats", stats, "uptime")
+
+        self._sample(now, rows)
+        if not self.up and self.down_since is not None:
+            log.warning("beanstalkd at %s answers again", self.address)
+        self.max_job_size = max_job_size
         self.error = ""
+        self.down_since = None
         self.snapshot = {
             "index": self.index,
             "address": self.address,
             "up": True,
             "error": "",
+            "warnings": _refused_warning(refused),
             "time": now,
-            "version": stats.get("version", ""),
-            "uptime": stats.get("uptime", 0),
-            "totals": {
-                "ready": stats.get("current-jobs-ready", 0),
-                "reserved": stats.get("current-jobs-reserved", 0),
-                "delayed": stats.get("current-jobs-delayed", 0),
-                "buried": stats.get("current-jobs-buried", 0),
-                "urgent": stats.get("current-jobs-urgent", 0),
-                "tubes": len(tubes),
-                "connections": stats.get("current-connections", 0),
-                "workers": stats.get("current-workers", 0),
-            },
-            "put_rate": rate(stats, old_stats, "cmd-put"),
-            "delete_rate": rate(stats, old_stats, "cmd-delete"),
+            "interval": self.interval,
+            "version": str(stats.get("version", ""))[:40],
+            "uptime": uptime,
+            "totals": totals,
+            "oldest": max((row["oldest"] or 0 for row in rows), default=0),
+            "put_rate": put_rate,
+            "delete_rate": delete_rate,
             "tubes": rows,
         }
+        self._sorted = {}
         self._previous = (now, stats, tubes)
+
+    def _sample(self, now: float, rows: list[dict[str, Any]]) -> None:
+        """Add a history point when the last is ``history_seconds / HISTORY_POINTS`` old."""
+        self.sampled = not self.sample_times or (
+            now - self.sample_times[-1] >= self.history_seconds / HISTORY_POINTS
+        )
+        if not self.sampled:
+            return
+        self.sample_times.append(now)
+        for row in rows:
+            points = self.history.get(row["name"])
+            if points is None:
+                points = self.history[row["name"]] = deque(maxlen=HISTORY_POINTS)
+            points.append((row["ready"], row["buried"]))
+        for gone in set(self.history) - {row["name"] for row in rows}:
+            del self.history[gone]
 
     def _mark_down(self, error: BaseException) -> None:
         if isinstance(error, asyncio.TimeoutError):
             reason = "no reply in time"
         elif isinstance(error, BeanstalkConnectionError):
             reason = str(error) or type(error).__name__
+        elif isinstance(error, BadReply):
+            reason = f"bad reply: {error}"
+        elif isinstance(error, BeanstalkException):
+            reason = f"{type(error).__name__}: {error}"
         else:
             reason = f"{type(error).__name__}: {error}"
+        reason = reason[:300]
         if self.up or self.error != reason:
-            log.warning("beanstalkd at %s is down: %s", self.address, reason)
+            # Once per change of state or reason, however long it lasts.
+            known = isinstance(error, (BeanstalkException, BadReply, OSError, asyncio.TimeoutError))
+            log.warning(
+                "beanstalkd at %s is down: %s",
+                self.address,
+                reason,
+                exc_info=None if known else error,
+            )
+        if self.down_since is None:
+            self.down_since = time.time()
         self.error = reason
         self.snapshot = self._down_snapshot()
+        self._sorted = {}
         self.history.clear()
+        self.sample_times.clear()
         self._previous = None
         self._drop_client()
 
@@ -250,21 +365,155 @@ class LiveServer:
             "address": self.address,
             "up": False,
             "error": self.error,
+            "warnings": [],
             "time": time.time(),
+            "interval": self.interval,
+            "down_since": self.down_since,
+            "retry_in": backoff_delay(self.interval, self.failures + 1),
             "tubes": [],
         }
 
     def history_points(self) -> dict[str, list[list[float]]]:
         """The history as JSON-ready lists: tube -> [[time, ready, buried], ...]."""
-        return {name: [list(point) for point in points] for name, points in self.history.items()}
+        times = list(self.sample_times)
+        return {
+            name: [
+                [t, r, b]
+                for t, (r, b) in zip(times[len(times) - len(points) :], points, strict=True)
+            ]
+            for name, points in self.history.items()
+        }
+
+    def series(self, names: list[str]) -> dict[str, Any]:
+        """History of ``names`` for a tab: shared times, and [name, ready, buried] per tube.
+
+        ``ready`` and ``buried`` are difference-coded: ``[v0, v1 - v0, v2 - v1, ...]``.
+        """
+        return {
+            "times": [round(t, 1) for t in self.sample_times],
+            # A list, not an object keyed by name: see console.js on "__proto__". Each series
+            # is its first value then the differences: counts move little between points.
+            "tubes": [
+                [name, _differences([r for r, _ in points]), _differences([b for _, b in points])]
+                for name in names
+                if (points := self.history.get(name)) is not None
+            ],
+        }
+
+    def tab_message(self, view: View, sent: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The message for one tab after a poll (``None``: nothing for it).
+
+        ``sent`` is what the tab was sent of this server (name -> row); only
+        rows that changed are sent again, and history only for rows new to it.
+        """
+        if view.tube is not None:
+            index, name = view.tube
+            if self.index != index:
+                return None
+            row = next((r for r in self.snapshot["tubes"] if r["name"] == name), None)
+            return {"type": "tube", "server": self.header(), "row": row}
+        rows, matched = select(self.sorted_rows(view.sort), view)
+        changed, new = delta(rows, sent)
+        message: dict[str, Any] = {
+            "type": "server",
+            "server": self.header(),
+            "matched": matched,
+            "order": [row["name"] for row in rows],
+            "rows": changed,
+            "sampled": self.sampled,
+        }
+        if new:
+            message["history"] = self.series(new)
+        return message
 
     def _notify(self) -> None:
-        message = {"type": "server", "server": self.snapshot}
         for listener in list(self.listeners):
             try:
-                listener(message)
+                listener(self)
             except Exception:  # one broken listener must not starve the others
                 log.exception("web console listener failed")
+
+
+Rate = Callable[[int, Any, str], Optional[float]]
+
+
+def _rater(elapsed: float) -> Rate:
+    """``rate(current, old_stats, key)``: per second since the previous poll.
+
+    ``None`` for the first poll or a counter that went down (a tube made anew).
+    """
+
+    def rate(current: int, old: Any, key: str) -> Optional[float]:
+        if not old or elapsed <= 0 or key not in old or current < old[key]:
+            return None
+        return round(float(current - old[key]) / elapsed, 2)
+
+    return rate
+
+
+def _tube_row(
+    name: str, tube: StatsTube, old: Any, ages: dict[str, int], rate: Rate
+) -> dict[str, Any]:
+    """One tube's row of the snapshot; :class:`BadReply` if a counter is not a count."""
+    source = f"stats-tube {name}"
+
+    def count(key: str) -> int:
+        return _number(source, tube, key)
+
+    pause_left, total, deletes = count("pause-time-left"), count("total-jobs"), count("cmd-delete")
+    ready = count("current-jobs-ready")
+    return {
+        "name": name,
+        "ready": ready,
+        "reserved": count("current-jobs-reserved"),
+        "delayed": count("current-jobs-delayed"),
+        "buried": count("current-jobs-buried"),
+        "urgent": count("current-jobs-urgent"),
+        "total": total,
+        "waiting": count("current-waiting"),
+        "watching": count("current-watching"),
+        "paused": pause_left > 0,
+        "pause_left": pause_left,
+        "put_rate": rate(total, old, "total-jobs"),
+        "delete_rate": rate(deletes, old, "cmd-delete"),
+        "oldest": (ages.get(name) if ready else 0),
+        "using": count("current-using"),
+        "deletes": deletes,
+    }
+
+
+def _totals(stats: Stats, tubes: int) -> dict[str, int]:
+    """The server's totals row; :class:`BadReply` if a counter is not a count."""
+    totals = {
+        key: _number("stats", stats, f"current-jobs-{key}")
+        for key in ("ready", "reserved", "delayed", "buried", "urgent")
+    }
+    totals.update(
+        tubes=tubes,
+        connections=_number("stats", stats, "current-connections"),
+        workers=_number("stats", stats, "current-workers"),
+        waiting=_number("stats", stats, "current-waiting"),
+    )
+    return totals
+
+
+def _refused_warning(refused: list[str]) -> list[str]:
+    if not refused:
+        return []
+    shown = ", ".join(repr(name[:40]) for name in refused[:3])
+    return [
+        f"{len(refused)} tube{'s' if len(refused) != 1 else ''} not shown: "
+        f"names the client refuses ({shown}{', ...' if len(refused) > 3 else ''})"
+    ]
+
+
+def _differences(values: list[int]) -> list[int]:
+    return [value - (values[i - 1] if i else 0) for i, value in enumerate(values)]
+
+
+def _ready(stats: StatsTube) -> int:
+    value = stats.get("current-jobs-ready", 0)
+    return value if type(value) is int else 0
 
 
 class LiveServers:
@@ -282,12 +531,15 @@ class LiveServers:
         ssl: SSLOption = None,
         *,
         ssl_context: Optional[SSLContext] = None,
+        poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServers")
         self.servers = [
-            LiveServer(index, host, port, interval, history_seconds, ssl)
+            LiveServer(index, host, port, interval, history_seconds, ssl, poll_timeout=poll_timeout)
             for index, (host, port) in enumerate(addresses)
         ]
+        self.interval = interval
+        self.poll_timeout = poll_timeout
         self.history_seconds = history_seconds
 
     def start(self) -> None:
@@ -304,7 +556,7 @@ class LiveServers:
         await asyncio.gather(*(server.first_poll() for server in self.servers))
 
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener(message)`` after every poll of every server."""
+        """Call ``listener(server)`` after every poll of every server."""
         for server in self.servers:
             server.listeners.add(listener)
 
@@ -313,13 +565,25 @@ class LiveServers:
         for server in self.servers:
             server.listeners.discard(listener)
 
-    def hello(self) -> dict[str, Any]:
-        """The first message of a live feed: every snapshot and the history so far."""
+    def overview(self) -> dict[str, Any]:
+        """Every snapshot, all tubes, and the history so far (``/api/overview``)."""
         return {
-            "type": "hello",
+            "type": "overview",
             "history_seconds": self.history_seconds,
             "servers": [server.snapshot for server in self.servers],
             "history": [server.history_points() for server in self.servers],
+        }
+
+    def hello(self) -> dict[str, Any]:
+        """The first message of a live feed: what the tab needs before the servers' messages."""
+        return {
+            "type": "hello",
+            "history_seconds": self.history_seconds,
+            "interval": self.interval,
+            # A tab that hears nothing of a server for this long shows it stale: a poll may
+            # take poll_timeout before it fails, and the backoff at most MAX_BACKOFF.
+            "stale_after": round(2 * max(self.interval, MAX_BACKOFF) + self.poll_timeout, 1),
+            "servers": [server.header() for server in self.servers],
         }
 
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from ...protocol import MAX_JOB_ID, MAX_TUBE_NAME_BYTES, MAX_UINT32, check_job_id, check_tube_name
+
 #: Characters of a body shown at most on the tube page; the size is always shown.
 BODY_PREVIEW_CHARS = 16_384
 #: Bytes of a binary body shown as hex at most (16 per line).
@@ -20,9 +22,6 @@ BODY_PREVIEW_BYTES = 4_096
 #: Bodies larger than this are not parsed as JSON (only previewed as text).
 JSON_PARSE_LIMIT = 1 << 20
 
-MAX_TUBE_NAME_BYTES = 200
-MAX_UINT32 = 2**32 - 1
-_TUBE_NAME = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9\-+/;.$_()]*")
 # C0 controls other than tab, LF, FF and CR, and DEL: their presence means "not text".
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -94,24 +93,36 @@ def hex_dump(data: bytes, offset: int = 0) -> str:
 
 
 def check_tube(name: str) -> str:
-    """Return ``name`` if beanstalkd accepts it as a tube name, else raise :class:`BadInput`."""
+    """Return ``name`` if the client accepts it as a tube name, else raise :class:`BadInput`.
+
+    The rule is the protocol layer's (:func:`beanstalkt.protocol.check_tube_name`);
+    this only words its refusal for a person.
+    """
     if not name:
         raise BadInput("A tube name is required.")
     if len(name.encode("utf-8")) > MAX_TUBE_NAME_BYTES:
         raise BadInput(f"A tube name has at most {MAX_TUBE_NAME_BYTES} characters.")
-    if not _TUBE_NAME.fullmatch(name):
+    try:
+        check_tube_name(name)
+    except (TypeError, ValueError):
         raise BadInput(
             "A tube name uses only the characters A-Z a-z 0-9 - + / ; . $ _ ( ) "
             "and does not start with a hyphen."
-        )
+        ) from None
     return name
 
 
 def parse_job_id(text: str) -> int:
-    """The job id in ``text`` (a positive decimal number), else :class:`BadInput`."""
-    if not (text.isascii() and text.isdigit()) or int(text) == 0 or len(text) > 20:
-        raise BadInput(f"A job id is a positive whole number, not {text!r}.")
-    return int(text)
+    """The job id in ``text`` (1 to 2**64-1, the protocol's range), else :class:`BadInput`."""
+    # The length check first: int() of a huge digit string is slow.
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_JOB_ID)):
+        raise BadInput(f"A job id is a whole number from 1 to {MAX_JOB_ID}, not {text[:40]!r}.")
+    try:
+        return check_job_id(int(text))
+    except ValueError:
+        raise BadInput(
+            f"A job id is a whole number from 1 to {MAX_JOB_ID}, not {text[:40]!r}."
+        ) from None
 
 
 def parse_count(what: str, text: str, low: int = 0, high: int = MAX_UINT32) -> int:
@@ -123,3 +134,16 @@ def parse_count(what: str, text: str, low: int = 0, high: int = MAX_UINT32) -> i
     if not low <= value <= high:
         raise BadInput(f"{what} must be a whole number from {low} to {high}, not {value}.")
     return value
+
+
+def duration(seconds: object) -> str:
+    """``42 s``, ``3 m 07 s``, ``5 h 02 m``, ``3 d 04 h``; a dash when not known."""
+    if type(seconds) is not int or seconds < 0:
+        return "\u2013"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} m {seconds % 60:02d} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} m"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600:02d} h"
