@@ -635,6 +635,11 @@ def _body_size(word: bytes) -> int:
 # Replies: meaning.
 
 
+# Read on every reply: module globals, not Enum class attributes (a descriptor call each).
+_INTEGER = Result.INTEGER
+_NOTHING = Result.NOTHING
+
+
 def interpret(
     spec: CommandSpec[Any],
     reply: Reply,
@@ -653,11 +658,11 @@ def interpret(
         result = spec.result
         try:
             # The common results first, without a call.
-            if result is Result.INTEGER:
+            if result is _INTEGER:
                 word = reply.args[0]
                 # The check of _unsigned, without its call (an id per put).
                 return int(word) if word.isdigit() else _unsigned(word)
-            if result is Result.NOTHING:
+            if result is _NOTHING:
                 if reply.args:
                     raise ValueError("unexpected arguments")
                 return None
