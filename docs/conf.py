@@ -78,6 +78,7 @@ nitpick_ignore = [
         "enum.Enum",
         "enum.IntEnum",
         "ssl.SSLContext",
+        "socket.socket",
         "SSLContext",  # ssl.SSLContext, unqualified by autodoc
         # Tornado.
         "Application",  # tornado.web.Application, unqualified by autodoc

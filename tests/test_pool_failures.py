@@ -178,6 +178,23 @@ class KillingProxy:
                     return
 
 
+def _copies(bodies: list[bytes], stored: list[dict[int, bytes]]) -> collections.Counter[bytes]:
+    """How many times each of ``bodies`` is stored over all servers.
+
+    beanstalkd killed -9 between the two writes of a binlog record (header,
+    then body) restores that job with its body zeroed (the file was
+    preallocated): a job of the killed server (stored[0]) whose outcome the
+    client never learnt. It is none of ours to count; anything else foreign is.
+    """
+    ours = set(bodies)
+    for jobs in stored[1:]:
+        assert set(jobs.values()) <= ours, "a job nobody put is on a server never killed"
+    damaged = [body for body in stored[0].values() if body not in ours]
+    assert all(body == bytes(len(body)) for body in damaged), damaged
+    assert len(damaged) <= 1  # one kill cuts at most one record
+    return collections.Counter(body for jobs in stored for body in jobs.values() if body in ours)
+
+
 def _jobs_per_slice(command_size: int) -> int:
     # Client.put_many cuts a batch where a slice reaches BATCH_SLICE bytes.
     return -(-BATCH_SLICE // command_size)
@@ -206,7 +223,7 @@ async def test_put_many_cut_by_kill_9_stores_nothing_twice_and_loses_nothing_ack
             servers[0].start()  # the binlog brings back what it stored
             stored = [inventory(server) for server in servers]
     by_address = dict(zip(addresses, stored, strict=True))
-    copies = collections.Counter(body for jobs in stored for body in jobs.values())
+    copies = _copies(bodies, stored)
     assert max(copies.values()) == 1, "a job was stored twice"
     acknowledged = [result for result in results if isinstance(result, PoolJobRef)]
     unknown = [result for result in results if isinstance(result, ConnectionLost)]
@@ -538,7 +555,7 @@ async def test_put_many_cut_by_kill_9_with_retry_unknown_loses_nothing(
     for body, result in zip(bodies, results, strict=True):
         assert isinstance(result, PoolJobRef)
         assert by_address[result.server][result.id] == body
-    copies = collections.Counter(body for jobs in stored for body in jobs.values())
+    copies = _copies(bodies, stored)
     assert set(copies) == set(bodies)
     twice = {body for body, count in copies.items() if count > 1}
     assert max(copies.values()) <= 2

@@ -72,6 +72,7 @@ def test_bad_pooled_configuration_fails_before_connecting() -> None:
         Worker({"t": handler}, servers=[])
     with pytest.raises(ValueError, match="port"):
         Worker({"t": handler}, servers=["127.0.0.1:0"])
+    # Nothing is connected before start(): no server to report yet.
     assert Worker({"t": handler}, host="127.0.0.1").servers == []
 
 
@@ -167,7 +168,11 @@ async def test_a_server_down_at_start_is_admitted_when_it_comes_up_with_its_binl
 
     worker = pooled(servers, {"late": handler}, concurrency=4)
     async with worker:
-        assert [each.live for each in worker.servers] == [False, True, True]
+        # start() returns once one server is ready; the other live one follows.
+        await eventually(
+            lambda: [each.live for each in worker.servers] == [False, True, True],
+            "the two live servers ready",
+        )
         for server in others:
             await put_on(server, "late", [b"live %d" % n for n in range(30)])
         await eventually(lambda: len(handled) >= 60, "the live servers' jobs handled")

@@ -532,8 +532,7 @@ def test_the_badge_goes_stale_when_updates_stop(browser: WebDriver, consoles: Co
         wait_for(browser, lambda d: d.find_element(By.ID, "live-status").text == "● live", "live")
         # Polling stops (as if the loop were stuck) while the page's socket stays open.
         for watched in monitor.servers:
-            assert watched._task is not None
-            consoles.loop.call_soon_threadsafe(watched._task.cancel)
+            consoles.run(watched.stop())
         WebDriverWait(browser, 60, poll_frequency=0.2).until(
             lambda d: d.find_element(By.ID, "live-status").text.startswith("○ stale"),
             message="the badge says stale",

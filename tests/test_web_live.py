@@ -27,6 +27,10 @@ async def test_bad_replies_are_the_servers_error_and_polling_resumes(
     async with FakeServer(fake.script) as server:
         monitor = Monitor([("127.0.0.1", server.port)], interval=0.05)
         watched = monitor.servers[0]
+        # The server set proves the server live (its stats probe is fine); polls by hand first.
+        await monitor.server_set.start(wait=False)
+        assert watched.member is not None
+        assert await monitor.server_set.wait_for(watched.member, 30)
         with caplog.at_level(logging.WARNING, logger="beanstalkt.web"):
             for _ in range(3):
                 assert await watched.poll_once() is False
@@ -101,3 +105,46 @@ def test_the_worst_update_of_5000_busy_tubes_stays_under_64_kib() -> None:
     # The whole overview (the API) is what a tab would get without the cap.
     everything = len(json.dumps(monitor.overview()))
     assert everything > 20 * first_bytes
+
+
+async def test_stop_ends_polling_even_when_a_cancellation_is_swallowed() -> None:
+    """asyncio.wait_for (before 3.12) may swallow a cancel: stop() must still end the loop."""
+    monitor = Monitor([("127.0.0.1", 1)], interval=0.01)
+    watched = monitor.servers[0]
+    swallowed = 0
+
+    async def poll_that_swallows() -> bool:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(10)  # where the task is when stop() comes
+        except asyncio.CancelledError:
+            swallowed += 1  # as wait_for does when its inner call finishes at that moment
+        return True
+
+    watched.poll_once = poll_that_swallows  # type: ignore[method-assign]
+    monitor.start()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(monitor.stop(), 30)
+    assert watched._task is None and swallowed >= 1
+
+
+async def test_a_server_talking_garbage_is_down_until_it_is_sane() -> None:
+    """Garbage drops the connection (the server layer); the console says so and comes back."""
+    fake = MisbehavingStats("garbage", bad_name=False)
+    async with FakeServer(fake.script) as server:
+        monitor = Monitor([("127.0.0.1", server.port)], interval=0.05)
+        watched = monitor.servers[0]
+        monitor.start()
+        try:
+            await monitor.first_poll()
+            assert not watched.up
+            assert watched.snapshot["error"], watched.snapshot
+            fake.mode = "sane"
+            for _ in range(600):  # the server layer's reconnect backoff is at most 10 s
+                if watched.up:
+                    break
+                await asyncio.sleep(0.05)
+            assert watched.up, watched.snapshot
+            assert [row["name"] for row in watched.snapshot["tubes"]] == ["default"]
+        finally:
+            await monitor.stop()

@@ -273,7 +273,10 @@ async def test_hand_backs_at_shutdown_do_not_use_up_attempts(beanstalkd: Beansta
             attempts.append(job.attempt)
             raise RuntimeError("boom")
 
-        worker = make_worker(beanstalkd, {"deploy": fails}, max_attempts=2, backoff_base=60)
+        # (No jitter: the delay is asserted exactly.)
+        worker = make_worker(
+            beanstalkd, {"deploy": fails}, max_attempts=2, backoff_base=60, backoff_jitter=0
+        )
         async with worker:
             await eventually(lambda: worker.counters()["deploy"]["retried"] == 1, "a retry")
         stats = await client.stats_job(job_id)

@@ -135,7 +135,8 @@ def _epilog() -> str:
         "\n\noperations: beanstalkt top [-h] ... (live view of the tubes),\n"
         "            beanstalkt exporter [-h] ... (Prometheus metrics; beanstalkt[metrics]),\n"
         "            beanstalkt web [-h] ... (the web console),\n"
-        "            beanstalkt worker [-h] ... (run jobs through a handler)\n"
+        "            beanstalkt worker [-h] ... (run jobs through a handler),\n"
+        "            beanstalkt failures [-h] TUBE (buried jobs and why they failed)\n"
         "The options --server, --host, --port and --tls... go before or after the\n"
         "name of a command or tool: beanstalkt --host H top = beanstalkt top --host H."
     )
@@ -449,6 +450,7 @@ _TOOLS = {
     "exporter": "beanstalkt.ops.exporter",
     "web": "beanstalkt.ops.web",
     "worker": "beanstalkt.cli.worker",
+    "failures": "beanstalkt.cli.failures",
 }
 
 

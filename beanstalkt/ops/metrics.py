@@ -5,7 +5,7 @@
     from beanstalkt.metrics import WorkerMetrics
 
     metrics = WorkerMetrics()          # in prometheus_client's default registry
-    port = metrics.serve(9100)         # /metrics on the running event loop
+    port = metrics.serve(9100, health=worker.healthy)  # /metrics and /healthz, loopback
     metrics.job_done("emails", 0.12)   # the worker calls these
 
 Needs the ``metrics`` extra (``pip install 'beanstalkt[metrics]'``, i.e.
@@ -16,6 +16,8 @@ with the tube (a worker's tubes are a fixed, small set), except reconnects.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from typing import Optional
 
 import tornado.httpserver
@@ -60,6 +62,10 @@ class WorkerMetrics:
         self._retried = counter("jobs_retried", "Failed jobs released with a backoff delay.")
         self._buried = counter("jobs_buried", "Jobs buried (attempts exhausted, or asked for).")
         self._released = counter("jobs_released", "Jobs released (asked for, or on shutdown).")
+        self._lost = counter(
+            "jobs_lost", "Jobs whose reservation was lost before they were settled."
+        )
+        self._timed_out = counter("jobs_timed_out", "Handler runs stopped by their time limit.")
         self._touched = counter("touches", "Touches sent to keep a long job reserved.")
         self._reserve_timeouts = counter(
             "reserve_timeouts", "Reserves with a timeout that found no job."
@@ -109,6 +115,14 @@ class WorkerMetrics:
         """A job was released other than as a retry (the handler asked, or shutdown)."""
         self._released.labels(tube).inc()
 
+    def job_lost(self, tube: str) -> None:
+        """A job's reservation was lost (connection, TTR): the server hands it out again."""
+        self._lost.labels(tube).inc()
+
+    def job_timed_out(self, tube: str) -> None:
+        """A handler was stopped by its time limit (also counted failed)."""
+        self._timed_out.labels(tube).inc()
+
     def queue_latency(self, tube: str, seconds: float) -> None:
         """A job was reserved ``seconds`` after it was put (its ``age``)."""
         self._latency.labels(tube).observe(seconds)
@@ -129,16 +143,34 @@ class WorkerMetrics:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
-    def serve(self, port: int, address: str = "") -> int:
-        """Serve ``/metrics`` on the current event loop; returns the port (useful with 0).
+    def serve(
+        self,
+        port: int = 0,
+        address: str = "127.0.0.1",
+        *,
+        health: Optional[Callable[[], bool]] = None,
+        sockets: Optional[list[socket.socket]] = None,
+    ) -> int:
+        """Serve ``/metrics`` (and ``/healthz``) on the current event loop; returns the port.
 
-        ``address`` ``""`` means every interface. :meth:`stop_serving` stops.
+        ``address`` is where to listen: loopback by default, ``""`` for every
+        interface. ``health`` (e.g. :meth:`Worker.healthy
+        <beanstalkt.worker.Worker.healthy>`) answers ``/healthz``: 200 ``ok``
+        while it returns true, 503 ``unavailable`` otherwise (without it,
+        always 200). ``sockets``: already bound ones (see :func:`bind`), instead
+        of ``port``/``address``. :meth:`stop_serving` stops.
         """
         if self._server is not None:
             raise RuntimeError("already serving; call stop_serving() first")
-        sockets = tornado.netutil.bind_sockets(port, address or None)
+        if sockets is None:
+            sockets = bind(port, address)
         server = tornado.httpserver.HTTPServer(
-            tornado.web.Application([(r"/metrics", _MetricsHandler, {"metrics": self})])
+            tornado.web.Application(
+                [
+                    (r"/metrics", _MetricsHandler, {"metrics": self}),
+                    (r"/healthz", _HealthHandler, {"health": health}),
+                ]
+            )
         )
         server.add_sockets(sockets)
         self._server = server
@@ -150,6 +182,28 @@ class WorkerMetrics:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+def bind(port: int, address: str = "127.0.0.1") -> list[socket.socket]:
+    """Bind the listening sockets for :meth:`WorkerMetrics.serve` (``OSError`` if in use)."""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, not {port}")
+    return tornado.netutil.bind_sockets(port, address or None)
+
+
+class _HealthHandler(tornado.web.RequestHandler):
+    def initialize(self, health: Optional[Callable[[], bool]]) -> None:
+        """Take the health callback (None: always healthy)."""
+        self.health = health
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        if self.health is None or self.health():
+            self.write("ok\n")
+        else:
+            self.set_status(503)
+            self.write("unavailable: no beanstalkd server is live\n")
 
 
 class _MetricsHandler(tornado.web.RequestHandler):
@@ -165,4 +219,5 @@ __all__ = [
     "DURATION_BUCKETS",
     "LATENCY_BUCKETS",
     "WorkerMetrics",
+    "bind",
 ]

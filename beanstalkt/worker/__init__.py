@@ -5,23 +5,17 @@
     from beanstalkt.worker import Worker, Release, Bury, Delete
 
 The design (slots, several servers, the cost per job, how attempts are counted)
-is described in :mod:`beanstalkt.worker.worker`; the command line
+is described in :mod:`beanstalkt.worker.worker`, failure records in
+:mod:`beanstalkt.worker.failures`; the command line
 (``python -m beanstalkt.worker``, ``beanstalkt worker``) is :mod:`beanstalkt.cli.worker`.
 """
 
 from ..cli.worker import build_parser, load_handler, main
-from .worker import (
-    Bury,
-    Delete,
-    Handler,
-    JobAction,
-    Release,
-    ReservedJob,
-    TubeCounters,
-    Worker,
-    WorkerServer,
-    buried_tubes,
-)
+from .actions import Bury, Delete, JobAction, Release, TimeLimitExceeded
+from .counters import TubeCounters
+from .job import ReservedJob
+from .policy import Handler, TubePolicy
+from .worker import Worker, WorkerServer, buried_tubes
 
 __all__ = [
     "Bury",
@@ -30,7 +24,9 @@ __all__ = [
     "JobAction",
     "Release",
     "ReservedJob",
+    "TimeLimitExceeded",
     "TubeCounters",
+    "TubePolicy",
     "Worker",
     "WorkerServer",
     "build_parser",

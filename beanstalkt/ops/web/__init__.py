@@ -236,6 +236,24 @@ async def serve(
         await monitor.stop()
 
 
+def _warn_about_exposure(host: str, options: ConsoleOptions, https: Optional[SSLContext]) -> None:
+    """Say on stderr what a console reachable from other machines gives away."""
+    if is_loopback(host):
+        return
+    if not options.needs_auth:
+        print(
+            f"warning: listening on {host} without --token or --basic-auth: anyone who "
+            "reaches this port can delete jobs",
+            file=sys.stderr,
+        )
+    elif https is None:
+        print(
+            f"warning: listening on {host} over plain HTTP: the token or password crosses "
+            "the network in clear; use --https-cert/--https-key or a TLS proxy",
+            file=sys.stderr,
+        )
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Run the console with the command line ``argv`` (default ``sys.argv[1:]``)."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -263,19 +281,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         return EXIT_USAGE
     except SystemExit as exit_:
         return exit_status(exit_.code)
-    if not is_loopback(listen[0]) and not options.needs_auth:
-        print(
-            f"warning: listening on {listen[0]} without --token or --basic-auth: anyone who "
-            "reaches this port can delete jobs",
-            file=sys.stderr,
-        )
-    if not is_loopback(listen[0]) and options.needs_auth and https is None:
-        print(
-            f"warning: listening on {listen[0]} over plain HTTP: the token or password crosses "
-            "the network in clear; use --https-cert/--https-key or a TLS proxy",
-            file=sys.stderr,
-        )
+    _warn_about_exposure(listen[0], options, https)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # The server layer tells every reconnect attempt (INFO); the console says once per change
+    # of state what it shows, so the library's log keeps to warnings.
+    logging.getLogger("beanstalkt").setLevel(logging.WARNING)
+    logging.getLogger("beanstalkt.web").setLevel(logging.INFO)
     try:
         asyncio.run(
             serve(

@@ -4,12 +4,15 @@ Each :class:`LiveServer` polls its server (``stats``, ``list-tubes``, a
 pipelined ``stats-tube`` per tube, and the age of the oldest ready job of the
 busiest tubes), keeps the last snapshot and a few minutes of ready/buried
 history per tube, and tells its listeners (the WebSocket connections) after
-every poll. Polling never stops for good: a server that does not answer, or
-answers garbage (a non-numeric counter, a reply the client refuses), is *down*
-with the reason shown and logged once; its client is closed and a fresh one
-tries again after a backoff (the poll interval, doubled at each failure, at
-most :data:`MAX_BACKOFF`). A tube whose name the client refuses is left out
-and named in the server's warnings; the others are shown.
+every poll. The servers' connections belong to one
+:class:`~beanstalkt.servers.ServerSet` (the library's server layer): it
+connects, proves each server live by a round trip and reconnects with backoff;
+a server it holds out is shown *down* with its reason. Polling never stops for
+good: a live server whose replies the console cannot use (a non-numeric
+counter) is *down* with that reason, logged once, and polled again after the
+console's own backoff (the poll interval, doubled at each failure, at most
+:data:`MAX_BACKOFF`). A tube whose name the client refuses is left out and
+named in the server's warnings; the others are shown.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ...connection import SSLOption
 from ...errors import BeanstalkConnectionError, BeanstalkException, NotFound
 from ...models import Stats, StatsTube
 from ...protocol import check_tube_name
+from ...servers import Server, ServerSet
 from ._tube_ops import TubeOps
 from .view import View, delta, select, sort_rows
 
@@ -86,8 +90,14 @@ class LiveServer:
         *,
         ssl_context: Optional[SSLContext] = None,
         poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
+        member: Optional[Server] = None,
+        server_set: Optional[ServerSet] = None,
     ) -> None:
         self.index = index
+        #: This server in the console's :class:`~beanstalkt.servers.ServerSet`: its client,
+        #: reconnects and liveness (``None``: a client of this object's own).
+        self.member = member
+        self.server_set = server_set
         #: Seconds one poll may take in all before the server counts as down.
         self.poll_timeout = poll_timeout
         self.host = host
@@ -113,6 +123,7 @@ class LiveServer:
         self._previous: Optional[tuple[float, Stats, dict[str, StatsTube]]] = None
         self._sorted: dict[str, list[dict[str, Any]]] = {}
         self._task: Optional[asyncio.Task[None]] = None
+        self._stopping = False
         self._polled = asyncio.Event()
 
     @property
@@ -128,16 +139,23 @@ class LiveServer:
     def start(self) -> None:
         """Start polling in the running event loop."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
         """Stop polling and close the client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._drop_client()
+        self._stopping = True
+        task, self._task = self._task, None
+        # asyncio.wait_for before Python 3.12 can swallow a cancellation that arrives as
+        # its inner call finishes: cancel again until the task is really done.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task is not None and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
+        if self.member is None:
+            self._drop_client()
 
     async def first_poll(self) -> None:
         """Wait until the first poll has finished, whatever its outcome."""
@@ -165,7 +183,10 @@ class LiveServer:
         return {key: value for key, value in self.snapshot.items() if key != "tubes"}
 
     async def _run(self) -> None:
-        while True:
+        if self.member is not None and self.server_set is not None:
+            # The first poll waits for the first connect and probe (bounded).
+            await self.server_set.wait_for(self.member, CONNECT_TIMEOUT + REPLY_TIMEOUT)
+        while not self._stopping:
             try:
                 ok = await self.poll_once()
             except Exception:  # never expected; but this loop must not die
@@ -173,7 +194,14 @@ class LiveServer:
                 ok = False
             self._polled.set()
             self.failures = 0 if ok else self.failures + 1
-            await asyncio.sleep(backoff_delay(self.interval, self.failures))
+            await asyncio.sleep(self._next_delay())
+
+    def _next_delay(self) -> float:
+        # A server the set holds out of rotation costs nothing to look at again: the set
+        # reconnects with its own backoff; the console's backoff is for bad replies.
+        if self.member is not None and not self.member.live:
+            return self.interval
+        return backoff_delay(self.interval, self.failures)
 
     async def poll_once(self) -> bool:
         """Poll the server once and tell the listeners; True if it answered properly.
@@ -192,7 +220,18 @@ class LiveServer:
         return True
 
     async def _poll(self) -> None:
-        if self.client is None:
+        if self.member is not None:
+            if self.server_set is not None and not self.member.live:
+                if self.server_set.closed and not self._stopping:
+                    # Polled by hand (poll_once) before start(): the set starts now.
+                    await self.server_set.start(wait=False)
+                # A first answer on its way is waited for (bounded); a server known down is not.
+                await self.server_set.wait_for(self.member, CONNECT_TIMEOUT + REPLY_TIMEOUT)
+            if not self.member.live:
+                raise ServerDown(self.member.last_error or "no answer to a probe yet")
+            if self.client is not self.member.client:
+                self.client, self.ops = self.member.client, TubeOps(self.member.client)
+        elif self.client is None:
             client = Client(
                 self.host,
                 self.port,
@@ -328,6 +367,8 @@ class LiveServer:
             reason = "no reply in time"
         elif isinstance(error, BeanstalkConnectionError):
             reason = str(error) or type(error).__name__
+        elif isinstance(error, ServerDown):
+            reason = str(error)
         elif isinstance(error, BadReply):
             reason = f"bad reply: {error}"
         elif isinstance(error, BeanstalkException):
@@ -337,7 +378,9 @@ class LiveServer:
         reason = reason[:300]
         if self.up or self.error != reason:
             # Once per change of state or reason, however long it lasts.
-            known = isinstance(error, (BeanstalkException, BadReply, OSError, asyncio.TimeoutError))
+            known = isinstance(
+                error, (BeanstalkException, BadReply, ServerDown, OSError, asyncio.TimeoutError)
+            )
             log.warning(
                 "beanstalkd at %s is down: %s",
                 self.address,
@@ -352,7 +395,8 @@ class LiveServer:
         self.history.clear()
         self.sample_times.clear()
         self._previous = None
-        self._drop_client()
+        if self.member is None:
+            self._drop_client()  # the set's own client reconnects by itself
 
     def _drop_client(self) -> None:
         if self.client is not None:
@@ -369,9 +413,14 @@ class LiveServer:
             "time": time.time(),
             "interval": self.interval,
             "down_since": self.down_since,
-            "retry_in": backoff_delay(self.interval, self.failures + 1),
+            "retry_in": self._retry_in(),
             "tubes": [],
         }
+
+    def _retry_in(self) -> Optional[float]:
+        if self.member is not None and not self.member.live:
+            return None  # the server set decides when it tries again
+        return backoff_delay(self.interval, self.failures + 1)
 
     def history_points(self) -> dict[str, list[list[float]]]:
         """The history as JSON-ready lists: tube -> [[time, ready, buried], ...]."""
@@ -534,22 +583,53 @@ class LiveServers:
         poll_timeout: float = CONNECT_TIMEOUT + 3 * REPLY_TIMEOUT,
     ) -> None:
         ssl = ssl_or_old_spelling(ssl, ssl_context, "LiveServers")
+        # One server layer: the set connects, reconnects with backoff and proves each server
+        # live by a round trip; the console polls the live ones for what it shows.
+        self.server_set = ServerSet(
+            list(addresses),
+            connect_timeout=CONNECT_TIMEOUT,
+            disconnected_timeout=0,
+            stall_timeout=REPLY_TIMEOUT,
+            probe_timeout=REPLY_TIMEOUT,
+            ssl=ssl,
+        )
         self.servers = [
-            LiveServer(index, host, port, interval, history_seconds, ssl, poll_timeout=poll_timeout)
-            for index, (host, port) in enumerate(addresses)
+            LiveServer(
+                index,
+                member.host,
+                member.port,
+                interval,
+                history_seconds,
+                ssl,
+                poll_timeout=poll_timeout,
+                member=member,
+                server_set=self.server_set,
+            )
+            for index, member in enumerate(self.server_set.servers)
         ]
+        self._starting: Optional[asyncio.Future[None]] = None
         self.interval = interval
         self.poll_timeout = poll_timeout
         self.history_seconds = history_seconds
 
     def start(self) -> None:
-        """Start polling every server."""
+        """Start the server set and polling every server (in the running event loop)."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        # wait=False: a console shows servers down rather than refusing to start.
+        await self.server_set.start(wait=False)
         for server in self.servers:
             server.start()
 
     async def stop(self) -> None:
         """Stop polling and close every client."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            await starting
         await asyncio.gather(*(server.stop() for server in self.servers))
+        await self.server_set.close()
 
     async def first_poll(self) -> None:
         """Wait until every server has been polled once."""
