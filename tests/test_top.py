@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -388,8 +389,13 @@ def test_status_lines_wrap_the_error_and_mark_old_data() -> None:
 
 async def top_once(port: int) -> tuple[int, str, str]:
     """``top --once --interval 0`` as a subprocess: exit status, stdout, stderr."""
+    return await top_once_with(port)
+
+
+async def top_once_with(port: int, *options: str) -> tuple[int, str, str]:
+    """``top --once --interval 0 OPTIONS`` as a subprocess: exit status, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "beanstalkt.top", "--once", "--interval", "0",
+        sys.executable, "-m", "beanstalkt.top", "--once", "--interval", "0", *options,
         "--server", f"127.0.0.1:{port}", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), GUARD)
@@ -465,3 +471,62 @@ async def test_live_view_survives_garbage_and_marks_stale_data(
         )
         view.keys("q")
         await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+
+
+# ----------------------------------------------------------------------
+# A real server frozen (SIGSTOP): the server layer takes it out of rotation.
+
+
+async def test_once_against_a_frozen_server_ends_with_one_line(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    """It accepts connections (the kernel does) and never answers: --once ends after
+    --timeout (the documented bound) with one line and exit status 3."""
+    assert beanstalkd.process is not None
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        status, out, err = await top_once_with(beanstalkd.port, "--timeout", "1")
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    assert (status, out) == (3, "")
+    assert err == (
+        f"beanstalkt top: 127.0.0.1:{beanstalkd.port} is out of rotation: no answer within 1s\n"
+    )
+    # Thawed, the same command shows the table.
+    status, out, err = await top_once_with(beanstalkd.port, "--timeout", "1")
+    assert (status, err) == (0, "")
+    assert table(out)[0][0] == "default"
+
+
+async def test_live_view_marks_a_frozen_server_stale_and_recovers(
+    beanstalkd: BeanstalkdServer, terminal: Callable[[list[str]], Terminal]
+) -> None:
+    assert beanstalkd.process is not None
+    view = terminal(
+        [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3", "--timeout", "1",
+         "--server", f"{beanstalkd.host}:{beanstalkd.port}"]
+    )  # fmt: skip
+    await view.wait_for(lambda s: cells(s, "default") is not None, "the table")
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        # The probe goes unanswered: out of rotation with the server layer's
+        # reason, and the last table kept under it, marked stale.
+        # (The status line is wrapped at the terminal's width: read it joined.)
+        screen = await view.wait_for(
+            lambda s: (
+                "is out of rotation" in s
+                and "left a probe unanswered for 1s" in "".join(s.splitlines())
+            ),
+            "the frozen server out of rotation",
+        )
+        await view.wait_for(lambda s: "STALE: the table below is from" in s, "the stale mark")
+        assert cells(screen, "default") is not None
+        assert "Traceback" not in screen and "EXIT:" not in screen
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    await view.wait_for(
+        lambda s: "STALE" not in s and "unreachable" not in s and cells(s, "default") is not None,
+        "the thawed server back in rotation",
+    )
+    view.keys("q")
+    await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")

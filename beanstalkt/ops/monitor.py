@@ -221,9 +221,7 @@ async def stats_of_tubes(client: Client[Any], names: Iterable[str]) -> list[Stat
     return list((await per_tube(names, client.stats_tube)).values())
 
 
-async def _oldest_ready_age(
-    client: Client[Any], tube: str, lock: asyncio.Lock
-) -> Optional[int]:
+async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) -> Optional[int]:
     """Age in seconds of the job at the head of ``tube``'s ready queue; 0 if there is none.
 
     ``None`` when the server's ``age`` is not a whole number.
