@@ -387,6 +387,32 @@ def test_status_lines_wrap_the_error_and_mark_old_data() -> None:
     assert top.status_lines("", 3.0, 80) == []
 
 
+def test_notes_name_refused_tubes_and_bad_replies_a_few_at_a_time() -> None:
+    refused = tuple(f"'bad {index}'" for index in range(7))
+    bad = tuple(
+        TubeSnapshot(
+            f"t{index}", StatsTube(name=f"t{index}"), None, "pause is 'x', not a whole number"
+        )
+        for index in range(6)
+    )
+    notes = top.snapshot_notes(
+        ServerSnapshot("s:1", 1.0, Stats(), (tube("fine"), *bad), refused_tubes=refused)
+    )
+    assert notes == [
+        "7 tube names the client refuses, not shown: "
+        "'bad 0', 'bad 1', 'bad 2', 'bad 3', 'bad 4' and 2 more",
+        *(f"bad reply for tube t{index}: pause is 'x', not a whole number" for index in range(5)),
+        "and 1 more tube with bad replies",
+    ]
+    # Under the server line, above the heading; a sane snapshot has none.
+    lines = top.render(
+        ServerSnapshot("s:1", 1.0, Stats(), (tube("fine"),), refused_tubes=("'x y'",))
+    )
+    assert lines[1] == "1 tube name the client refuses, not shown: 'x y'"
+    assert lines[2].startswith("TUBE*")
+    assert top.snapshot_notes(snapshot(1.0, tube("fine"))) == []
+
+
 async def top_once(port: int) -> tuple[int, str, str]:
     """``top --once --interval 0`` as a subprocess: exit status, stdout, stderr."""
     return await top_once_with(port)

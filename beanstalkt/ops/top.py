@@ -247,7 +247,7 @@ def snapshot_notes(snapshot: ServerSnapshot) -> list[str]:
     for tube in bad[:NOTES_NAMED]:
         notes.append(f"bad reply for tube {tube.name}: {tube.error}")
     if len(bad) > NOTES_NAMED:
-        notes.append(f"and {len(bad) - NOTES_NAMED} more tubes with bad replies")
+        notes.append(f"and {_plural(len(bad) - NOTES_NAMED, 'more tube')} with bad replies")
     return notes
 
 
