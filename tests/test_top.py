@@ -556,3 +556,22 @@ async def test_live_view_marks_a_frozen_server_stale_and_recovers(
     )
     view.keys("q")
     await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+
+
+async def test_q_quits_while_the_server_is_frozen(
+    beanstalkd: BeanstalkdServer, terminal: Callable[[list[str]], Terminal]
+) -> None:
+    """Closing never waits on the frozen server's owed replies."""
+    assert beanstalkd.process is not None
+    view = terminal(
+        [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3", "--timeout", "1",
+         "--server", f"{beanstalkd.host}:{beanstalkd.port}"]
+    )  # fmt: skip
+    await view.wait_for(lambda s: cells(s, "default") is not None, "the table")
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        await view.wait_for(lambda s: "is out of rotation" in s, "the frozen server out")
+        view.keys("q")
+        await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)

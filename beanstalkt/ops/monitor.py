@@ -9,9 +9,9 @@ neither prometheus_client nor curses.
 
 A snapshot degrades per tube rather than failing whole: a listed tube name
 the client's rules refuse (:func:`~beanstalkt.protocol.check_tube_name`) is
-left out and named in :attr:`ServerSnapshot.refused_tubes`, and a tube whose
+left out and named in ``ServerSnapshot.refused_tubes``, and a tube whose
 ``stats-tube`` has a counter that is not a whole number keeps its row, with
-:attr:`TubeSnapshot.error` saying which.
+``TubeSnapshot.error`` saying which.
 
 ::
 
@@ -88,7 +88,7 @@ class ServerSnapshot:
 
     ``refused_tubes`` are the names the server listed (among those the
     selection would take) that the client's rules refuse, sorted (each shown
-    at most 60 characters long, as :func:`repr` would): they were not asked
+    at most 60 characters long, as ``repr()`` would): they were not asked
     about, since no command can name them. :attr:`bad_tubes` are the tubes
     whose reply had an error.
     """
@@ -102,12 +102,12 @@ class ServerSnapshot:
 
     @property
     def bad_tubes(self) -> tuple[TubeSnapshot, ...]:
-        """The tubes whose ``stats-tube`` reply had an error (see :attr:`TubeSnapshot.error`)."""
+        """The tubes whose ``stats-tube`` reply had an error (see ``TubeSnapshot.error``)."""
         return tuple(tube for tube in self.tubes if tube.error is not None)
 
 
 def shown_name(name: object) -> str:
-    """A name the server sent, made safe to print: :func:`repr`, cut to 60 characters."""
+    """A name the server sent, made safe to print: ``repr()``, cut to 60 characters."""
     text = repr(name)
     return text if len(text) <= _NAME_SHOWN else text[: _NAME_SHOWN - 3] + "..."
 
