@@ -584,6 +584,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "COLUMNS",
+    "OutOfRotation",
     "TubeRow",
     "build_parser",
     "describe_error",
