@@ -499,7 +499,8 @@ def build_parser(
         "--timeout",
         type=seconds,
         default=5.0,
-        help="seconds a refresh may wait for the server (default 5)",
+        help="seconds a refresh may wait for the server; one that leaves a probe unanswered "
+        "this long is out of rotation until it answers again (default 5)",
     )
     parser.add_argument(
         "--once", action="store_true", help="print one snapshot as plain text and exit"
