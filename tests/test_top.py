@@ -575,3 +575,35 @@ async def test_q_quits_while_the_server_is_frozen(
         await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
     finally:
         os.kill(beanstalkd.process.pid, signal.SIGCONT)
+
+
+async def test_live_view_names_refused_tubes_and_bad_counters_until_sane(
+    terminal: Callable[[list[str]], Terminal],
+) -> None:
+    fake = MisbehavingStats("bad-counter", bad_name=True)
+    async with FakeServer(fake.script) as server:
+        view = terminal(
+            [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3",
+             "--server", f"127.0.0.1:{server.port}"]
+        )  # fmt: skip
+        screen = await view.wait_for(
+            lambda s: (
+                "1 tube name the client refuses, not shown: 'bad name!'" in s
+                and "bad reply for tube default: current-jobs-ready is 'lots'" in s
+            ),
+            "the refused name and the bad counter named",
+        )
+        # A degraded snapshot is still fresh: the table, with '?' for the bad count.
+        assert "STALE" not in screen and "unreachable" not in screen
+        assert (cells(screen, "default") or [])[:2] == ["default", "?"]
+        fake.mode, fake.bad_name = "sane", False
+        await view.wait_for(
+            lambda s: (
+                "refuses" not in s
+                and "bad reply" not in s
+                and (cells(s, "default") or [])[:2] == ["default", "0"]
+            ),
+            "the sane table",
+        )
+        view.keys("q")
+        await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
