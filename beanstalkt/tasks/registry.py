@@ -7,6 +7,7 @@ import concurrent.futures
 import datetime
 import functools
 import inspect
+import math
 import threading
 import uuid
 import weakref
@@ -30,7 +31,16 @@ from ..address import format_address, parse_address
 from ..client import Client
 from ..connection import SSLOption
 from ..pool import Key, Pool, PoolJobRef
-from ..protocol import DEFAULT_PRIORITY, DEFAULT_TTR, MAX_UINT32, check_integer, check_tube_name
+from ..protocol import (
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    MAX_UINT32,
+    Seconds,
+    check_integer,
+    check_interval,
+    check_tube_name,
+)
+from ..worker.policy import check_settings
 from .envelope import Envelope, EnvelopeError, check_arguments
 from .middleware import Middleware, TaskMessage, run_after, run_before
 from .periodic import Cron, Interval, Periodic, Schedule, tick_tube
@@ -43,6 +53,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+
+#: The options of a task that are its tube's worker policy (a
+#: :class:`~beanstalkt.worker.TubePolicy`): tasks sharing a tube must agree on them.
+POLICY_OPTIONS = ("max_attempts", "time_limit", "backoff_base", "backoff_max", "backoff_jitter")
 
 #: Where ``defer`` puts a task: a job id (one server) or a :class:`~beanstalkt.PoolJobRef`.
 JobLocation = Union[int, PoolJobRef]
@@ -155,6 +169,9 @@ class Task(Generic[P, R]):
         max_attempts: int,
         time_limit: Optional[float],
         results: bool,
+        backoff_base: Optional[float] = None,
+        backoff_max: Optional[float] = None,
+        backoff_jitter: Optional[float] = None,
     ) -> None:
         self.tasks = tasks
         self.function = function
@@ -164,7 +181,12 @@ class Task(Generic[P, R]):
         self.ttr = ttr
         self.delay = delay
         self.max_attempts = max_attempts
+        #: Seconds a run may take (``None``: the worker's ``time_limit``; ``math.inf``: none).
         self.time_limit = time_limit
+        #: Retry delays (``None``: the worker's), see :class:`~beanstalkt.worker.TubePolicy`.
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.backoff_jitter = backoff_jitter
         self.results = results
         #: Whether the function is ``async def`` (else it runs in a thread).
         self.is_async = inspect.iscoroutinefunction(function)
@@ -174,6 +196,15 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name} tube={self.tube}>"
+
+    @property
+    def policy_settings(self) -> dict[str, Any]:
+        """The task's options that make its tube's :class:`~beanstalkt.worker.TubePolicy`.
+
+        ``max_attempts``, ``time_limit``, ``backoff_base``, ``backoff_max``,
+        ``backoff_jitter`` (``None``: the worker's), in seconds.
+        """
+        return {option: getattr(self, option) for option in POLICY_OPTIONS}
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Call the function directly (a coroutine, for an ``async def`` task)."""
@@ -269,8 +300,6 @@ class Tasks:
     :param middleware: :class:`~beanstalkt.tasks.Middleware` instances, in order.
     :param reply_tube: this producer's reply tube (default: a new random
         ``tasks.reply.<hex>`` per process); see the results module.
-    :param failure_tube: where a worker puts the failure record of each job
-        it buries (``None``: the record is only logged).
     :param periodic_prefix: the tick tubes' prefix (``tasks.periodic.``).
     :param ssl: ``True`` or an :class:`ssl.SSLContext`, for beanstalkd behind a
         TLS terminator (the producer, the result listener, the worker).
@@ -292,7 +321,6 @@ class Tasks:
         tube: str = "default",
         middleware: Iterable[Middleware] = (),
         reply_tube: Optional[str] = None,
-        failure_tube: Optional[str] = "tasks.failures",
         periodic_prefix: str = "tasks.periodic.",
         ssl: SSLOption = None,
         sync_timeout: float = 30.0,
@@ -318,9 +346,6 @@ class Tasks:
         if reply_tube is not None:
             check_tube_name(reply_tube)
         self.reply_tube = reply_tube or new_reply_tube()
-        if failure_tube is not None:
-            check_tube_name(failure_tube)
-        self.failure_tube = failure_tube
         self.periodic_prefix = periodic_prefix
         #: TLS for every connection these tasks open (``True`` or an ``ssl.SSLContext``).
         self.ssl = ssl
@@ -358,7 +383,10 @@ class Tasks:
         ttr: int = DEFAULT_TTR,
         delay: int = 0,
         max_attempts: int = 5,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
+        backoff_base: Optional[Seconds] = None,
+        backoff_max: Optional[Seconds] = None,
+        backoff_jitter: Optional[float] = None,
         results: bool = False,
     ) -> _TaskDecorator: ...
     def task(
@@ -372,7 +400,10 @@ class Tasks:
         ttr: int = DEFAULT_TTR,
         delay: int = 0,
         max_attempts: int = 5,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
+        backoff_base: Optional[Seconds] = None,
+        backoff_max: Optional[Seconds] = None,
+        backoff_jitter: Optional[float] = None,
         results: bool = False,
     ) -> Any:
         """Register a task: ``@tasks.task`` or ``@tasks.task(tube="emails", ...)``.
@@ -386,10 +417,25 @@ class Tasks:
         :param ttr: beanstalkd time to run (the worker touches long runs).
         :param delay: default seconds before a deferred job is ready.
         :param max_attempts: the failure of this attempt buries the job
-            (retries in between follow the worker's backoff).
-        :param time_limit: seconds a run may take; a longer one is cancelled
-            and counts as a failure (:class:`TaskTimeLimit`). A plain
-            function's thread cannot be stopped: it is only abandoned.
+            (with the worker engine's failure record) and, with ``results``,
+            is sent as the result.
+        :param time_limit: seconds (or a ``timedelta``) a run may take,
+            enforced by the worker engine: a longer one is cancelled and
+            counts as a failure (:class:`~beanstalkt.worker.TimeLimitExceeded`;
+            a plain function's thread cannot be stopped, it is abandoned).
+            ``None``: the worker's ``time_limit`` (600 s unless the worker
+            says otherwise); ``math.inf``: no limit.
+        :param backoff_base: seconds of delay after the first failure
+            (``None``: the worker's); each further failure multiplies it by
+            the worker's ``backoff_factor``.
+        :param backoff_max: the retry delay never exceeds this (``None``: the worker's).
+        :param backoff_jitter: each delay is shortened at random by up to
+            this fraction, 0 to 1 (``None``: the worker's).
+        :raises ValueError: for an option out of range, and when another task
+            of the same ``tube`` has other ``max_attempts``, ``time_limit`` or
+            ``backoff_*`` values: a tube has one worker policy, so tasks that
+            share a tube must agree on it (give them the same values, or
+            tubes of their own).
         :param results: the worker sends the return value (or the last
             failure) to the producer's reply tube; see :meth:`TaskRef.result`.
         """
@@ -404,6 +450,9 @@ class Tasks:
                 delay=delay,
                 max_attempts=max_attempts,
                 time_limit=time_limit,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                backoff_jitter=backoff_jitter,
                 results=results,
             )
 
@@ -421,14 +470,37 @@ class Tasks:
         check_integer("ttr", settings["ttr"], 0, MAX_UINT32)
         check_integer("delay", settings["delay"], 0, MAX_UINT32)
         check_integer("max_attempts", settings["max_attempts"], 1, MAX_UINT32)
-        limit = settings["time_limit"]
-        if limit is not None and not 0 < limit < float("inf"):
-            raise ValueError("time_limit must be a positive number of seconds")
+        for option in ("time_limit", "backoff_base", "backoff_max"):
+            value = settings.get(option)
+            # Seconds, a timedelta too; math.inf is "no limit" for time_limit only.
+            if value is not None and not (option == "time_limit" and value == math.inf):
+                settings[option] = check_interval(option, value)
+        check_settings(settings)
         if name in self.registry:
             raise ValueError(f"a task named {name!r} is already registered")
+        self._check_tube_policy(name, tube, settings)
         task: Task[Any, Any] = Task(self, function, name=name, tube=tube, **settings)
         self.registry[name] = task
         return task
+
+    def _check_tube_policy(self, name: str, tube: str, settings: Mapping[str, Any]) -> None:
+        """Refuse a task whose policy options differ from those of its tube's other tasks."""
+        for other in self.registry.values():
+            if other.tube != tube:
+                continue
+            theirs = other.policy_settings
+            differ = [
+                f"{option}={settings.get(option)!r} (it has {theirs[option]!r})"
+                for option in POLICY_OPTIONS
+                if settings.get(option) != theirs[option]
+            ]
+            if differ:
+                raise ValueError(
+                    f"task {name!r} shares tube {tube!r} with task {other.name!r} but not its "
+                    f"worker policy: {', '.join(differ)}. A tube has one policy (max_attempts, "
+                    "time_limit, backoff): give the tasks the same values, or tubes of their own"
+                )
+            return
 
     def periodic(
         self,
@@ -438,7 +510,7 @@ class Tasks:
         tz: Optional[datetime.tzinfo] = None,
         name: Optional[str] = None,
         tube: Optional[str] = None,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
         ttr: int = DEFAULT_TTR,
     ) -> _TaskDecorator:
         """Register a task run once per tick by one of the workers: ``every=`` or ``cron=``.
@@ -447,8 +519,10 @@ class Tasks:
         aligned on its multiples since the epoch); ``cron``: a five-field
         expression, in UTC unless ``tz`` is given (needs the ``cron``
         extra). The function takes no arguments. It is also a task (deferred
-        by hand in ``tube``). The tick tube is ``periodic_prefix + name``;
-        see :mod:`beanstalkt.tasks.periodic` for how ticks work.
+        by hand in ``tube``, with the task defaults: ``max_attempts=5``, the
+        worker's backoff). The tick tube is ``periodic_prefix + name``; a
+        tick is never retried (see :mod:`beanstalkt.tasks.periodic`).
+        ``time_limit`` is as for :meth:`task`, for ticks and runs by hand.
         """
         if (every is None) == (cron is None):
             raise TypeError("give exactly one of every= or cron=")
@@ -462,8 +536,11 @@ class Tasks:
                 priority=DEFAULT_PRIORITY,
                 ttr=ttr,
                 delay=0,
-                max_attempts=1,
+                max_attempts=5,
                 time_limit=time_limit,
+                backoff_base=None,
+                backoff_max=None,
+                backoff_jitter=None,
                 results=False,
             )
             self.schedules[task.name] = Periodic(
@@ -671,9 +748,11 @@ class Tasks:
         """A :class:`~beanstalkt.worker.Worker` for every task's tube and every tick tube.
 
         ``options`` are the Worker's (``grace_period``, ``backoff_base``,
-        ``slots_per_connection``, ``metrics``...); ``max_attempts`` is each
-        task's own. ``await worker.start()`` also makes sure every periodic
-        task has its tick.
+        ``time_limit``, ``slots_per_connection``, ``metrics``...). Each task
+        tube gets a :class:`~beanstalkt.worker.TubePolicy` from its tasks'
+        options: ``max_attempts`` is always the task's own, ``time_limit``
+        and ``backoff_*`` the task's where it gives one, else these. ``await
+        worker.start()`` also makes sure every periodic task has its tick.
         """
         from .runner import TasksWorker
 
