@@ -25,6 +25,7 @@ from beanstalkt.tasks.periodic import (
     tick_tube,
 )
 from beanstalkt.testing import BeanstalkdServer
+from beanstalkt.worker.failures import read_failures
 
 from .test_worker import HANG, REPOSITORY, eventually
 
@@ -308,8 +309,8 @@ async def test_a_tick_that_is_not_one_is_buried_with_a_record(beanstalkd: Beanst
         async with worker:
             await eventually(lambda: worker.counters()[tube]["buried"] == 1, "the burial")
         assert (await client.stats_job(bogus))["state"] == "buried"
-        record = (await client.peek_ready(tube="tasks.failures")).body
-        assert b"not a tick of hourly" in record
+        (record,) = await read_failures(client, tube)  # the engine's record
+        assert (record["id"], record["error"]) == (bogus, "Bury: not a tick of hourly")
         assert await tick_jobs(client, tube) == 1  # the real tick, put at start
 
 
