@@ -4,7 +4,7 @@
 are one :class:`TaskRunner` method per task tube and per tick tube, each tube
 with a :class:`~beanstalkt.worker.TubePolicy` made from its tasks' options
 (``max_attempts``, ``time_limit``, ``backoff_*``; the tasks of one tube agree
-on them, see :meth:`Tasks.task`). For each job the runner
+on them, see :meth:`~beanstalkt.tasks.Tasks.task`). For each job the runner
 
 * decodes the envelope: a body that is not one, or that names a task this
   registry does not know, is buried at once (:class:`~beanstalkt.worker.Bury`:
