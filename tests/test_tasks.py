@@ -363,13 +363,12 @@ async def test_each_task_tube_gets_its_tasks_policy_and_the_backoff_is_theirs(
 
     async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
         ref = await fails.defer(1)
+        job_id = ref.job
+        assert isinstance(job_id, int)
         async with worker:
             await eventually(lambda: worker.counters()["patient"]["failed"] == 1, "a failure")
-            await eventually(
-                lambda: job_delayed(client, ref.job),
-                "the retry, delayed",  # type: ignore[arg-type]
-            )
-        stats = await client.stats_job(ref.job)  # type: ignore[arg-type]
+            await eventually(lambda: job_delayed(client, job_id), "the retry, delayed")
+        stats = await client.stats_job(job_id)
         # The task's backoff (3600 s, no jitter), not the worker's 5 s.
         assert (stats["state"], stats["delay"], stats["buries"]) == ("delayed", 3600, 1)
 
@@ -388,12 +387,13 @@ def test_tasks_sharing_a_tube_must_agree_on_its_policy(beanstalkd: BeanstalkdSer
 
     async def second() -> None: ...
 
-    for options, says in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"max_attempts": 3}, "time_limit=None (it has 60.0)"),
         ({"max_attempts": 4, "time_limit": 60}, "max_attempts=4 (it has 3)"),
         ({"max_attempts": 3, "time_limit": 60, "backoff_base": 1}, "backoff_base=1.0"),
         ({"max_attempts": 3, "time_limit": 60, "backoff_jitter": 0}, "backoff_jitter=0"),
-    ]:
+    ]
+    for options, says in cases:
         with pytest.raises(ValueError, match=re.escape(says)) as refused:
             tasks.task(tube="shared", name="second", **options)(second)
         assert "shares tube 'shared' with task" in str(refused.value)
