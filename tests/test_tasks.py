@@ -701,3 +701,31 @@ async def test_results_come_back_across_a_beanstalkd_restart(
             after = await echo.defer("put after the restart")
             assert await after.result(timeout=HANG) == "put after the restart"
             assert await before.result(timeout=HANG) == "put before the restart"
+
+
+async def test_a_time_limit_passing_while_the_result_waits_for_a_listener_is_no_failure(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    producer = make_tasks(beanstalkd)
+    consumer = make_tasks(beanstalkd)
+    runs: list[int] = []
+
+    @producer.task(tube="quick", results=True, name="quick.double", time_limit=0.5)
+    async def double(x: int) -> int:
+        return 2 * x
+
+    @consumer.task(tube="quick", results=True, name="quick.double", time_limit=0.5)
+    async def double_in_worker(x: int) -> int:
+        runs.append(x)
+        return 2 * x
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await double.defer(4)
+        await producer.close()  # nobody listens: the reply waits REPLY_GRACE (5 s) > 0.5 s
+        async with fast_worker(consumer) as worker:
+            await eventually(lambda: worker.counters()["quick"]["done"] == 1, "the task done")
+        counters = worker.counters()["quick"]
+        assert (counters["failed"], counters["timed_out"], counters["buried"]) == (0, 0, 0)
+        assert runs == [4]  # run once: the task had finished when the limit passed
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(ref.job)  # type: ignore[arg-type]

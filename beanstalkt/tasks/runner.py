@@ -156,6 +156,24 @@ class TaskRunner:
         except Exception as error:
             await self._failed(job, task, message, error)
             raise
+        finishing = asyncio.ensure_future(self._succeeded(job, task, message, result))
+        try:
+            await asyncio.shield(finishing)
+        except asyncio.CancelledError:
+            if self.worker is None or self.worker.cut_reason(job) is None:
+                finishing.cancel()
+                raise
+            # The task itself has run: a cut now (its time limit passed while the
+            # reply waits for a listener, or a stop) must not run it again.
+            # Finish (bounded: the reply's grace) and return: the job is deleted.
+            _forget_cancellation()
+            await finishing
+
+    async def _succeeded(
+        self, job: ReservedJob, task: Task[Any, Any], message: TaskMessage, result: Any
+    ) -> None:
+        """After a successful run: the ``after_run`` hooks, then the result to ``reply_to``."""
+        envelope = message.envelope
         await run_after(self.tasks.middleware, "after_run", message, result)
         if task.results and envelope.reply_to is not None:
             try:
