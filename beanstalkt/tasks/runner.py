@@ -156,32 +156,40 @@ class TaskRunner:
         except Exception as error:
             await self._failed(job, task, message, error)
             raise
-        finishing = asyncio.ensure_future(self._succeeded(job, task, message, result))
+        # The task itself has run: a cut from now on (its time limit passing while
+        # the reply waits for a listener, or a stop) must not run it again. The
+        # hooks run in this task (a middleware's context variables stay its own).
         try:
-            await asyncio.shield(finishing)
+            await run_after(self.tasks.middleware, "after_run", message, result)
         except asyncio.CancelledError:
-            if self.worker is None or self.worker.cut_reason(job) is None:
-                finishing.cancel()
+            if not self._forgive_cut(job):
                 raise
-            # The task itself has run: a cut now (its time limit passed while the
-            # reply waits for a listener, or a stop) must not run it again.
-            # Finish (bounded: the reply's grace) and return: the job is deleted.
-            _forget_cancellation()
-            await finishing
-
-    async def _succeeded(
-        self, job: ReservedJob, task: Task[Any, Any], message: TaskMessage, result: Any
-    ) -> None:
-        """After a successful run: the ``after_run`` hooks, then the result to ``reply_to``."""
-        envelope = message.envelope
-        await run_after(self.tasks.middleware, "after_run", message, result)
+            logger.warning("task %s %s: its after_run hooks were cut short", task.name, envelope.id)
         if task.results and envelope.reply_to is not None:
             try:
                 body = encode_result(envelope.id, result)
             except EnvelopeError as exc:
                 logger.error("task %s %s: %s", task.name, envelope.id, exc)
                 body = encode_failure(envelope.id, "EnvelopeError", str(exc))
-            await self._reply(job, envelope.reply_to, body)
+            sending = asyncio.ensure_future(self._reply(job, envelope.reply_to, body))
+            try:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                if not self._forgive_cut(job):
+                    sending.cancel()
+                    raise
+                await sending  # bounded: the reply's grace, then one put
+
+    def _forgive_cut(self, job: ReservedJob) -> bool:
+        """After the task has run: True (and the cancellation forgotten) for the engine's cut.
+
+        The handler then returns, and the job is deleted. False for any other
+        cancellation (the worker's own tasks being cancelled).
+        """
+        if self.worker is None or self.worker.cut_reason(job) is None:
+            return False
+        _forget_cancellation()
+        return True
 
     async def _envelope(self, job: ReservedJob) -> Envelope:
         try:
