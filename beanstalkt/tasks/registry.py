@@ -7,7 +7,6 @@ import concurrent.futures
 import datetime
 import functools
 import inspect
-import math
 import threading
 import uuid
 import weakref
@@ -37,13 +36,12 @@ from ..protocol import (
     MAX_UINT32,
     Seconds,
     check_integer,
-    check_interval,
     check_tube_name,
 )
-from ..worker.policy import check_settings
 from .envelope import Envelope, EnvelopeError, check_arguments
 from .middleware import Middleware, TaskMessage, run_after, run_before
 from .periodic import Cron, Interval, Periodic, Schedule, tick_tube
+from .policy import POLICY_OPTIONS, check_policy_options, check_shared_tube
 from .results import ResultListener, ResultTimeout, TaskFailed, drain, new_reply_tube
 
 if TYPE_CHECKING:
@@ -53,10 +51,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-#: The options of a task that are its tube's worker policy (a
-#: :class:`~beanstalkt.worker.TubePolicy`): tasks sharing a tube must agree on them.
-POLICY_OPTIONS = ("max_attempts", "time_limit", "backoff_base", "backoff_max", "backoff_jitter")
 
 #: Where ``defer`` puts a task: a job id (one server) or a :class:`~beanstalkt.PoolJobRef`.
 JobLocation = Union[int, PoolJobRef]
@@ -416,28 +410,18 @@ class Tasks:
         :param priority: beanstalkd priority, 0 most urgent.
         :param ttr: beanstalkd time to run (the worker touches long runs).
         :param delay: default seconds before a deferred job is ready.
-        :param max_attempts: the failure of this attempt buries the job
-            (with the worker engine's failure record) and, with ``results``,
-            is sent as the result.
-        :param time_limit: seconds (or a ``timedelta``) a run may take,
-            enforced by the worker engine: a longer one is cancelled and
-            counts as a failure (:class:`~beanstalkt.worker.TimeLimitExceeded`;
-            a plain function's thread cannot be stopped, it is abandoned).
-            ``None``: the worker's ``time_limit`` (600 s unless the worker
-            says otherwise); ``math.inf``: no limit.
-        :param backoff_base: seconds of delay after the first failure
-            (``None``: the worker's); each further failure multiplies it by
-            the worker's ``backoff_factor``.
-        :param backoff_max: the retry delay never exceeds this (``None``: the worker's).
-        :param backoff_jitter: each delay is shortened at random by up to
-            this fraction, 0 to 1 (``None``: the worker's).
-        :raises ValueError: for an option out of range, and when another task
-            of the same ``tube`` has other ``max_attempts``, ``time_limit`` or
-            ``backoff_*`` values: a tube has one worker policy, so tasks that
-            share a tube must agree on it (give them the same values, or
-            tubes of their own).
+        :param max_attempts: the failure of this attempt buries the job (the
+            engine's failure record) and is sent as the result.
+        :param time_limit: seconds (or a ``timedelta``) a run may take; the
+            engine cuts a longer one short, a failure
+            (:class:`~beanstalkt.worker.TimeLimitExceeded`). ``None``: the
+            worker's (600 s by default); ``math.inf``: no limit.
+        :param backoff_base: with ``backoff_max`` (seconds) and ``backoff_jitter``:
+            the retry delays, as the worker's (``None``: the worker's).
         :param results: the worker sends the return value (or the last
             failure) to the producer's reply tube; see :meth:`TaskRef.result`.
+        :raises ValueError: an option out of range, or policy options other than
+            another task's of this ``tube`` (see :mod:`beanstalkt.tasks.policy`).
         """
 
         def register(target: Callable[..., Any]) -> Task[Any, Any]:
@@ -470,37 +454,13 @@ class Tasks:
         check_integer("ttr", settings["ttr"], 0, MAX_UINT32)
         check_integer("delay", settings["delay"], 0, MAX_UINT32)
         check_integer("max_attempts", settings["max_attempts"], 1, MAX_UINT32)
-        for option in ("time_limit", "backoff_base", "backoff_max"):
-            value = settings.get(option)
-            # Seconds, a timedelta too; math.inf is "no limit" for time_limit only.
-            if value is not None and not (option == "time_limit" and value == math.inf):
-                settings[option] = check_interval(option, value)
-        check_settings(settings)
+        check_policy_options(settings)
         if name in self.registry:
             raise ValueError(f"a task named {name!r} is already registered")
-        self._check_tube_policy(name, tube, settings)
+        check_shared_tube(self.registry.values(), name, tube, settings)
         task: Task[Any, Any] = Task(self, function, name=name, tube=tube, **settings)
         self.registry[name] = task
         return task
-
-    def _check_tube_policy(self, name: str, tube: str, settings: Mapping[str, Any]) -> None:
-        """Refuse a task whose policy options differ from those of its tube's other tasks."""
-        for other in self.registry.values():
-            if other.tube != tube:
-                continue
-            theirs = other.policy_settings
-            differ = [
-                f"{option}={settings.get(option)!r} (it has {theirs[option]!r})"
-                for option in POLICY_OPTIONS
-                if settings.get(option) != theirs[option]
-            ]
-            if differ:
-                raise ValueError(
-                    f"task {name!r} shares tube {tube!r} with task {other.name!r} but not its "
-                    f"worker policy: {', '.join(differ)}. A tube has one policy (max_attempts, "
-                    "time_limit, backoff): give the tasks the same values, or tubes of their own"
-                )
-            return
 
     def periodic(
         self,
