@@ -63,4 +63,4 @@ def check_shared_tube(
         return  # the others of this tube agree with this one
 
 
-__all__ = ["POLICY_OPTIONS", "check_policy_options", "check_shared_tube"]
+__all__ = ["POLICY_OPTIONS", "HasPolicy", "check_policy_options", "check_shared_tube"]
