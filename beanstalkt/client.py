@@ -77,6 +77,7 @@ from .protocol import (
     check_job_id,
     check_seconds,
     check_tube_name,
+    checked_put,
     encode_command,
     encode_put,
 )
@@ -433,12 +434,7 @@ class Client(Generic[BodyT]):
         job exists, buried, with id ``exc.job_id``). Cancelled before it was
         written, it is never sent; cancelled later, the job exists.
         """
-        data = encode_put(
-            check_body(body, self._encoding),
-            check_integer("priority", priority, 0, MAX_UINT32),
-            check_seconds("delay", delay),
-            check_seconds("ttr", ttr),
-        )
+        data = checked_put(body, priority, delay, ttr, self._encoding)
         if tube is not None:
             check_tube_name(tube)
         future = self._submit(PUT, data, None, tube)

@@ -143,7 +143,14 @@ class _Entry:
         data: bytes,
         line: Optional[bytes],
         tube: Optional[str],
+        sets_tube: Optional[str] = None,
+        reservation: Optional[Reservation] = None,
+        sequence: Optional[Sequence] = None,
+        timeout: int = 0,
+        batch: Optional[list[BatchResult]] = None,
+        remaining: int = 1,
     ) -> None:
+        # Every field is set here, once: an entry is made per command.
         self.token = token
         self.spec = spec
         self.data = data
@@ -152,15 +159,15 @@ class _Entry:
         self.tube = tube
         self.size = len(data)
         # ``use NAME``: the tube the connection uses after this command.
-        self.sets_tube: Optional[str] = None
-        self.reservation: Optional[Reservation] = None
+        self.sets_tube = sets_tube
+        self.reservation = reservation
         # The sequence this command belongs to (never sent on another connection).
-        self.sequence: Optional[Sequence] = None
+        self.sequence = sequence
         # reserve-with-timeout: its timeout, for the stall guard.
-        self.timeout = 0
+        self.timeout = timeout
         # A batch put: one result per job, and how many replies are still owed.
-        self.batch: Optional[list[BatchResult]] = None
-        self.remaining = 1
+        self.batch = batch
+        self.remaining = remaining
 
     def describe(self) -> str:
         return describe_command(self.spec, self.line)
@@ -267,7 +274,6 @@ class Pipeline:
         spec: CommandSpec[Any],
         data: bytes,
         line: Optional[bytes] = None,
-        *,
         tube: Optional[str] = None,
         reservation: Optional[Reservation] = None,
         timeout: int = 0,
@@ -293,28 +299,30 @@ class Pipeline:
             self._check_sequence(sequence, spec, line)
         if reservation is not None:
             self._check_reservation(reservation, spec, line)
+        size = len(data)
         limit = self.max_pending_bytes
-        if limit is not None and self._pending_bytes + len(data) > limit:
-            self._refuse(spec, line, len(data), limit)
-        entry = _Entry(token, spec, data, line, None)
+        if limit is not None and self._pending_bytes + size > limit:
+            self._refuse(spec, line, size, limit)
+        sets_tube = None
         if spec.uses_tube:
-            entry.tube = tube if tube is not None else self.used_tube
+            if tube is None:
+                tube = self.used_tube
         elif spec is _USE:
             assert tube is not None, "use needs its tube"
-            entry.sets_tube = tube
-            self.used_tube = tube
-        entry.reservation = reservation
-        if sequence is not None:
-            entry.sequence = sequence
-            sequence.tokens.append(token)
-        entry.timeout = timeout
+            sets_tube = self.used_tube = tube
+            tube = None
+        else:
+            tube = None
         if batch:
-            entry.batch = []
-            entry.remaining = batch
+            entry = _Entry(token, spec, data, line, tube, None, reservation, sequence, 0, [], batch)
+        else:
+            entry = _Entry(token, spec, data, line, tube, sets_tube, reservation, sequence, timeout)
+        if sequence is not None:
+            sequence.tokens.append(token)
         if spec is _RESERVE and not self._unsent and self._adopt_reserve(token):
             return
         self._unsent[token] = entry
-        self._pending_bytes += entry.size
+        self._pending_bytes += size
 
     def _refuse(self, spec: CommandSpec[Any], line: Optional[bytes], size: int, limit: int) -> None:
         """Raise BufferFull: a command of ``size`` bytes does not fit under ``limit``."""

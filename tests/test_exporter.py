@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -27,12 +28,12 @@ import tornado.netutil
 from prometheus_client.parser import text_string_to_metric_families
 
 import beanstalkt
-from beanstalkt.ops import exporter
+from beanstalkt.ops import exporter, monitor
 from beanstalkt.ops.exporter import Exporter, make_app
 from beanstalkt.testing import BeanstalkdServer, free_port
 
 from .doc_sources import DOCS, section_text
-from .fake_server import FakeServer
+from .fake_server import FakeServer, MisbehavingStats
 
 OPERATIONS_GUIDE = DOCS / "guides" / "operations.rst"
 # A scrape that takes longer than this has hung: the guard, not a speed assertion.
@@ -441,3 +442,87 @@ def test_without_the_metrics_extra_the_exporter_says_so_in_one_line(
     )
     expected = f"{prefix} the exporter needs prometheus_client: pip install 'beanstalkt[metrics]'\n"
     assert (finished.returncode, finished.stdout, finished.stderr) == (1, "", expected)
+
+
+# ----------------------------------------------------------------------
+# A bad tube costs that tube, never the whole server (ops.monitor).
+
+
+def test_refused_names_are_split_off_and_named() -> None:
+    names = ["emails", "bad name!", "jobs-1", "ünïcode", "x" * 201, "-dash", "bad name!"]
+    accepted, refused = monitor.split_refused(names)
+    assert accepted == ["emails", "jobs-1"]
+    assert refused == sorted({"'bad name!'", "'ünïcode'", "'-dash'", monitor.shown_name("x" * 201)})
+    assert monitor.shown_name("x" * 201) == "'" + "x" * 56 + "..."  # cut to 60 characters
+    # Only what the selection would take is named.
+    assert monitor.split_refused(names, ["jobs-*", "bad*"]) == (accepted, ["'bad name!'"])
+
+
+def test_a_tube_reply_error_names_the_bad_counters() -> None:
+    assert monitor.tube_error({"name": "t", "current-jobs-ready": 3, "total-jobs": 5}) is None
+    assert monitor.tube_error({"name": "t", "newer-key": "text"}) is None  # not a known counter
+    assert monitor.tube_error({"current-jobs-ready": "lots"}) == (
+        "current-jobs-ready is 'lots', not a whole number"
+    )
+    assert monitor.tube_error({"total-jobs": -1, "pause": True}) == (
+        "total-jobs is -1, pause is True, not whole numbers"
+    )
+    assert monitor.tube_error(["a"]) == "the reply is a list, not a mapping"
+
+
+async def test_a_snapshot_leaves_out_refused_names_and_marks_bad_counters() -> None:
+    fake = MisbehavingStats("bad-counter", bad_name=True)
+    async with FakeServer(fake.script) as server:
+        watcher = monitor.ServerWatcher(f"127.0.0.1:{server.port}", timeout=HANG_GUARD)
+        try:
+            bad = await watcher.snapshot()
+            assert bad.refused_tubes == ("'bad name!'",)
+            assert [tube.name for tube in bad.tubes] == ["default"]
+            (default,) = bad.tubes
+            assert default.error == "current-jobs-ready is 'lots', not a whole number"
+            assert default.stats["total-jobs"] == 3 and default.oldest_ready_age is None
+            assert bad.bad_tubes == (default,)
+            fake.mode, fake.bad_name = "sane", False  # same connections, sane answers
+            sane = await watcher.snapshot()
+            assert (sane.refused_tubes, sane.bad_tubes) == ((), ())
+            assert [(t.name, t.error, t.oldest_ready_age) for t in sane.tubes] == [
+                ("default", None, 0)
+            ]
+        finally:
+            await watcher.close()
+
+
+async def test_the_exporter_counts_refused_and_unreadable_tubes_and_logs_them_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = MisbehavingStats("bad-counter", bad_name=True)
+    async with FakeServer(fake.script) as server:
+        name = f"127.0.0.1:{server.port}"
+        async with serving([name], timeout=HANG_GUARD) as scrape:
+            with caplog.at_level(logging.WARNING, logger="beanstalkt.exporter"):
+                first, second = await scrape(), await scrape()
+            for metrics in (first, second):
+                assert metrics.value("beanstalkd_up", server=name) == 1
+                assert metrics.value("beanstalkd_tubes_refused", server=name) == 1
+                assert metrics.value("beanstalkd_tubes_unreadable", server=name) == 1
+                # The bad counter gives no sample (no invented 0; the fake sends no
+                # other state), the sane one does.
+                assert metrics.labels_of("beanstalkd_tube_current_jobs", "state") == set()
+                assert metrics.value("beanstalkd_tube_jobs_total", server=name, tube="default") == 3
+                assert metrics.labels_of("beanstalkd_tube_jobs_total", "tube") == {"default"}
+            said = [r.getMessage() for r in caplog.records if r.name == "beanstalkt.exporter"]
+            assert said == [
+                f"{name}: tube name 'bad name!' refused by the client's rules, left out",
+                f"{name}: bad reply for tube default: current-jobs-ready is 'lots', "
+                "not a whole number",
+            ]
+            fake.mode, fake.bad_name = "sane", False
+            sane = await scrape()
+            assert sane.value("beanstalkd_tubes_refused", server=name) == 0
+            assert sane.value("beanstalkd_tubes_unreadable", server=name) == 0
+            assert (
+                sane.value(
+                    "beanstalkd_tube_current_jobs", server=name, tube="default", state="ready"
+                )
+                == 0
+            )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import array
 import copy
+import datetime
 import enum
 import pickle
+import re
 from typing import Any, Optional
 
 import pytest
@@ -35,7 +37,9 @@ from beanstalkt.protocol import (
     check_body,
     check_integer,
     check_job_id,
+    check_seconds,
     check_tube_name,
+    checked_put,
     encode_command,
     encode_put,
     interpret,
@@ -393,6 +397,50 @@ def test_encode_put_binary_body_is_length_prefixed() -> None:
     assert rest == body + b"\r\n"
     every_byte = bytes(range(256))
     assert encode_put(every_byte, 0, 0, 1) == b"put 0 0 1 256\r\n" + every_byte + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "priority", "delay", "ttr"),
+    [
+        (b"hello", DEFAULT_PRIORITY, 0, DEFAULT_TTR),  # the fast path: bytes and ints
+        (b"", 0, MAX_UINT32, MAX_UINT32),
+        (bytearray(b"ba"), 1, 2, 3),  # the per-field checks
+        (memoryview(b"mv"), 1, 2.0, datetime.timedelta(minutes=2)),
+        ("text", 1, 0, 60),
+    ],
+)
+def test_checked_put_encodes_what_the_per_field_checks_accept(
+    body: Any, priority: Any, delay: Any, ttr: Any
+) -> None:
+    expected = encode_put(
+        check_body(body, "utf-8"),
+        check_integer("priority", priority, 0, MAX_UINT32),
+        check_seconds("delay", delay),
+        check_seconds("ttr", ttr),
+    )
+    assert checked_put(body, priority, delay, ttr, "utf-8") == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "priority", "delay", "ttr", "error", "words"),
+    [
+        ("text", 1, 0, 60, TypeError, "encoding="),  # no encoding given below
+        (b"x", True, 0, 60, TypeError, "priority must be an int, not bool"),
+        (b"x", -1, 0, 60, ValueError, "priority must be between 0 and 4294967295"),
+        (b"x", MAX_UINT32 + 1, 0, 60, ValueError, "priority"),
+        (b"x", 1, -1, 60, ValueError, "delay"),
+        (b"x", 1, 0, MAX_UINT32 + 1, ValueError, "ttr"),
+        (b"x", 1, 1.5, 60, ValueError, "delay"),
+        (b"x", 1, 0, False, TypeError, "ttr"),
+        (b"x", 1, 0, "60", TypeError, "ttr"),
+        (1, 1, 0, 60, TypeError, "job body must be bytes"),
+    ],
+)
+def test_checked_put_refuses_what_the_per_field_checks_refuse(
+    body: Any, priority: Any, delay: Any, ttr: Any, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=re.escape(words)):
+        checked_put(body, priority, delay, ttr, None)
 
 
 def test_encode_command_exact_bytes() -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -186,8 +187,10 @@ def test_not_a_terminal_prints_once(beanstalkd: BeanstalkdServer) -> None:
 def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     assert top.main(["--server", f"127.0.0.1:{port}", "--once"]) == 3
+    # The server layer's reason, in one line.
     assert capsys.readouterr().err == (
-        f"beanstalkt top: cannot connect to beanstalkd at 127.0.0.1:{port}: Connection refused\n"
+        f"beanstalkt top: 127.0.0.1:{port} is out of rotation: "
+        f"cannot connect to beanstalkd at 127.0.0.1:{port}: Connection refused\n"
     )
 
 
@@ -384,31 +387,85 @@ def test_status_lines_wrap_the_error_and_mark_old_data() -> None:
     assert top.status_lines("", 3.0, 80) == []
 
 
+def test_notes_name_refused_tubes_and_bad_replies_a_few_at_a_time() -> None:
+    refused = tuple(f"'bad {index}'" for index in range(7))
+    bad = tuple(
+        TubeSnapshot(
+            f"t{index}", StatsTube(name=f"t{index}"), None, "pause is 'x', not a whole number"
+        )
+        for index in range(6)
+    )
+    notes = top.snapshot_notes(
+        ServerSnapshot("s:1", 1.0, Stats(), (tube("fine"), *bad), refused_tubes=refused)
+    )
+    assert notes == [
+        "7 tube names the client refuses, not shown: "
+        "'bad 0', 'bad 1', 'bad 2', 'bad 3', 'bad 4' and 2 more",
+        *(f"bad reply for tube t{index}: pause is 'x', not a whole number" for index in range(5)),
+        "and 1 more tube with bad replies",
+    ]
+    # Under the server line, above the heading; a sane snapshot has none.
+    lines = top.render(
+        ServerSnapshot("s:1", 1.0, Stats(), (tube("fine"),), refused_tubes=("'x y'",))
+    )
+    assert lines[1] == "1 tube name the client refuses, not shown: 'x y'"
+    assert lines[2].startswith("TUBE*")
+    assert top.snapshot_notes(snapshot(1.0, tube("fine"))) == []
+
+
+async def top_once(port: int) -> tuple[int, str, str]:
+    """``top --once --interval 0`` as a subprocess: exit status, stdout, stderr."""
+    return await top_once_with(port)
+
+
+async def top_once_with(port: int, *options: str) -> tuple[int, str, str]:
+    """``top --once --interval 0 OPTIONS`` as a subprocess: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "beanstalkt.top", "--once", "--interval", "0", *options,
+        "--server", f"127.0.0.1:{port}", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), GUARD)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 async def test_once_against_a_garbage_server_says_why_without_a_traceback() -> None:
     fake = MisbehavingStats("garbage", bad_name=False)
     async with FakeServer(fake.script) as server:
-        for mode, bad_name, status in [
-            ("garbage", False, 1),
-            # ops.monitor itself compares the ready count: the snapshot fails, said plainly.
-            ("bad-counter", False, 1),
-            ("bad-stats", False, 0),  # what cannot be read shows as '?', the rest as usual
-            ("sane", True, 1),  # a tube name the client refuses
-        ]:
-            fake.mode, fake.bad_name = mode, bad_name
-            result = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "beanstalkt.top", "--once", "--interval", "0",
-                "--server", f"127.0.0.1:{server.port}",
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            out, err = await asyncio.wait_for(result.communicate(), GUARD)
-            text = err.decode()
-            assert "Traceback" not in text, text
-            assert result.returncode == status, (mode, text)
-            if status:
-                assert text.startswith(f"beanstalkt top: bad reply from 127.0.0.1:{server.port}")
-                assert text.count("\n") == 1
-            else:
-                assert "default" in out.decode() and "?" in out.decode()
+        # Garbage is a dead server (the server layer): out of rotation, said in one line.
+        status, out, err = await top_once(server.port)
+        assert (status, out) == (3, ""), err
+        assert err == (
+            f"beanstalkt top: 127.0.0.1:{server.port} is out of rotation: reply from "
+            f"127.0.0.1:{server.port} out of sync: unexpected reply line b'HELLO THERE'\n"
+        )
+        # What cannot be read shows as '?', the rest as usual.
+        fake.mode = "bad-stats"
+        status, out, err = await top_once(server.port)
+        assert (status, err) == (0, "")
+        assert "up ?" in out.splitlines()[0] and table(out)[0][:3] == ["default", "0", "0"]
+
+
+async def test_once_names_refused_tubes_and_bad_counters_and_shows_the_rest() -> None:
+    fake = MisbehavingStats("bad-counter", bad_name=True)
+    async with FakeServer(fake.script) as server:
+        status, out, err = await top_once(server.port)
+        assert (status, err) == (0, "")
+        lines = out.splitlines()
+        # One tube name refused, one tube with a string counter: both said under
+        # the server line; the tube still has its row, '?' where the count was.
+        assert lines[1:3] == [
+            "1 tube name the client refuses, not shown: 'bad name!'",
+            "bad reply for tube default: current-jobs-ready is 'lots', not a whole number",
+        ]
+        assert lines[3].split()[0] == "TUBE*"
+        assert [row[:2] for row in (line.split() for line in lines[4:])] == [["default", "?"]]
+        # Sane again: no notes, the plain table.
+        fake.mode, fake.bad_name = "sane", False
+        status, out, err = await top_once(server.port)
+        assert (status, err) == (0, "")
+        assert out.splitlines()[1].split()[0] == "TUBE*"
+        assert table(out) == [["default", "0", "0", "0", "0", "-", "-", "-", "-"]]
 
 
 async def test_live_view_survives_garbage_and_marks_stale_data(
@@ -420,16 +477,133 @@ async def test_live_view_survives_garbage_and_marks_stale_data(
             [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3",
              "--server", f"127.0.0.1:{server.port}"]
         )  # fmt: skip
-        await view.wait_for(lambda s: "bad reply from" in s, "the garbage reported")
+        # Garbage is a dead server: out of rotation, with the server layer's reason.
+        # (The status line wraps at the terminal's width: look for words early in it.)
+        await view.wait_for(lambda s: "is out of rotation: reply from" in s, "the garbage")
         assert "Traceback" not in view.screen() and "EXIT:" not in view.screen()
-        fake.mode = "sane"
+        fake.mode = "sane"  # back in rotation after the server layer's backoff
         await view.wait_for(
-            lambda s: "bad reply" not in s and cells(s, "default") is not None, "the table"
+            lambda s: "unreachable" not in s and cells(s, "default") is not None, "the table"
         )
         fake.mode = "garbage"
         screen = await view.wait_for(lambda s: "STALE: the table below is from" in s, "stale")
-        assert "bad reply from" in screen and cells(screen, "default") is not None
+        # The snapshot met the garbage first ("bad reply"), or the probe did.
+        assert "out of rotation" in screen or "bad reply from" in screen
+        assert cells(screen, "default") is not None
         fake.mode = "sane"
-        await view.wait_for(lambda s: "STALE" not in s and "bad reply" not in s, "fresh again")
+        await view.wait_for(
+            lambda s: "STALE" not in s and "unreachable" not in s and "bad reply" not in s,
+            "fresh again",
+        )
+        view.keys("q")
+        await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+
+
+# ----------------------------------------------------------------------
+# A real server frozen (SIGSTOP): the server layer takes it out of rotation.
+
+
+async def test_once_against_a_frozen_server_ends_with_one_line(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    """It accepts connections (the kernel does) and never answers: --once ends after
+    --timeout (the documented bound) with one line and exit status 3."""
+    assert beanstalkd.process is not None
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        status, out, err = await top_once_with(beanstalkd.port, "--timeout", "1")
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    assert (status, out) == (3, "")
+    assert err == (
+        f"beanstalkt top: 127.0.0.1:{beanstalkd.port} is out of rotation: no answer within 1s\n"
+    )
+    # Thawed, the same command shows the table.
+    status, out, err = await top_once_with(beanstalkd.port, "--timeout", "1")
+    assert (status, err) == (0, "")
+    assert table(out)[0][0] == "default"
+
+
+async def test_live_view_marks_a_frozen_server_stale_and_recovers(
+    beanstalkd: BeanstalkdServer, terminal: Callable[[list[str]], Terminal]
+) -> None:
+    assert beanstalkd.process is not None
+    view = terminal(
+        [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3", "--timeout", "1",
+         "--server", f"{beanstalkd.host}:{beanstalkd.port}"]
+    )  # fmt: skip
+    await view.wait_for(lambda s: cells(s, "default") is not None, "the table")
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        # The probe goes unanswered: out of rotation with the server layer's
+        # reason, and the last table kept under it, marked stale.
+        # (The status line is wrapped at the terminal's width: read it joined.)
+        screen = await view.wait_for(
+            lambda s: (
+                "is out of rotation" in s
+                and "left a probe unanswered for 1s" in "".join(s.splitlines())
+            ),
+            "the frozen server out of rotation",
+        )
+        await view.wait_for(lambda s: "STALE: the table below is from" in s, "the stale mark")
+        assert cells(screen, "default") is not None
+        assert "Traceback" not in screen and "EXIT:" not in screen
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+    await view.wait_for(
+        lambda s: "STALE" not in s and "unreachable" not in s and cells(s, "default") is not None,
+        "the thawed server back in rotation",
+    )
+    view.keys("q")
+    await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+
+
+async def test_q_quits_while_the_server_is_frozen(
+    beanstalkd: BeanstalkdServer, terminal: Callable[[list[str]], Terminal]
+) -> None:
+    """Closing never waits on the frozen server's owed replies."""
+    assert beanstalkd.process is not None
+    view = terminal(
+        [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3", "--timeout", "1",
+         "--server", f"{beanstalkd.host}:{beanstalkd.port}"]
+    )  # fmt: skip
+    await view.wait_for(lambda s: cells(s, "default") is not None, "the table")
+    os.kill(beanstalkd.process.pid, signal.SIGSTOP)
+    try:
+        await view.wait_for(lambda s: "is out of rotation" in s, "the frozen server out")
+        view.keys("q")
+        await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")
+    finally:
+        os.kill(beanstalkd.process.pid, signal.SIGCONT)
+
+
+async def test_live_view_names_refused_tubes_and_bad_counters_until_sane(
+    terminal: Callable[[list[str]], Terminal],
+) -> None:
+    fake = MisbehavingStats("bad-counter", bad_name=True)
+    async with FakeServer(fake.script) as server:
+        view = terminal(
+            [sys.executable, "-m", "beanstalkt.top", "--interval", "0.3",
+             "--server", f"127.0.0.1:{server.port}"]
+        )  # fmt: skip
+        screen = await view.wait_for(
+            lambda s: (
+                "1 tube name the client refuses, not shown: 'bad name!'" in s
+                and "bad reply for tube default: current-jobs-ready is 'lots'" in s
+            ),
+            "the refused name and the bad counter named",
+        )
+        # A degraded snapshot is still fresh: the table, with '?' for the bad count.
+        assert "STALE" not in screen and "unreachable" not in screen
+        assert (cells(screen, "default") or [])[:2] == ["default", "?"]
+        fake.mode, fake.bad_name = "sane", False
+        await view.wait_for(
+            lambda s: (
+                "refuses" not in s
+                and "bad reply" not in s
+                and (cells(s, "default") or [])[:2] == ["default", "0"]
+            ),
+            "the sane table",
+        )
         view.keys("q")
         await view.wait_for(lambda s: "EXIT:0" in s, "top exiting with status 0 on q")

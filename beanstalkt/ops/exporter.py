@@ -65,6 +65,9 @@ logger = logging.getLogger("beanstalkt.exporter")
 DEFAULT_LISTEN = ":9127"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_TUBES = 100
+# At most this many distinct refused names and bad tubes are logged (the gauges
+# beanstalkd_tubes_refused / beanstalkd_tubes_unreadable go on counting).
+_SAID_LIMIT = 1000
 
 JOB_STATES = ("ready", "reserved", "delayed", "buried")
 
@@ -145,9 +148,14 @@ def _family(
     return GaugeMetricFamily(spec_name, help_text, labels=labels)
 
 
-def _number(value: object) -> float:
-    # stats values are ints, floats and (for "draining") a bool.
-    return float(value) if isinstance(value, (int, float)) else 0.0
+def _add(
+    family: Union[CounterMetricFamily, GaugeMetricFamily], labels: list[str], value: object
+) -> None:
+    """A sample of ``value``, if it is a number: what the server sent otherwise is left out."""
+    # stats values are ints, floats and (for "draining") a bool; anything else
+    # (a hostile or broken server's "lots") is not invented into a 0.
+    if isinstance(value, (int, float)):
+        family.add_metric(labels, float(value))
 
 
 @dataclass(frozen=True)
@@ -216,32 +224,45 @@ def metric_families(results: Sequence[ScrapeResult]) -> Iterator[Metric]:
             1.0,
         )
         for state in JOB_STATES:
-            current_jobs.add_metric([server, state], _number(stats.get(f"current-jobs-{state}")))
+            _add(current_jobs, [server, state], stats.get(f"current-jobs-{state}"))
         for key, value in sorted(stats.items()):
             if key.startswith("cmd-"):
-                commands.add_metric([server, key[4:]], _number(value))
+                _add(commands, [server, key[4:]], value)
         for spec, family in zip(SERVER_METRICS, server_families, strict=True):
-            if spec.key in stats:
-                family.add_metric([server], _number(stats[spec.key]))  # type: ignore[literal-required]
+            _add(family, [server], stats.get(spec.key))
         for tube in snapshot.tubes:
             tube_stats = tube.stats
             for state in JOB_STATES:
-                tube_jobs.add_metric(
-                    [server, tube.name, state], _number(tube_stats.get(f"current-jobs-{state}"))
-                )
+                _add(tube_jobs, [server, tube.name, state], tube_stats.get(f"current-jobs-{state}"))
             for spec, family in zip(TUBE_METRICS, tube_families, strict=True):
-                if spec.key in tube_stats:
-                    family.add_metric(
-                        [server, tube.name],
-                        _number(tube_stats[spec.key]),  # type: ignore[literal-required]
-                    )
-            if tube.oldest_ready_age is not None:
-                oldest.add_metric([server, tube.name], float(tube.oldest_ready_age))
+                _add(family, [server, tube.name], tube_stats.get(spec.key))
+            _add(oldest, [server, tube.name], tube.oldest_ready_age)
 
-    yield from (up, duration, dropped, info, current_jobs, commands)
+    yield from (up, duration, dropped, *_degraded_families(results), info, current_jobs, commands)
     yield from server_families
     yield from (tube_jobs, oldest)
     yield from tube_families
+
+
+def _degraded_families(results: Sequence[ScrapeResult]) -> Iterator[Metric]:
+    """What each server's snapshot had to leave out: refused tube names, unreadable tubes."""
+    refused = GaugeMetricFamily(
+        "beanstalkd_tubes_refused",
+        "Tube names the server listed that the client's rules refuse (left out of the "
+        "per-tube metrics; the log names them).",
+        labels=["server"],
+    )
+    unreadable = GaugeMetricFamily(
+        "beanstalkd_tubes_unreadable",
+        "Tubes whose stats-tube reply had a counter that is not a whole number (those "
+        "samples left out; the log names them).",
+        labels=["server"],
+    )
+    for result in results:
+        if result.snapshot is not None:
+            refused.add_metric([result.address], float(len(result.snapshot.refused_tubes)))
+            unreadable.add_metric([result.address], float(len(result.snapshot.bad_tubes)))
+    yield from (refused, unreadable)
 
 
 class _Scrape:
@@ -298,6 +319,9 @@ class Exporter:
             stall_timeout=timeout,
             ssl=ssl,
         )
+        # What was logged already (refused names, bad tubes), to say each once;
+        # bounded, since the names are the server's to choose.
+        self._said: set[tuple[str, str]] = set()
         self.watchers = [
             ServerWatcher.of_server(
                 server, self.server_set, timeout=timeout, tubes=tubes, max_tubes=max_tubes
@@ -332,11 +356,24 @@ class Exporter:
                 logger.warning("%s: down (%s)", watcher.address, why)
                 return ScrapeResult(watcher.address, None, time.monotonic() - started)
             snapshot = await watcher.snapshot()
+            self._say_once(snapshot)
         except asyncio.TimeoutError:
             logger.warning("%s: no answer within %ss", watcher.address, watcher.timeout)
         except Exception as exc:  # any failure is this server's "up 0", never the scrape's
             logger.warning("%s: %s", watcher.address, exc)
         return ScrapeResult(watcher.address, snapshot, time.monotonic() - started)
+
+    def _say_once(self, snapshot: ServerSnapshot) -> None:
+        """Log each refused tube name and each tube's bad reply once per server."""
+        news = [
+            f"tube name {name} refused by the client's rules, left out"
+            for name in snapshot.refused_tubes
+        ] + [f"bad reply for tube {tube.name}: {tube.error}" for tube in snapshot.bad_tubes]
+        for text in news:
+            if (snapshot.address, text) in self._said or len(self._said) >= _SAID_LIMIT:
+                continue
+            self._said.add((snapshot.address, text))
+            logger.warning("%s: %s", snapshot.address, text)
 
 
 class MetricsHandler(tornado.web.RequestHandler):

@@ -7,6 +7,12 @@ each selected tube, pipelined (a tube that vanishes in between is skipped),
 and the age of the job at the head of each tube's ready queue. It imports
 neither prometheus_client nor curses.
 
+A snapshot degrades per tube rather than failing whole: a listed tube name
+the client's rules refuse (:func:`~beanstalkt.protocol.check_tube_name`) is
+left out and named in ``ServerSnapshot.refused_tubes``, and a tube whose
+``stats-tube`` has a counter that is not a whole number keeps its row, with
+``TubeSnapshot.error`` saying which.
+
 ::
 
     watcher = ServerWatcher("127.0.0.1:11300", timeout=2)
@@ -43,6 +49,10 @@ _HOME_TUBE = "default"
 # stats-job can miss the job peek-ready named (deleted or reserved in
 # between); then the head has moved on and another look is worth it.
 _PEEK_ATTEMPTS = 3
+# A refused name is shown in messages at most this long: the server chose it.
+_NAME_SHOWN = 60
+#: The ``stats-tube`` keys whose values must be whole numbers (every key but ``name``).
+TUBE_COUNTERS = tuple(key for key in StatsTube.__annotations__ if key != "name")
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,18 @@ class TubeSnapshot:
     job at the head of the tube's ready queue, the next one a worker gets: of
     the jobs with the most urgent priority, the oldest. It is 0 when the tube
     has no ready job, and ``None`` when it was not measured (measuring
-    disabled, or the snapshot ran out of time first).
+    disabled, the snapshot ran out of time first, or the server's answer was
+    not a number).
+
+    ``error`` is ``None`` for a tube read as expected; otherwise it says what
+    was wrong with its reply (``current-jobs-ready is 'lots', not a whole
+    number``): the tube is still listed, and its sane counters still count.
     """
 
     name: str
     stats: StatsTube
     oldest_ready_age: Optional[int] = None
+    error: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,12 @@ class ServerSnapshot:
     two snapshots). ``tubes`` are sorted by name; ``tubes_dropped`` counts the
     tubes that matched the selection but were left out by the ``max_tubes``
     cap. The server-wide ``stats`` always cover every tube.
+
+    ``refused_tubes`` are the names the server listed (among those the
+    selection would take) that the client's rules refuse, sorted (each shown
+    at most 60 characters long, as ``repr()`` would): they were not asked
+    about, since no command can name them. :attr:`bad_tubes` are the tubes
+    whose reply had an error.
     """
 
     address: str
@@ -76,6 +98,70 @@ class ServerSnapshot:
     stats: Stats
     tubes: tuple[TubeSnapshot, ...]
     tubes_dropped: int = 0
+    refused_tubes: tuple[str, ...] = ()
+
+    @property
+    def bad_tubes(self) -> tuple[TubeSnapshot, ...]:
+        """The tubes whose ``stats-tube`` reply had an error (see ``TubeSnapshot.error``)."""
+        return tuple(tube for tube in self.tubes if tube.error is not None)
+
+
+def shown_name(name: object) -> str:
+    """A name the server sent, made safe to print: ``repr()``, cut to 60 characters."""
+    text = repr(name)
+    return text if len(text) <= _NAME_SHOWN else text[: _NAME_SHOWN - 3] + "..."
+
+
+def matches(name: str, patterns: Optional[Sequence[str]]) -> bool:
+    """Whether ``name`` is selected by ``patterns`` (``None``: every name is)."""
+    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def split_refused(
+    names: Iterable[object], patterns: Optional[Sequence[str]] = None
+) -> tuple[list[str], list[str]]:
+    """The listed tube names the client accepts, and the others (as :func:`shown_name`).
+
+    Pure. The accepted ones keep their order; the refused ones are sorted and
+    de-duplicated, and only those ``patterns`` would select are kept (a
+    refused name outside the selection is as uninteresting as an accepted one).
+    """
+    accepted: list[str] = []
+    refused: set[str] = set()
+    for name in names:
+        try:
+            check_tube_name(name)
+        except (TypeError, ValueError):
+            if patterns is None or (isinstance(name, str) and matches(name, patterns)):
+                refused.add(shown_name(name))
+        else:
+            assert isinstance(name, str)
+            accepted.append(name)
+    return accepted, sorted(refused)
+
+
+def tube_error(stats: object) -> Optional[str]:
+    """What is wrong with a ``stats-tube`` reply, or ``None`` if nothing is. Pure.
+
+    Every counter present must be a whole number >= 0 (a missing one is not
+    an error: older or newer servers send other sets of keys).
+    """
+    if not isinstance(stats, dict):
+        return f"the reply is a {type(stats).__name__}, not a mapping"
+    bad = [
+        f"{key} is {shown_name(stats[key])}"
+        for key in TUBE_COUNTERS
+        if key in stats and not (type(stats[key]) is int and stats[key] >= 0)
+    ]
+    if not bad:
+        return None
+    return ", ".join(bad) + (", not a whole number" if len(bad) == 1 else ", not whole numbers")
+
+
+def _ready_count(stats: StatsTube) -> int:
+    """The tube's ready count, 0 when the server sent something else (the row's error says so)."""
+    value = stats.get("current-jobs-ready", 0)
+    return value if type(value) is int else 0
 
 
 def check_tube_patterns(patterns: Iterable[str]) -> list[str]:
@@ -103,11 +189,7 @@ def select_tubes(
     of those that remain, the first ``max_tubes`` by name are kept, so the
     same tubes keep being reported from one scrape to the next.
     """
-    selected = sorted(
-        name
-        for name in set(names)
-        if patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-    )
+    selected = sorted(name for name in set(names) if matches(name, patterns))
     if max_tubes is None or len(selected) <= max_tubes:
         return selected, 0
     return selected[:max_tubes], len(selected) - max_tubes
@@ -139,8 +221,10 @@ async def stats_of_tubes(client: Client[Any], names: Iterable[str]) -> list[Stat
     return list((await per_tube(names, client.stats_tube)).values())
 
 
-async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) -> int:
+async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) -> Optional[int]:
     """Age in seconds of the job at the head of ``tube``'s ready queue; 0 if there is none.
+
+    ``None`` when the server's ``age`` is not a whole number.
 
     ``peek_ready(tube=)`` switches the connection to ``tube``; a ``use`` of
     ``default`` right behind it sends it back in the same pipelined burst
@@ -165,7 +249,8 @@ async def _oldest_ready_age(client: Client[Any], tube: str, lock: asyncio.Lock) 
                 job_stats = await client.stats_job(peeked.id)
             except NotFound:
                 continue  # reserved or deleted meanwhile: look at the new head
-            return job_stats["age"]
+            age = job_stats.get("age") if isinstance(job_stats, dict) else None
+            return age if type(age) is int and age >= 0 else None
     return 0
 
 
@@ -274,29 +359,37 @@ class ServerWatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         await self._connect(deadline - loop.time())
-        stats, tube_stats, dropped = await asyncio.wait_for(
+        stats, tube_stats, dropped, refused = await asyncio.wait_for(
             self._read_stats(), max(0.0, deadline - loop.time())
         )
         taken_at = time.monotonic()
-        ages: dict[str, int] = {}
+        errors = {name: tube_error(reply) for name, reply in tube_stats.items()}
+        ages: dict[str, Optional[int]] = {}
         if self.measure_oldest:
-            waiting = [s["name"] for s in tube_stats if s.get("current-jobs-ready", 0) > 0]
+            waiting = [
+                name
+                for name, reply in tube_stats.items()
+                if errors[name] is None and _ready_count(reply) > 0
+            ]
             # On timeout, report what was measured; the rest stays None.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     self._measure_ages(waiting, ages), max(0.0, deadline - loop.time())
                 )
-            for tube in tube_stats:
-                if tube.get("current-jobs-ready", 0) == 0:
-                    ages[tube["name"]] = 0
+            for name, reply in tube_stats.items():
+                if errors[name] is None and _ready_count(reply) == 0:
+                    ages[name] = 0
         return ServerSnapshot(
             address=self.address,
             taken_at=taken_at,
             stats=stats,
+            # Named as asked (the reply's own "name" is the server's to get wrong).
             tubes=tuple(
-                TubeSnapshot(tube["name"], tube, ages.get(tube["name"])) for tube in tube_stats
+                TubeSnapshot(name, reply, ages.get(name), errors[name])
+                for name, reply in tube_stats.items()
             ),
             tubes_dropped=dropped,
+            refused_tubes=tuple(refused),
         )
 
     async def close(self) -> None:
@@ -331,13 +424,16 @@ class ServerWatcher:
             raise
         self._connected = True
 
-    async def _read_stats(self) -> tuple[Stats, list[StatsTube], int]:
+    async def _read_stats(self) -> tuple[Stats, dict[str, StatsTube], int, list[str]]:
         client = self._stats_client
         server_stats, names = await asyncio.gather(client.stats(), client.list_tubes())
-        selected, dropped = select_tubes(names, self.tube_patterns, self.max_tubes)
-        return server_stats, await stats_of_tubes(client, selected), dropped
+        # A name no command can carry is left out and named, never the whole
+        # server lost for it (stats-tube would refuse it at the call).
+        accepted, refused = split_refused(names, self.tube_patterns)
+        selected, dropped = select_tubes(accepted, self.tube_patterns, self.max_tubes)
+        return server_stats, await per_tube(selected, client.stats_tube), dropped, refused
 
-    async def _measure_ages(self, tubes: Iterable[str], ages: dict[str, int]) -> None:
+    async def _measure_ages(self, tubes: Iterable[str], ages: dict[str, Optional[int]]) -> None:
         if self._peek_lock is None:
             self._peek_lock = asyncio.Lock()
         for tube in tubes:
@@ -345,11 +441,16 @@ class ServerWatcher:
 
 
 __all__ = [
+    "TUBE_COUNTERS",
     "ServerSnapshot",
     "ServerWatcher",
     "TubeSnapshot",
     "check_tube_patterns",
+    "matches",
     "per_tube",
     "select_tubes",
+    "shown_name",
+    "split_refused",
     "stats_of_tubes",
+    "tube_error",
 ]

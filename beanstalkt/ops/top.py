@@ -12,9 +12,18 @@ server. Interactive keys: ``q`` quits, ``<`` / ``>`` move the sort column,
 ``1``-``9`` sort by that column. When stdout is not a terminal, ``top`` prints
 one snapshot as plain text and exits, as with ``--once``.
 
-The data side (:func:`tube_rows`, :func:`render`) is pure and separate from
-the terminal side; the statistics come from :mod:`beanstalkt.ops.monitor`, shared
-with the Prometheus exporter.
+The server and its liveness come from the server layer, as for the
+exporter: a :class:`~beanstalkt.servers.ServerSet` of one server probes it in
+the background (a server is in rotation once it has answered a ``stats``, and
+out of it when it stops answering), and the statistics are read through
+:meth:`ServerWatcher.of_server <beanstalkt.ops.monitor.ServerWatcher.of_server>`.
+While the server is out of rotation the view says so and why (the server
+layer's ``last_error``) above the last table, marked stale; ``--once`` prints
+one line and exits 3 instead.
+
+The data side (:func:`tube_rows`, :func:`render`, :func:`snapshot_notes`) is
+pure and separate from the terminal side; the statistics come from
+:mod:`beanstalkt.ops.monitor`, shared with the Prometheus exporter.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from ..cli.common import (
     tls_or_usage_error,
 )
 from ..errors import BeanstalkConnectionError
+from ..servers import Server, ServerSet
 from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
 
 if TYPE_CHECKING:
@@ -215,12 +225,38 @@ def server_line(snapshot: ServerSnapshot) -> str:
     return " | ".join(parts)
 
 
+#: At most this many refused names and bad tubes are named; the rest are counted.
+NOTES_NAMED = 5
+
+
+def snapshot_notes(snapshot: ServerSnapshot) -> list[str]:
+    """Lines about what the snapshot had to leave out or could not read (none: all is well).
+
+    Tube names the client refuses (not shown in the table) and tubes whose
+    reply had a counter that is not a whole number (shown, with ``?``).
+    """
+    notes = []
+    refused = snapshot.refused_tubes
+    if refused:
+        named = ", ".join(refused[:NOTES_NAMED])
+        more = f" and {len(refused) - NOTES_NAMED} more" if len(refused) > NOTES_NAMED else ""
+        notes.append(
+            f"{_plural(len(refused), 'tube name')} the client refuses, not shown: {named}{more}"
+        )
+    bad = snapshot.bad_tubes
+    for tube in bad[:NOTES_NAMED]:
+        notes.append(f"bad reply for tube {tube.name}: {tube.error}")
+    if len(bad) > NOTES_NAMED:
+        notes.append(f"and {_plural(len(bad) - NOTES_NAMED, 'more tube')} with bad replies")
+    return notes
+
+
 def render(
     current: ServerSnapshot, previous: Optional[ServerSnapshot] = None, sort: str = "tube"
 ) -> list[str]:
-    """The whole view as lines of text: the server line, the heading, one line per tube.
+    """The whole view as lines of text: the server line, its notes, the heading, the tubes.
 
-    The heading of the sort column is marked with ``*``.
+    The notes are :func:`snapshot_notes`; the heading of the sort column is marked with ``*``.
     """
     rows = sort_rows(tube_rows(current, previous), sort)
     headings = [title + ("*" if key == sort else "") for key, title in COLUMNS.items()]
@@ -232,7 +268,7 @@ def render(
         rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
         return "  ".join([first, *rest]).rstrip()
 
-    return [server_line(current), *(line(cells) for cells in table)]
+    return [server_line(current), *snapshot_notes(current), *(line(cells) for cells in table)]
 
 
 def describe_error(error: BaseException, address: str, timeout: float) -> str:
@@ -242,6 +278,16 @@ def describe_error(error: BaseException, address: str, timeout: float) -> str:
     if isinstance(error, BeanstalkConnectionError):
         return f"unreachable: {error}"
     return f"bad reply from {address}: {type(error).__name__}: {error}"
+
+
+def out_of_rotation(server: Server, timeout: float) -> str:
+    """Why ``server`` is not read now: the server layer's last error, or its silence."""
+    why = server.last_error or f"no answer within {timeout:g}s"
+    return f"{server.address} is out of rotation: {why}"
+
+
+class OutOfRotation(Exception):
+    """``--once`` found the server out of rotation (the message says why)."""
 
 
 def status_lines(error: str, stale_for: Optional[float], width: int) -> list[str]:
@@ -262,7 +308,15 @@ def status_lines(error: str, stale_for: Optional[float], width: int) -> list[str
 # Running it.
 
 
-async def _once(watcher: ServerWatcher, interval: float, sort: str) -> list[str]:
+async def _once(
+    servers: ServerSet, watcher: ServerWatcher, interval: float, sort: str
+) -> list[str]:
+    # The set of one proves the server first: a frozen server (one that
+    # accepts and never answers) costs --timeout, then one line.
+    (server,) = servers.servers
+    await servers.start(wait=False)
+    if not await servers.wait_for(server, watcher.timeout):
+        raise OutOfRotation(out_of_rotation(server, watcher.timeout))
     first = await watcher.snapshot()
     if interval <= 0:
         return render(first, None, sort)
@@ -273,11 +327,15 @@ async def _once(watcher: ServerWatcher, interval: float, sort: str) -> list[str]
 class _Screen:
     """The interactive view: draws with curses, reads keys without blocking the loop."""
 
-    def __init__(self, window: curses.window, watcher: ServerWatcher, args: Any) -> None:
+    def __init__(
+        self, window: curses.window, servers: ServerSet, watcher: ServerWatcher, args: Any
+    ) -> None:
         import curses
 
         self.curses = curses
         self.window = window
+        self.servers = servers
+        (self.server,) = servers.servers
         self.watcher = watcher
         self.interval: float = args.interval
         self.sort: str = args.sort
@@ -323,6 +381,7 @@ class _Screen:
             stale_for = max(0.0, time.monotonic() - self.current_at)
         status = status_lines(self.error, stale_for, max(1, width - 1))
         lines[1:1] = status
+        notes = len(snapshot_notes(self.current)) if self.current is not None else 0
         footer = "q quit   < > or 1-9 sort column   refresh every " + f"{self.interval:g}s"
         for y, text in enumerate(lines[: max(0, height - 1)]):
             attribute = curses.A_NORMAL
@@ -330,7 +389,9 @@ class _Screen:
                 attribute = curses.A_BOLD
             elif 1 <= y <= len(status):
                 attribute = curses.A_STANDOUT
-            elif self.current is not None and y == 1 + len(status):
+            elif 1 + len(status) <= y < 1 + len(status) + notes:
+                attribute = curses.A_BOLD  # what the snapshot left out or could not read
+            elif self.current is not None and y == 1 + len(status) + notes:
                 attribute = curses.A_REVERSE
             elif status:
                 attribute = curses.A_DIM  # old data
@@ -340,7 +401,13 @@ class _Screen:
         window.refresh()
 
     async def refresh(self) -> None:
+        timeout = self.watcher.timeout
         try:
+            # Liveness is the server layer's: out of rotation, nothing is asked
+            # (the table stays, marked stale, under the reason).
+            if not await self.servers.wait_for(self.server, timeout):
+                self.error = "unreachable: " + out_of_rotation(self.server, timeout)
+                return
             snapshot = await self.watcher.snapshot()
             # A snapshot that cannot be shown is as bad as no answer.
             render(snapshot, self.current, self.sort)
@@ -377,22 +444,25 @@ class _Screen:
             loop.remove_reader(sys.stdin.fileno())
 
 
-def _interactive(watcher: ServerWatcher, args: Any) -> None:
+def _interactive(servers: ServerSet, watcher: ServerWatcher, args: Any) -> None:
     import curses
 
     def run(window: curses.window) -> None:
         with contextlib.suppress(curses.error):  # not every terminal can hide it
             curses.curs_set(0)
-        asyncio.run(_run_screen(window, watcher, args))
+        asyncio.run(_run_screen(window, servers, watcher, args))
 
     curses.wrapper(run)  # restores the terminal however run() ends
 
 
-async def _run_screen(window: curses.window, watcher: ServerWatcher, args: Any) -> None:
+async def _run_screen(
+    window: curses.window, servers: ServerSet, watcher: ServerWatcher, args: Any
+) -> None:
     try:
-        await _Screen(window, watcher, args).run()
+        await servers.start(wait=False)  # probing from now on; the view says how it goes
+        await _Screen(window, servers, watcher, args).run()
     finally:
-        await watcher.close()
+        await _close(servers, watcher)
 
 
 # ----------------------------------------------------------------------
@@ -429,7 +499,8 @@ def build_parser(
         "--timeout",
         type=seconds,
         default=5.0,
-        help="seconds a refresh may wait for the server (default 5)",
+        help="seconds a refresh may wait for the server; one that leaves a probe unanswered "
+        "this long is out of rotation until it answers again (default 5)",
     )
     parser.add_argument(
         "--once", action="store_true", help="print one snapshot as plain text and exit"
@@ -457,16 +528,31 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     # The library logs lost connections and reconnects; on a curses screen
     # they would scribble over the view, which shows the failure itself.
     silence_library_loggers()
-    watcher = ServerWatcher(address, timeout=args.timeout, tubes=args.tubes, ssl=ssl_context)
+    # A set of one, built as the exporter builds its own: a command never
+    # waits for a connection (disconnected_timeout=0), and a server silent for
+    # --timeout is dropped (the probe's and the stall guard's bound alike).
+    server_set = ServerSet(
+        [address],
+        probe_timeout=args.timeout,
+        connect_timeout=args.timeout,
+        disconnected_timeout=0.0,
+        stall_timeout=args.timeout,
+        ssl=ssl_context,
+    )
+    (server,) = server_set.servers
+    watcher = ServerWatcher.of_server(server, server_set, timeout=args.timeout, tubes=args.tubes)
     try:
         if args.once or not sys.stdout.isatty():
-            lines = asyncio.run(_once_and_close(watcher, args.interval, args.sort))
+            lines = asyncio.run(_once_and_close(server_set, watcher, args.interval, args.sort))
             sys.stdout.write("".join(line + "\n" for line in lines))
             sys.stdout.flush()
         else:
-            _interactive(watcher, args)
+            _interactive(server_set, watcher, args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except OutOfRotation as exc:
+        sys.stderr.write(f"beanstalkt top: {exc}\n")
+        return EXIT_CANNOT_CONNECT
     except asyncio.TimeoutError:
         sys.stderr.write(f"beanstalkt top: no answer from {address} within {args.timeout:g}s\n")
         return EXIT_CANNOT_CONNECT
@@ -479,11 +565,18 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     return EXIT_OK
 
 
-async def _once_and_close(watcher: ServerWatcher, interval: float, sort: str) -> list[str]:
+async def _once_and_close(
+    servers: ServerSet, watcher: ServerWatcher, interval: float, sort: str
+) -> list[str]:
     try:
-        return await _once(watcher, interval, sort)
+        return await _once(servers, watcher, interval, sort)
     finally:
-        await watcher.close()
+        await _close(servers, watcher)
+
+
+async def _close(servers: ServerSet, watcher: ServerWatcher) -> None:
+    await watcher.close()  # its peek connection; the set closes the rest
+    await servers.close()
 
 
 if __name__ == "__main__":
@@ -492,13 +585,16 @@ if __name__ == "__main__":
 
 __all__ = [
     "COLUMNS",
+    "OutOfRotation",
     "TubeRow",
     "build_parser",
     "describe_error",
     "format_duration",
     "main",
+    "out_of_rotation",
     "render",
     "server_line",
+    "snapshot_notes",
     "sort_rows",
     "status_lines",
     "tube_rows",
