@@ -19,6 +19,7 @@ from beanstalkt.tasks import (
 )
 from beanstalkt.tasks.envelope import decode
 from beanstalkt.testing import BeanstalkdServer
+from beanstalkt.worker.failures import read_failures
 
 from .test_worker import HANG, eventually
 
@@ -209,23 +210,21 @@ async def test_garbage_and_unknown_tasks_are_buried_once_with_a_failure_record(
             stats = await client.stats_job(job_id)
             assert stats["state"] == "buried"
             assert stats["reserves"] == 1  # tried once, never retried
-        records = []
-        while True:
-            try:
-                record_job = await client.peek_ready(tube="tasks.failures")
-            except beanstalkt.NotFound:
-                break
-            records.append(json.loads(record_job.body))
-            await client.delete(record_job.id)
-        by_job = {record["job_id"]: record for record in records}
+        # One record each, the engine's (in jobs.failures), with the reason.
+        by_job = {record["id"]: record for record in await read_failures(client, "jobs")}
         assert set(by_job) == {garbage, wrong_version, unknown, mismatch}
-        assert by_job[mismatch]["reason"].startswith(f"arguments do not match task {known.name}")
-        assert by_job[garbage]["reason"].startswith("not a task envelope: not JSON")
-        assert by_job[garbage]["body_preview"].endswith("not json")
-        assert "version 2 is not 1" in by_job[wrong_version]["reason"]
-        assert by_job[unknown]["reason"] == "unknown task 'nobody.has.this'"
-        assert by_job[unknown]["task_id"] == "u1"
-        assert all(record["tube"] == "jobs" and record["kind"] == "failure" for record in records)
+        assert all(record["state"] == "buried" for record in by_job.values())
+        assert by_job[mismatch]["error"].startswith(
+            f"Bury: arguments do not match task {known.name}"
+        )
+        assert by_job[garbage]["error"].startswith("Bury: not a task envelope: not JSON")
+        assert "not json" in by_job[garbage]["error"]  # the start of the body
+        assert "version 2 is not 1" in by_job[wrong_version]["error"]
+        assert by_job[unknown]["error"] == "Bury: unknown task 'nobody.has.this'"
+        assert all(record["tube"] == "jobs" for record in by_job.values())
+        # Nothing else was recorded anywhere: no second record of the tasks' own.
+        assert "tasks.failures" not in await client.list_tubes()
+        assert (await jobs_in(client, "jobs.failures"))["ready"] == 4
 
 
 async def test_last_failure_is_the_result_and_buries_with_a_record(
@@ -259,19 +258,23 @@ async def test_last_failure_is_the_result_and_buries_with_a_record(
                 lambda: worker.counters()["flaky"]["buried"] == 1, "the burial confirmed"
             )
         assert isinstance(ref.job, int)
-        assert (await client.stats_job(ref.job))["state"] == "buried"
-        record = json.loads((await client.peek_ready(tube="tasks.failures")).body)
-        assert record["job_id"] == ref.job
-        assert record["attempt"] == 3
-        assert record["error"] == {"type": "ValueError", "message": "bad 7"}
-        assert record["reason"] == "failed on attempt 3 of 3: ValueError: bad 7"
+        stats = await client.stats_job(ref.job)
+        # Buried by the third failure (each failure marks the job with a bury).
+        assert (stats["state"], stats["buries"]) == ("buried", 3)
+        # The engine's record: the error itself, with its traceback.
+        (record,) = await read_failures(client, "flaky")
+        assert (record["id"], record["attempts"], record["state"]) == (ref.job, 3, "buried")
+        assert record["error"] == "ValueError: bad 7"
+        assert "raise ValueError" in record["traceback"]
+        assert "tasks.failures" not in await client.list_tubes()
 
 
-async def test_time_limit_cancels_the_run_and_counts_as_a_failure(
+async def test_time_limit_is_the_engines_and_the_last_cut_is_the_result(
     beanstalkd: BeanstalkdServer,
 ) -> None:
     tasks = make_tasks(beanstalkd)
     cancelled = asyncio.Event()
+    runs: list[str] = []
 
     @tasks.task(tube="slow", results=True, max_attempts=1, time_limit=0.2)
     async def sleepy() -> str:
@@ -282,13 +285,153 @@ async def test_time_limit_cancels_the_run_and_counts_as_a_failure(
             raise
         return "woke"
 
-    async with tasks:
-        async with fast_worker(tasks):
+    @tasks.task(tube="slow.twice", results=True, max_attempts=2, time_limit=0.5)
+    async def slow_once() -> str:
+        runs.append("run")
+        if len(runs) == 1:
+            await asyncio.sleep(HANG)  # cut: a failure, retried
+        return "second time"
+
+    @tasks.task(tube="slow.thread", results=True, max_attempts=1, time_limit=0.3)
+    def blocks(seconds: float) -> str:  # a thread: abandoned, not stopped
+        threading.Event().wait(seconds)
+        return "late"
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        worker = fast_worker(tasks, concurrency=3)
+        async with worker:
+            assert worker.policy("slow").time_limit == 0.2  # the engine's, per tube
+            ref = await sleepy.defer()
             with pytest.raises(TaskFailed) as failed:
-                await (await sleepy.defer()).result(timeout=HANG)
-        assert failed.value.type == "beanstalkt.tasks.runner.TaskTimeLimit"
-        assert "longer than 0.2s" in failed.value.message
+                await ref.result(timeout=HANG)
+            assert await (await slow_once.defer()).result(timeout=HANG) == "second time"
+            threaded = await blocks.defer(3)
+            with pytest.raises(TaskFailed) as thread_failed:
+                await threaded.result(timeout=HANG)
+            await eventually(
+                lambda: worker.counters()["slow.thread"]["buried"] == 1, "the burial confirmed"
+            )
+        assert failed.value.type == "beanstalkt.worker.actions.TimeLimitExceeded"
+        assert "past its time limit of 0.2s" in failed.value.message
+        assert thread_failed.value.type == "beanstalkt.worker.actions.TimeLimitExceeded"
         assert cancelled.is_set()
+        assert runs == ["run", "run"]
+        counters = worker.counters()
+        assert (counters["slow"]["timed_out"], counters["slow.twice"]["timed_out"]) == (1, 1)
+        (record,) = await read_failures(client, "slow")
+        assert record["id"] == ref.job and record["error"].startswith("TimeLimitExceeded")
+        assert await read_failures(client, "slow.twice") == []  # it succeeded the second time
+
+
+async def test_each_task_tube_gets_its_tasks_policy_and_the_backoff_is_theirs(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    import datetime
+    import math
+
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(
+        tube="patient",
+        max_attempts=4,
+        time_limit=datetime.timedelta(minutes=2),
+        backoff_base=3600,
+        backoff_max=7200,
+        backoff_jitter=0,
+    )
+    async def fails(x: int) -> None:
+        raise RuntimeError(f"no {x}")
+
+    @tasks.task(tube="patient", max_attempts=4, time_limit=120, backoff_base=3600,
+                backoff_max=datetime.timedelta(hours=2), backoff_jitter=0.0)  # fmt: skip
+    async def same_policy() -> None: ...
+
+    @tasks.task(tube="unlimited", time_limit=math.inf)
+    async def forever() -> None: ...
+
+    @tasks.task(tube="defaults")
+    async def plain() -> None: ...
+
+    worker = tasks.worker(time_limit=30, backoff_base=5, backoff_jitter=0.5)
+    patient = worker.policy("patient")
+    assert (patient.max_attempts, patient.time_limit) == (4, 120.0)
+    assert (patient.backoff_base, patient.backoff_max, patient.backoff_jitter) == (3600, 7200, 0)
+    assert worker.policy("unlimited").time_limit is None  # no limit at all
+    defaults = worker.policy("defaults")  # what a task leaves out is the worker's
+    assert (defaults.max_attempts, defaults.time_limit) == (5, 30.0)
+    assert (defaults.backoff_base, defaults.backoff_jitter) == (5.0, 0.5)
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await fails.defer(1)
+        job_id = ref.job
+        assert isinstance(job_id, int)
+        async with worker:
+            await eventually(lambda: worker.counters()["patient"]["failed"] == 1, "a failure")
+            await eventually(lambda: job_delayed(client, job_id), "the retry, delayed")
+        stats = await client.stats_job(job_id)
+        # The task's backoff (3600 s, no jitter), not the worker's 5 s.
+        assert (stats["state"], stats["delay"], stats["buries"]) == ("delayed", 3600, 1)
+
+
+async def job_delayed(client: beanstalkt.Client, job_id: int) -> bool:
+    return (await client.stats_job(job_id))["state"] == "delayed"
+
+
+def test_tasks_sharing_a_tube_must_agree_on_its_policy(beanstalkd: BeanstalkdServer) -> None:
+    import datetime
+
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="shared", max_attempts=3, time_limit=60)
+    async def first() -> None: ...
+
+    async def second() -> None: ...
+
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"max_attempts": 3}, "time_limit=None (it has 60.0)"),
+        ({"max_attempts": 4, "time_limit": 60}, "max_attempts=4 (it has 3)"),
+        ({"max_attempts": 3, "time_limit": 60, "backoff_base": 1}, "backoff_base=1.0"),
+        ({"max_attempts": 3, "time_limit": 60, "backoff_jitter": 0}, "backoff_jitter=0"),
+    ]
+    for options, says in cases:
+        with pytest.raises(ValueError, match=re.escape(says)) as refused:
+            tasks.task(tube="shared", name="second", **options)(second)
+        assert "shares tube 'shared' with task" in str(refused.value)
+        assert "tubes of their own" in str(refused.value)
+    assert "second" not in tasks.registry  # refused: not half registered
+    # The same values (a timedelta is its seconds) are accepted; another tube is free.
+    tasks.task(tube="shared", name="second", max_attempts=3,
+               time_limit=datetime.timedelta(minutes=1))(second)  # fmt: skip
+    tasks.task(tube="elsewhere", name="third", max_attempts=1)(second)
+    assert tasks.worker().policy("shared").max_attempts == 3
+    with pytest.raises(ValueError, match="time_limit"):
+        tasks.task(tube="bad", name="bad", time_limit=0)(second)
+    with pytest.raises(ValueError, match="backoff_jitter"):
+        tasks.task(tube="bad", name="bad", backoff_jitter=2)(second)
+    with pytest.raises(TypeError, match="backoff_base"):
+        tasks.task(tube="bad", name="bad", backoff_base="soon")(second)  # type: ignore[call-overload]
+
+
+async def test_an_envelope_with_attempts_used_up_is_buried_once_by_the_tasks_count(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    tasks = make_tasks(beanstalkd)
+
+    @tasks.task(tube="counted", max_attempts=3, name="counted.fails")
+    async def fails() -> None:
+        raise ValueError("still broken")
+
+    async with tasks, beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        # Two attempts were made before this job was put (another producer's retry).
+        body = {"v": 1, "id": "c1", "name": "counted.fails", "attempts": 2}
+        job_id = await client.put(json.dumps(body).encode(), tube="counted")
+        worker = fast_worker(tasks)
+        async with worker:
+            await eventually(lambda: worker.counters()["counted"]["buried"] == 1, "the burial")
+        stats = await client.stats_job(job_id)
+        assert (stats["state"], stats["reserves"]) == ("buried", 1)  # never retried
+        (record,) = await read_failures(client, "counted")
+        assert record["error"] == "Bury: failed on attempt 3 of 3: ValueError: still broken"
 
 
 async def test_a_result_not_awaited_in_time_is_deleted_when_it_comes(
@@ -558,3 +701,31 @@ async def test_results_come_back_across_a_beanstalkd_restart(
             after = await echo.defer("put after the restart")
             assert await after.result(timeout=HANG) == "put after the restart"
             assert await before.result(timeout=HANG) == "put before the restart"
+
+
+async def test_a_time_limit_passing_while_the_result_waits_for_a_listener_is_no_failure(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    producer = make_tasks(beanstalkd)
+    consumer = make_tasks(beanstalkd)
+    runs: list[int] = []
+
+    @producer.task(tube="quick", results=True, name="quick.double", time_limit=0.5)
+    async def double(x: int) -> int:
+        return 2 * x
+
+    @consumer.task(tube="quick", results=True, name="quick.double", time_limit=0.5)
+    async def double_in_worker(x: int) -> int:
+        runs.append(x)
+        return 2 * x
+
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        ref = await double.defer(4)
+        await producer.close()  # nobody listens: the reply waits REPLY_GRACE (5 s) > 0.5 s
+        async with fast_worker(consumer) as worker:
+            await eventually(lambda: worker.counters()["quick"]["done"] == 1, "the task done")
+        counters = worker.counters()["quick"]
+        assert (counters["failed"], counters["timed_out"], counters["buried"]) == (0, 0, 0)
+        assert runs == [4]  # run once: the task had finished when the limit passed
+        with pytest.raises(beanstalkt.NotFound):
+            await client.stats_job(ref.job)  # type: ignore[arg-type]

@@ -62,7 +62,7 @@ async def test_hooks_run_in_order_and_headers_travel_in_the_envelope(
         events.append(("task", "run"))
         return x
 
-    @tasks.task(tube="mw", results=True, max_attempts=2)
+    @tasks.task(tube="mw.broken", results=True, max_attempts=2)
     async def broken() -> None:
         raise RuntimeError("nope")
 

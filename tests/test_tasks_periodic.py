@@ -25,6 +25,7 @@ from beanstalkt.tasks.periodic import (
     tick_tube,
 )
 from beanstalkt.testing import BeanstalkdServer
+from beanstalkt.worker.failures import read_failures
 
 from .test_worker import HANG, REPOSITORY, eventually
 
@@ -308,8 +309,8 @@ async def test_a_tick_that_is_not_one_is_buried_with_a_record(beanstalkd: Beanst
         async with worker:
             await eventually(lambda: worker.counters()[tube]["buried"] == 1, "the burial")
         assert (await client.stats_job(bogus))["state"] == "buried"
-        record = (await client.peek_ready(tube="tasks.failures")).body
-        assert b"not a tick of hourly" in record
+        (record,) = await read_failures(client, tube)  # the engine's record
+        assert (record["id"], record["error"]) == (bogus, "Bury: not a tick of hourly")
         assert await tick_jobs(client, tube) == 1  # the real tick, put at start
 
 
@@ -361,3 +362,31 @@ async def test_a_tick_lost_with_a_restart_without_binlog_comes_back(
 
 async def tick_jobs_equal(client: beanstalkt.Client, tube: str, count: int) -> bool:
     return await tick_jobs(client, tube) == count
+
+
+async def test_a_tick_past_its_time_limit_is_cut_neither_retried_nor_buried(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    errors: list[BaseException] = []
+
+    class Errors(Middleware):
+        def on_run_error(self, message: TaskMessage, error: BaseException) -> None:
+            errors.append(error)
+
+    tasks = Tasks(host=beanstalkd.host, port=beanstalkd.port, middleware=[Errors()])
+
+    @tasks.periodic(every=datetime.timedelta(seconds=1), name="stuck", time_limit=0.3)
+    async def stuck() -> None:
+        await asyncio.sleep(HANG)
+
+    tube = tasks.schedules["stuck"].tube
+    worker = tasks.worker(grace_period=1)
+    assert worker.policy(tube).time_limit == 0.3  # the task's, enforced by the engine
+    async with beanstalkt.Client(beanstalkd.host, beanstalkd.port) as client:
+        async with worker:
+            await eventually(lambda: worker.counters()[tube]["done"] >= 1, "a tick cut and done")
+        assert isinstance(errors[0], beanstalkt.worker.TimeLimitExceeded)
+        counters = worker.counters()[tube]
+        assert (counters["buried"], counters["failed"]) == (0, 0)
+        assert await read_failures(client, tube) == []
+        assert await tick_jobs(client, tube) == 1  # the chain goes on

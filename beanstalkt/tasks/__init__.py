@@ -31,7 +31,7 @@ from .middleware import Middleware, TaskMessage
 from .periodic import Cron, Interval
 from .registry import BoundTask, CallOptions, JobLocation, Task, TaskRef, Tasks, UnknownTask
 from .results import ResultTimeout, TaskFailed
-from .runner import TasksWorker, TaskTimeLimit
+from .runner import TasksWorker
 
 __all__ = [
     "VERSION",
@@ -48,7 +48,6 @@ __all__ = [
     "TaskFailed",
     "TaskMessage",
     "TaskRef",
-    "TaskTimeLimit",
     "Tasks",
     "TasksWorker",
     "UnknownTask",

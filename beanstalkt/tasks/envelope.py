@@ -274,36 +274,6 @@ def decode_result(body: bytes | str) -> Reply:
     )
 
 
-def failure_record(
-    *,
-    reason: str,
-    tube: str,
-    job_id: int,
-    server: Optional[str],
-    envelope: Optional[Envelope],
-    error: Optional[BaseException] = None,
-    attempt: Optional[int] = None,
-    body_preview: str = "",
-) -> bytes:
-    """The JSON failure record of a buried task job (see the Tasks guide)."""
-    record: dict[str, Any] = {
-        "v": VERSION,
-        "kind": "failure",
-        "reason": reason,
-        "tube": tube,
-        "job_id": job_id,
-        "server": server,
-        "at": format_time(datetime.datetime.now(datetime.timezone.utc)),
-        "task": None if envelope is None else envelope.name,
-        "task_id": None if envelope is None else envelope.id,
-        "attempt": attempt,
-        "error": None if error is None else {"type": error_name(error), "message": str(error)},
-    }
-    if envelope is None:
-        record["body_preview"] = body_preview
-    return dumps(record, "a failure record")
-
-
 def error_name(error: BaseException) -> str:
     """``ValueError``, or ``module.Name`` for an exception outside the builtins."""
     kind = type(error)

@@ -30,10 +30,18 @@ from ..address import format_address, parse_address
 from ..client import Client
 from ..connection import SSLOption
 from ..pool import Key, Pool, PoolJobRef
-from ..protocol import DEFAULT_PRIORITY, DEFAULT_TTR, MAX_UINT32, check_integer, check_tube_name
+from ..protocol import (
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    MAX_UINT32,
+    Seconds,
+    check_integer,
+    check_tube_name,
+)
 from .envelope import Envelope, EnvelopeError, check_arguments
 from .middleware import Middleware, TaskMessage, run_after, run_before
 from .periodic import Cron, Interval, Periodic, Schedule, tick_tube
+from .policy import POLICY_OPTIONS, check_policy_options, check_shared_tube
 from .results import ResultListener, ResultTimeout, TaskFailed, drain, new_reply_tube
 
 if TYPE_CHECKING:
@@ -155,6 +163,9 @@ class Task(Generic[P, R]):
         max_attempts: int,
         time_limit: Optional[float],
         results: bool,
+        backoff_base: Optional[float] = None,
+        backoff_max: Optional[float] = None,
+        backoff_jitter: Optional[float] = None,
     ) -> None:
         self.tasks = tasks
         self.function = function
@@ -164,7 +175,12 @@ class Task(Generic[P, R]):
         self.ttr = ttr
         self.delay = delay
         self.max_attempts = max_attempts
+        #: Seconds a run may take (``None``: the worker's ``time_limit``; ``math.inf``: none).
         self.time_limit = time_limit
+        #: Retry delays (``None``: the worker's), see :class:`~beanstalkt.worker.TubePolicy`.
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.backoff_jitter = backoff_jitter
         self.results = results
         #: Whether the function is ``async def`` (else it runs in a thread).
         self.is_async = inspect.iscoroutinefunction(function)
@@ -174,6 +190,15 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name} tube={self.tube}>"
+
+    @property
+    def policy_settings(self) -> dict[str, Any]:
+        """The task's options that make its tube's :class:`~beanstalkt.worker.TubePolicy`.
+
+        ``max_attempts``, ``time_limit``, ``backoff_base``, ``backoff_max``,
+        ``backoff_jitter`` (``None``: the worker's), in seconds.
+        """
+        return {option: getattr(self, option) for option in POLICY_OPTIONS}
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Call the function directly (a coroutine, for an ``async def`` task)."""
@@ -269,8 +294,6 @@ class Tasks:
     :param middleware: :class:`~beanstalkt.tasks.Middleware` instances, in order.
     :param reply_tube: this producer's reply tube (default: a new random
         ``tasks.reply.<hex>`` per process); see the results module.
-    :param failure_tube: where a worker puts the failure record of each job
-        it buries (``None``: the record is only logged).
     :param periodic_prefix: the tick tubes' prefix (``tasks.periodic.``).
     :param ssl: ``True`` or an :class:`ssl.SSLContext`, for beanstalkd behind a
         TLS terminator (the producer, the result listener, the worker).
@@ -292,7 +315,6 @@ class Tasks:
         tube: str = "default",
         middleware: Iterable[Middleware] = (),
         reply_tube: Optional[str] = None,
-        failure_tube: Optional[str] = "tasks.failures",
         periodic_prefix: str = "tasks.periodic.",
         ssl: SSLOption = None,
         sync_timeout: float = 30.0,
@@ -318,9 +340,6 @@ class Tasks:
         if reply_tube is not None:
             check_tube_name(reply_tube)
         self.reply_tube = reply_tube or new_reply_tube()
-        if failure_tube is not None:
-            check_tube_name(failure_tube)
-        self.failure_tube = failure_tube
         self.periodic_prefix = periodic_prefix
         #: TLS for every connection these tasks open (``True`` or an ``ssl.SSLContext``).
         self.ssl = ssl
@@ -358,7 +377,10 @@ class Tasks:
         ttr: int = DEFAULT_TTR,
         delay: int = 0,
         max_attempts: int = 5,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
+        backoff_base: Optional[Seconds] = None,
+        backoff_max: Optional[Seconds] = None,
+        backoff_jitter: Optional[float] = None,
         results: bool = False,
     ) -> _TaskDecorator: ...
     def task(
@@ -372,7 +394,10 @@ class Tasks:
         ttr: int = DEFAULT_TTR,
         delay: int = 0,
         max_attempts: int = 5,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
+        backoff_base: Optional[Seconds] = None,
+        backoff_max: Optional[Seconds] = None,
+        backoff_jitter: Optional[float] = None,
         results: bool = False,
     ) -> Any:
         """Register a task: ``@tasks.task`` or ``@tasks.task(tube="emails", ...)``.
@@ -385,13 +410,18 @@ class Tasks:
         :param priority: beanstalkd priority, 0 most urgent.
         :param ttr: beanstalkd time to run (the worker touches long runs).
         :param delay: default seconds before a deferred job is ready.
-        :param max_attempts: the failure of this attempt buries the job
-            (retries in between follow the worker's backoff).
-        :param time_limit: seconds a run may take; a longer one is cancelled
-            and counts as a failure (:class:`TaskTimeLimit`). A plain
-            function's thread cannot be stopped: it is only abandoned.
+        :param max_attempts: the failure of this attempt buries the job (the
+            engine's failure record) and is sent as the result.
+        :param time_limit: seconds (or a ``timedelta``) a run may take; the
+            engine cuts a longer one short, a failure
+            (:class:`~beanstalkt.worker.TimeLimitExceeded`). ``None``: the
+            worker's (600 s by default); ``math.inf``: no limit.
+        :param backoff_base: with ``backoff_max`` (seconds) and ``backoff_jitter``:
+            the retry delays, as the worker's (``None``: the worker's).
         :param results: the worker sends the return value (or the last
             failure) to the producer's reply tube; see :meth:`TaskRef.result`.
+        :raises ValueError: an option out of range, or policy options other than
+            another task's of this ``tube`` (see :mod:`beanstalkt.tasks.policy`).
         """
 
         def register(target: Callable[..., Any]) -> Task[Any, Any]:
@@ -404,6 +434,9 @@ class Tasks:
                 delay=delay,
                 max_attempts=max_attempts,
                 time_limit=time_limit,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                backoff_jitter=backoff_jitter,
                 results=results,
             )
 
@@ -421,11 +454,10 @@ class Tasks:
         check_integer("ttr", settings["ttr"], 0, MAX_UINT32)
         check_integer("delay", settings["delay"], 0, MAX_UINT32)
         check_integer("max_attempts", settings["max_attempts"], 1, MAX_UINT32)
-        limit = settings["time_limit"]
-        if limit is not None and not 0 < limit < float("inf"):
-            raise ValueError("time_limit must be a positive number of seconds")
+        check_policy_options(settings)
         if name in self.registry:
             raise ValueError(f"a task named {name!r} is already registered")
+        check_shared_tube(self.registry.values(), name, tube, settings)
         task: Task[Any, Any] = Task(self, function, name=name, tube=tube, **settings)
         self.registry[name] = task
         return task
@@ -438,7 +470,7 @@ class Tasks:
         tz: Optional[datetime.tzinfo] = None,
         name: Optional[str] = None,
         tube: Optional[str] = None,
-        time_limit: Optional[float] = None,
+        time_limit: Optional[Seconds] = None,
         ttr: int = DEFAULT_TTR,
     ) -> _TaskDecorator:
         """Register a task run once per tick by one of the workers: ``every=`` or ``cron=``.
@@ -447,8 +479,10 @@ class Tasks:
         aligned on its multiples since the epoch); ``cron``: a five-field
         expression, in UTC unless ``tz`` is given (needs the ``cron``
         extra). The function takes no arguments. It is also a task (deferred
-        by hand in ``tube``). The tick tube is ``periodic_prefix + name``;
-        see :mod:`beanstalkt.tasks.periodic` for how ticks work.
+        by hand in ``tube``, with the task defaults: ``max_attempts=5``, the
+        worker's backoff). The tick tube is ``periodic_prefix + name``; a
+        tick is never retried (see :mod:`beanstalkt.tasks.periodic`).
+        ``time_limit`` is as for :meth:`task`, for ticks and runs by hand.
         """
         if (every is None) == (cron is None):
             raise TypeError("give exactly one of every= or cron=")
@@ -462,8 +496,11 @@ class Tasks:
                 priority=DEFAULT_PRIORITY,
                 ttr=ttr,
                 delay=0,
-                max_attempts=1,
+                max_attempts=5,
                 time_limit=time_limit,
+                backoff_base=None,
+                backoff_max=None,
+                backoff_jitter=None,
                 results=False,
             )
             self.schedules[task.name] = Periodic(
@@ -671,9 +708,11 @@ class Tasks:
         """A :class:`~beanstalkt.worker.Worker` for every task's tube and every tick tube.
 
         ``options`` are the Worker's (``grace_period``, ``backoff_base``,
-        ``slots_per_connection``, ``metrics``...); ``max_attempts`` is each
-        task's own. ``await worker.start()`` also makes sure every periodic
-        task has its tick.
+        ``time_limit``, ``slots_per_connection``, ``metrics``...). Each task
+        tube gets a :class:`~beanstalkt.worker.TubePolicy` from its tasks'
+        options: ``max_attempts`` is always the task's own, ``time_limit``
+        and ``backoff_*`` the task's where it gives one, else these. ``await
+        worker.start()`` also makes sure every periodic task has its tick.
         """
         from .runner import TasksWorker
 

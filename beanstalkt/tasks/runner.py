@@ -1,23 +1,27 @@
 """Running tasks: the Worker handler that dispatches envelopes, and the tasks' Worker.
 
 :class:`TasksWorker` is a :class:`beanstalkt.worker.Worker` whose handlers
-are one :class:`TaskRunner` method per task tube and per tick tube. For each
-job the runner
+are one :class:`TaskRunner` method per task tube and per tick tube, each tube
+with a :class:`~beanstalkt.worker.TubePolicy` made from its tasks' options
+(``max_attempts``, ``time_limit``, ``backoff_*``; the tasks of one tube agree
+on them, see :meth:`~beanstalkt.tasks.Tasks.task`). For each job the runner
 
 * decodes the envelope: a body that is not one, or that names a task this
-  registry does not know, is buried at once with a failure record (never
-  retried: another attempt would fail the same way);
+  registry does not know, is buried at once (:class:`~beanstalkt.worker.Bury`:
+  the engine logs it and puts its failure record in ``<tube>.failures``;
+  never retried, another attempt would fail the same way);
 * runs the task function (``async def`` in the worker's task, a plain function
-  in a thread) under its ``time_limit``, between the middleware's
-  ``before_run`` and ``after_run`` / ``on_run_error`` hooks;
+  in a thread), between the middleware's ``before_run`` and ``after_run`` /
+  ``on_run_error`` hooks; the engine enforces the tube's ``time_limit``;
 * on success, sends the result to the envelope's ``reply_to``; the job is
   deleted;
-* on failure, lets the Worker retry it with its backoff, unless this was the
-  task's ``max_attempts``-th attempt: then it sends the failure as the
-  result, puts a failure record and buries the job.
+* on failure (an exception, or the time limit), lets the engine retry it
+  with the tube's backoff, unless this was the task's ``max_attempts``-th
+  attempt: then it sends the failure as the result and the engine buries
+  the job, with its failure record (the error and its traceback).
 
-Two things here stand in for what the Worker engine may later do itself:
-:func:`run_with_time_limit` and :func:`record_failure`.
+Failure records are the engine's alone: read them with
+:func:`beanstalkt.worker.failures.read_failures` or ``beanstalkt failures TUBE``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import contextlib
 import functools
 import importlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -35,7 +41,8 @@ from ..client import Client
 from ..errors import BeanstalkException, NotFound
 from ..pool import Pool
 from ..protocol import Seconds
-from ..worker import Bury, JobAction, ReservedJob, Worker
+from ..worker import Bury, JobAction, ReservedJob, TimeLimitExceeded, TubePolicy, Worker
+from ..worker.failures import describe
 from .envelope import (
     Envelope,
     EnvelopeError,
@@ -43,7 +50,6 @@ from .envelope import (
     encode_failure,
     encode_result,
     error_name,
-    failure_record,
     preview,
 )
 from .middleware import TaskMessage, run_after, run_before
@@ -58,7 +64,6 @@ logger = logging.getLogger("beanstalkt.tasks")
 # holding one hands it back quickly.
 _REPLY_PRIORITY = 0
 _REPLY_TTR = 30
-_RECORD_TTR = 120
 #: Seconds a worker waits for somebody to watch a reply tube before it drops the
 #: reply (a producer's listener reconnecting after a beanstalkd restart comes
 #: back within a second or two).
@@ -68,69 +73,30 @@ _REPLY_LOOK_AGAIN = 0.25
 RESEED_INTERVAL = 60.0
 
 
-class TaskTimeLimit(Exception):
-    """The task ran longer than its ``time_limit`` and was cancelled (a failure)."""
+async def call_task(task: Task[Any, Any], envelope: Envelope) -> Any:
+    """Call the task function with the envelope's arguments (a plain function in a thread).
 
-
-async def run_with_time_limit(task: Task[Any, Any], envelope: Envelope) -> Any:
-    """Call the task function with the envelope's arguments, within its ``time_limit``.
-
-    The one place a time limit is applied: should the Worker engine get
-    per-tube time limits, this becomes a plain call.
+    No time limit here: the engine cuts the handler short (see the module).
     """
     if task.is_async:
-        call = task.function(*envelope.args, **envelope.kwargs)
-    else:
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(
-            None, functools.partial(task.function, *envelope.args, **envelope.kwargs)
-        )
-    if task.time_limit is None:
-        return await call
-    try:
-        return await asyncio.wait_for(call, task.time_limit)
-    except asyncio.TimeoutError:
-        raise TaskTimeLimit(f"task {task.name} ran longer than {task.time_limit}s") from None
-
-
-async def record_failure(
-    client: Union[Client[Any], None],
-    failure_tube: Optional[str],
-    job: ReservedJob,
-    reason: str,
-    envelope: Optional[Envelope] = None,
-    error: Optional[BaseException] = None,
-    attempt: Optional[int] = None,
-) -> None:
-    """Log why ``job`` is buried and put its failure record in ``failure_tube``.
-
-    The record (JSON, see the Tasks guide) names the job, its server and
-    tube, the task, the reason and the error. The one place failure records
-    are made: should the Worker engine store bury reasons, this calls it.
-    """
-    logger.error(
-        "task job %d (tube %s%s) buried: %s",
-        job.id,
-        job.tube,
-        "" if envelope is None else f", task {envelope.name} {envelope.id}",
-        reason,
+        return await task.function(*envelope.args, **envelope.kwargs)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        None, functools.partial(task.function, *envelope.args, **envelope.kwargs)
     )
-    if client is None or failure_tube is None:
-        return
-    record = failure_record(
-        reason=reason,
-        tube=job.tube,
-        job_id=job.id,
-        server=job.server,
-        envelope=envelope,
-        error=error,
-        attempt=attempt,
-        body_preview="" if envelope is not None else preview(job.body),
-    )
-    try:
-        await client.put(record, priority=0, ttr=_RECORD_TTR, tube=failure_tube)
-    except BeanstalkException as exc:
-        logger.warning("failure record of job %d not stored: %s", job.id, exc)
+
+
+def tube_policy(handler: Any, task: Task[Any, Any]) -> TubePolicy:
+    """The :class:`~beanstalkt.worker.TubePolicy` of ``task``'s tube (None: the worker's)."""
+    return TubePolicy(handler, **task.policy_settings)
+
+
+def _forget_cancellation() -> None:
+    """The engine's cancellation (a time limit) was handled here: forget it (3.11+ counts them)."""
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 class TaskRunner:
@@ -138,8 +104,10 @@ class TaskRunner:
 
     def __init__(self, tasks: Tasks) -> None:
         self.tasks = tasks
-        # Replies and records go to the server that handed out the job.
+        # Replies go to the server that handed out the job.
         self.connections: Union[Client[bytes], Pool, None] = None
+        # The worker running these handlers: it tells a time-limit cut from a stop.
+        self.worker: Optional[TasksWorker] = None
 
     def client_for(self, job: ReservedJob) -> Optional[Client[Any]]:
         """The connected client of the server ``job`` came from."""
@@ -147,6 +115,14 @@ class TaskRunner:
         if isinstance(connections, Pool):
             return None if job.server is None else connections.client(job.server)
         return connections
+
+    def time_limit_error(self, job: ReservedJob) -> Optional[TimeLimitExceeded]:
+        """The error of a run the engine cut short for its time limit (``None``: another cut)."""
+        worker = self.worker
+        if worker is None or worker.cut_reason(job) != "time_limit":
+            return None
+        limit = worker.policy(job.tube).time_limit
+        return TimeLimitExceeded(f"the task ran past its time limit of {limit:g}s")
 
     async def run_job(self, job: ReservedJob) -> None:
         """The handler of every task tube."""
@@ -156,9 +132,6 @@ class TaskRunner:
         except LookupError:
             reason = f"unknown task {envelope.name!r}"
             await self._reply_failure(job, envelope, "UnknownTask", reason)
-            await record_failure(
-                self.client_for(job), self.tasks.failure_tube, job, reason, envelope
-            )
             raise Bury(reason) from None
         try:
             task.signature.bind(*envelope.args, **envelope.kwargs)
@@ -166,56 +139,97 @@ class TaskRunner:
             # Another attempt would fail the same way: no retries.
             reason = f"arguments do not match task {task.name}: {exc}"
             await self._reply_failure(job, envelope, "TypeError", reason)
-            await record_failure(
-                self.client_for(job), self.tasks.failure_tube, job, reason, envelope, exc
-            )
             raise Bury(reason) from None
         message = TaskMessage(envelope, job.tube, job=job)
         try:
             await run_before(self.tasks.middleware, "before_run", message)
-            result = await run_with_time_limit(task, envelope)
+            result = await call_task(task, envelope)
         except JobAction:
             raise  # the task decided its job's fate (Release, Bury, Delete)
+        except asyncio.CancelledError:
+            cut = self.time_limit_error(job)
+            if cut is None:
+                raise  # a stop (the job is handed back), not a failure
+            # A failure like any other; re-raised, the engine sees its cut.
+            await self._failed(job, task, message, cut, cancelled=True)
+            raise
         except Exception as error:
             await self._failed(job, task, message, error)
             raise
-        await run_after(self.tasks.middleware, "after_run", message, result)
+        # The task itself has run: a cut from now on (its time limit passing while
+        # the reply waits for a listener, or a stop) must not run it again. The
+        # hooks run in this task (a middleware's context variables stay its own).
+        try:
+            await run_after(self.tasks.middleware, "after_run", message, result)
+        except asyncio.CancelledError:
+            if not self._forgive_cut(job):
+                raise
+            logger.warning("task %s %s: its after_run hooks were cut short", task.name, envelope.id)
         if task.results and envelope.reply_to is not None:
             try:
                 body = encode_result(envelope.id, result)
             except EnvelopeError as exc:
                 logger.error("task %s %s: %s", task.name, envelope.id, exc)
                 body = encode_failure(envelope.id, "EnvelopeError", str(exc))
-            await self._reply(job, envelope.reply_to, body)
+            sending = asyncio.ensure_future(self._reply(job, envelope.reply_to, body))
+            try:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                if not self._forgive_cut(job):
+                    sending.cancel()
+                    raise
+                await sending  # bounded: the reply's grace, then one put
+
+    def _forgive_cut(self, job: ReservedJob) -> bool:
+        """After the task has run: True (and the cancellation forgotten) for the engine's cut.
+
+        The handler then returns, and the job is deleted. False for any other
+        cancellation (the worker's own tasks being cancelled).
+        """
+        if self.worker is None or self.worker.cut_reason(job) is None:
+            return False
+        _forget_cancellation()
+        return True
 
     async def _envelope(self, job: ReservedJob) -> Envelope:
         try:
             return decode(job.body)
         except EnvelopeError as exc:
-            reason = f"not a task envelope: {exc}"
-            await record_failure(self.client_for(job), self.tasks.failure_tube, job, reason)
-            raise Bury(reason) from None
+            raise Bury(f"not a task envelope: {exc} (body {preview(job.body, 60)!r})") from None
 
     async def _failed(
-        self, job: ReservedJob, task: Task[Any, Any], message: TaskMessage, error: Exception
+        self,
+        job: ReservedJob,
+        task: Task[Any, Any],
+        message: TaskMessage,
+        error: Exception,
+        cancelled: bool = False,
     ) -> None:
-        """A failed run: the last attempt buries (and replies); others are retried by the Worker."""
+        """A failed run: the last attempt replies the failure; the engine retries or buries.
+
+        Returns for the caller to re-raise (the engine then retries with the
+        tube's backoff, or buries at its ``max_attempts`` with its failure
+        record), or raises :class:`Bury` when the task's count (the envelope's
+        ``attempts`` plus the job's) is used up before the engine's.
+        """
         try:
             await job.load_stats()
         except BeanstalkException:
-            return  # reservation lost: the Worker counts it, the server hands it out again
+            return  # reservation lost: the engine counts it, the server hands it out again
         attempt = message.envelope.attempts + job.attempt
         message.attempt = attempt
         await run_after(self.tasks.middleware, "on_run_error", message, error)
         if attempt < task.max_attempts:
             return
-        reason = f"failed on attempt {attempt} of {task.max_attempts}: {error_name(error)}: {error}"
         envelope = message.envelope
         await self._reply_failure(job, envelope, error_name(error), str(error))
-        await record_failure(
-            self.client_for(job), self.tasks.failure_tube, job, reason, envelope, error, attempt
-        )
-        raise Bury(reason) from error
+        if job.attempt >= task.max_attempts:
+            return  # the engine buries it too, recording this very error
+        if cancelled:
+            _forget_cancellation()  # settled by the Bury, not as a cut
+        raise Bury(
+            f"failed on attempt {attempt} of {task.max_attempts}: {describe(error)}"
+        ) from error
 
     async def _reply_failure(
         self, job: ReservedJob, envelope: Envelope, error_type: str, text: str
@@ -263,7 +277,6 @@ class TaskRunner:
         task = self.tasks.get(periodic.name)
         if due is None or client is None:
             reason = f"not a tick of {periodic.name}"
-            await record_failure(client, self.tasks.failure_tube, job, reason, envelope)
             if client is not None:
                 # Buried, it would leave the chain without a tick: put the next
                 # one as for a tick due now (unless the tube holds one).
@@ -273,7 +286,16 @@ class TaskRunner:
         message = TaskMessage(envelope, job.tube, job=job)
         try:
             await run_before(self.tasks.middleware, "before_run", message)
-            result = await run_with_time_limit(task, envelope)
+            result = await call_task(task, envelope)
+        except asyncio.CancelledError:
+            cut = self.time_limit_error(job)
+            if cut is None:
+                raise  # a stop: the tick is handed back, for another worker
+            # A tick is never retried, nor buried: the next one comes on schedule.
+            _forget_cancellation()
+            logger.error("periodic %s: the tick of %s failed: %s", periodic.name, due, cut)
+            await run_after(self.tasks.middleware, "on_run_error", message, cut)
+            return
         except Exception as error:
             # A tick is never retried: the next one comes on schedule.
             logger.exception("periodic %s: the tick of %s failed", periodic.name, due)
@@ -302,14 +324,17 @@ class TasksWorker(Worker):
             raise ValueError("these tasks have no task to run")
         self.tasks = tasks
         self.runner = TaskRunner(tasks)
+        self.runner.worker = self
         handlers: dict[str, Any] = {}
         for task in tasks.registry.values():
-            handlers[task.tube] = self.runner.run_job
+            # The tasks of one tube agree on these (Tasks.task refuses otherwise).
+            handlers[task.tube] = tube_policy(self.runner.run_job, task)
         for periodic in tasks.schedules.values():
-            handlers[periodic.tube] = self.runner.tick_handler(periodic)
-        # Each task buries at its own max_attempts (the runner decides): the
-        # Worker must never bury earlier.
-        options.setdefault("max_attempts", max(t.max_attempts for t in tasks.registry.values()))
+            task = tasks.get(periodic.name)
+            # Ticks are never retried (run_tick returns): only the time limit is the task's.
+            handlers[periodic.tube] = TubePolicy(
+                self.runner.tick_handler(periodic), time_limit=task.time_limit
+            )
         location = {
             key: options[key] for key in ("servers", "host", "port") if options.get(key) is not None
         }
@@ -321,13 +346,21 @@ class TasksWorker(Worker):
             default = tasks.worker_location()
             location.setdefault("host", default.get("host", "localhost"))
             location.setdefault("port", default.get("port", 11300))
-        # Where replies, failure records and ticks are put: the servers worked on.
+        # Where replies and ticks are put: the servers worked on.
         self.location = location
         options.setdefault("ssl", tasks.ssl)
         self._reply_ssl = options["ssl"]
         super().__init__(handlers, concurrency=concurrency, **options)
         self.reseed_interval = reseed_interval
         self._reseeding: Optional[asyncio.Task[None]] = None
+
+    def cut_reason(self, job: ReservedJob) -> Optional[str]:
+        """Why the engine cuts ``job``'s handler short: ``"time_limit"``, ``"stop"`` or None."""
+        for runner in self._runners:
+            for slot in runner.slots:
+                if slot.job is job:
+                    return slot.cut
+        return None
 
     async def start(self) -> None:
         """Connect, make sure every schedule has its tick, and start working."""
@@ -381,6 +414,24 @@ class TasksWorker(Worker):
             await self.runner.connections.close()
 
 
+def _import(module_name: str) -> Any:
+    """Import ``module_name``, from the current directory too, as ``python -m`` does.
+
+    ``python -m beanstalkt.worker`` has the current directory on ``sys.path``;
+    the ``beanstalkt`` console script has its own directory there instead, so
+    ``beanstalkt worker --tasks myapp.tasks:tasks`` would not find ``myapp``.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module_name.partition(".")[0]
+        if exc.name != top or "" in sys.path or here in sys.path:
+            raise
+        sys.path.insert(0, here)
+        return importlib.import_module(module_name)
+
+
 def load_tasks(spec: str) -> Tasks:
     """Import ``"package.module:attribute"`` naming a :class:`~beanstalkt.tasks.Tasks`."""
     from .registry import Tasks
@@ -388,7 +439,7 @@ def load_tasks(spec: str) -> Tasks:
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError(f"--tasks must look like module:attribute, not {spec!r}")
-    target: Any = importlib.import_module(module_name)
+    target: Any = _import(module_name)
     for part in attribute.split("."):
         target = getattr(target, part)
     if not isinstance(target, Tasks):
@@ -400,15 +451,16 @@ def tasks_worker(spec: str) -> Callable[..., Worker]:
     """What the worker command line makes its Worker with, given ``--tasks module:attr``.
 
     Called as ``Worker`` is, ``(handlers, **options)``: the handlers (none)
-    and ``max_attempts`` are the tasks' own; every other option (servers,
-    concurrency, grace period, backoff...) is the command line's.
+    and each tube's policy are the tasks' own (``max_attempts`` always;
+    ``time_limit`` and ``backoff_*`` where a task gives them, else the command
+    line's ``--time-limit``, ``--backoff-*``); every other option (servers,
+    concurrency, grace period...) is the command line's.
     """
     tasks = load_tasks(spec)
 
     def make(handlers: Any, **options: Any) -> Worker:
         if handlers:
             raise ValueError("--tasks runs the tasks' own handlers: give no handler or tube")
-        options.pop("max_attempts", None)
         return tasks.worker(**options)
 
     return make
