@@ -424,3 +424,32 @@ def test_beanstalkt_worker_is_the_worker_command_line() -> None:
     assert theirs.startswith("usage: python -m beanstalkt.worker [-h]")
     assert ours.split("\n", 1)[1:] != [] and "--slots-per-connection" in ours
     assert "beanstalkt worker [-h]" in cli(None, "-h", env=environment(None)).stdout
+
+
+def test_import_object_finds_a_module_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The console script has its own directory on sys.path, not the current one
+    # (python -m has the current one): a handler module beside the user is found all the same.
+    package = tmp_path / "importme_app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text("class Holder:\n    def handle(self, job):\n        pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "importme_app", raising=False)
+    monkeypatch.delitem(sys.modules, "importme_app.jobs", raising=False)
+    found = common.import_object("importme_app.jobs:Holder.handle", "handler", "module:function")
+    assert found.__qualname__ == "Holder.handle"
+    assert sys.path[0] == str(tmp_path)
+
+
+def test_import_object_refuses_a_malformed_spec_and_a_missing_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for spec in ("no_colon", ":name", "module:"):
+        with pytest.raises(ValueError, match="handler must look like module:function"):
+            common.import_object(spec, "handler", "module:function")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModuleNotFoundError):
+        common.import_object("surely_no_such_module_here:x", "handler", "module:function")

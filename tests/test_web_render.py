@@ -229,3 +229,14 @@ def test_job_ids_follow_the_protocol_range() -> None:
     for text in ("0", "18446744073709551616", "99999999999999999999", "1" * 1000, "-1", "1e3"):
         with pytest.raises(BadInput):
             parse_job_id(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (187, "3 m 07 s"), (18120, "5 h 02 m"), (273600, "3 d 04 h"), (-1, "\u2013"),
+     (None, "\u2013"), (True, "\u2013")],
+)  # fmt: skip
+def test_durations_read_with_spaces_and_a_dash_when_unknown(seconds: object, text: str) -> None:
+    from beanstalkt.ops.web.render import duration
+
+    assert duration(seconds) == text

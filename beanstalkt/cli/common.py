@@ -23,9 +23,11 @@ all take their pieces from here, so that they agree:
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import ssl
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -465,7 +467,33 @@ def silence_library_loggers() -> None:
             library_logger.addHandler(logging.NullHandler())
 
 
+def import_object(spec: str, what: str, shape: str) -> Any:
+    """Import what ``"package.module:name"`` (or ``module:object.attribute``) names.
+
+    ``what`` and ``shape`` word the error for a malformed ``spec`` ("handler
+    must look like module:function"). The module is found from the current
+    directory too, as under ``python -m``: the ``beanstalkt`` console script
+    has its own directory on ``sys.path`` instead, so ``beanstalkt worker
+    myapp.jobs:handle`` would not find ``myapp`` otherwise.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{what} must look like {shape}, not {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != module_name.partition(".")[0] or "" in sys.path or here in sys.path:
+            raise
+        sys.path.insert(0, here)
+        target = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
 __all__ = [
+    "import_object",
     "EXIT_CANNOT_CONNECT",
     "EXIT_CODES",
     "EXIT_FAILED",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from .common import (
     EXIT_FAILED,
     add_connection_arguments,
     argument,
+    import_object,
     port,
     servers_or_usage_error,
     tls_or_usage_error,
@@ -37,12 +37,7 @@ logger = logging.getLogger("beanstalkt.worker")
 
 def load_handler(spec: str) -> Handler:
     """Import ``"package.module:function"`` (or ``module:object.method``)."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"handler must look like module:function, not {spec!r}")
-    target: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
+    target = import_object(spec, "handler", "module:function")
     if not callable(target):
         raise TypeError(f"{spec} is not callable")
     handler: Handler = target

@@ -440,7 +440,22 @@ class ServerWatcher:
             ages[tube] = await _oldest_ready_age(self._peek_client, tube, self._peek_lock)
 
 
+def format_duration(seconds: int, space: str = "") -> str:
+    """``42s``, ``3m07s``, ``5h02m``, ``3d04h``: the two largest units, readable at a glance.
+
+    ``space`` goes between each number and its unit (``" "``: ``3 m 07 s``), as
+    the web console writes them; ``top`` writes them close, to save columns.
+    """
+    units = ((86400, "d", 3600, "h"), (3600, "h", 60, "m"), (60, "m", 1, "s"))
+    for size, name, smaller, smaller_name in units:
+        if seconds >= size:
+            rest = seconds % size // smaller
+            return f"{seconds // size}{space}{name}{space}{rest:02d}{space}{smaller_name}"
+    return f"{seconds}{space}s"
+
+
 __all__ = [
+    "format_duration",
     "TUBE_COUNTERS",
     "ServerSnapshot",
     "ServerWatcher",

@@ -52,7 +52,7 @@ from ..cli.common import (
 )
 from ..errors import BeanstalkConnectionError
 from ..servers import Server, ServerSet
-from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns
+from .monitor import ServerSnapshot, ServerWatcher, check_tube_patterns, format_duration
 
 if TYPE_CHECKING:
     import curses
@@ -166,17 +166,6 @@ def sort_rows(rows: Sequence[TubeRow], column: str) -> list[TubeRow]:
         return (unknown, 0.0 if unknown else -value, row.tube)
 
     return sorted(rows, key=key)
-
-
-def format_duration(seconds: int) -> str:
-    """``42s``, ``3m07s``, ``5h02m``, ``3d04h``: short and still readable at a glance."""
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def _cell(row: TubeRow, column: str) -> str:

@@ -29,14 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..cli.common import import_object
 from ..client import Client
 from ..errors import BeanstalkException, NotFound
 from ..pool import Pool
@@ -414,34 +412,11 @@ class TasksWorker(Worker):
             await self.runner.connections.close()
 
 
-def _import(module_name: str) -> Any:
-    """Import ``module_name``, from the current directory too, as ``python -m`` does.
-
-    ``python -m beanstalkt.worker`` has the current directory on ``sys.path``;
-    the ``beanstalkt`` console script has its own directory there instead, so
-    ``beanstalkt worker --tasks myapp.tasks:tasks`` would not find ``myapp``.
-    """
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        here = os.getcwd()
-        top = module_name.partition(".")[0]
-        if exc.name != top or "" in sys.path or here in sys.path:
-            raise
-        sys.path.insert(0, here)
-        return importlib.import_module(module_name)
-
-
 def load_tasks(spec: str) -> Tasks:
     """Import ``"package.module:attribute"`` naming a :class:`~beanstalkt.tasks.Tasks`."""
     from .registry import Tasks
 
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"--tasks must look like module:attribute, not {spec!r}")
-    target: Any = _import(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
+    target = import_object(spec, "--tasks", "module:attribute")
     if not isinstance(target, Tasks):
         raise TypeError(f"{spec} is not a beanstalkt.tasks.Tasks but {type(target).__name__}")
     return target

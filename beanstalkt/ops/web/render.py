@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ...protocol import MAX_JOB_ID, MAX_TUBE_NAME_BYTES, MAX_UINT32, check_job_id, check_tube_name
+from ..monitor import format_duration
 
 #: Characters of a body shown at most on the tube page; the size is always shown.
 BODY_PREVIEW_CHARS = 16_384
@@ -140,10 +141,4 @@ def duration(seconds: object) -> str:
     """``42 s``, ``3 m 07 s``, ``5 h 02 m``, ``3 d 04 h``; a dash when not known."""
     if type(seconds) is not int or seconds < 0:
         return "\u2013"
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} m {seconds % 60:02d} s"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} m"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600:02d} h"
+    return format_duration(seconds, space=" ")
