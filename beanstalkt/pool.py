@@ -224,14 +224,7 @@ class Pool:
         start_grace: Seconds = DEFAULT_START_GRACE,
         **client_options: Any,
     ) -> None:
-        if isinstance(servers, str):
-            raise TypeError("servers must be a list of addresses, not one string")
-        for name in ("host", "port"):
-            if name in client_options:
-                raise TypeError(f"{name}= is not a pool option: name the servers in 'servers'")
-        servers = list(servers)
-        if not servers:
-            raise ValueError("a pool needs at least one server")
+        # The server set checks the servers and the options (one place for the rules).
         self._set = ServerSet(
             servers,
             backoff=backoff,

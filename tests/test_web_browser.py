@@ -44,14 +44,17 @@ WAIT = 10  # seconds Selenium waits for a condition; the console polls every 0.2
 
 
 def find_browser() -> tuple[str, str]:
-    """Paths of chromium and chromedriver, or skip saying what is missing."""
+    """Paths of chromium and chromedriver; a loud failure saying what is missing.
+
+    Never a skip: a browser test that did not run must not read as passed.
+    """
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
         missing = " and ".join(
             name for name, path in (("chromium", browser), ("chromedriver", driver)) if not path
         )
-        pytest.skip(
+        pytest.fail(
             f"{missing} not installed: browser tests need Debian's chromium and chromium-driver "
             "(scripts/setup.sh test installs them with apt-get; that failed or was not run)"
         )
