@@ -43,7 +43,7 @@ from ..address import (
     parse_address,
     unix_socket_path,
 )
-from ..protocol import check_integer, check_interval
+from ..protocol import check_integer, check_interval, check_tube_name
 from .tls import add_tls_arguments, context_or_usage_error
 
 # --------------------------------------------------------------------------
@@ -109,6 +109,16 @@ def argument(parse: Callable[[str], T]) -> Callable[[str], T]:
     # argparse names the type in some messages.
     checked.__name__ = getattr(parse, "__name__", "value")
     return checked
+
+
+def _checked_tube_name(text: str) -> str:
+    check_tube_name(text)
+    return text
+
+
+_checked_tube_name.__name__ = "tube"
+#: A tube name by the protocol's rules, as an argparse ``type=``.
+tube_name = argument(_checked_tube_name)
 
 
 def _server_text(text: str) -> str:
@@ -493,6 +503,7 @@ def import_object(spec: str, what: str, shape: str) -> Any:
 
 
 __all__ = [
+    "tube_name",
     "import_object",
     "EXIT_CANNOT_CONNECT",
     "EXIT_CODES",

@@ -25,24 +25,18 @@ from typing import Any, Optional
 
 from ..client import Client
 from ..errors import BeanstalkConnectionError, BeanstalkException, NotFound
-from ..protocol import check_tube_name
 from ..worker.failures import purge_records, read_failures
 from .common import (
     EXIT_CANNOT_CONNECT,
     EXIT_FAILED,
     EXIT_OK,
     add_connection_arguments,
-    argument,
     exit_codes_text,
     servers_or_usage_error,
     silence_library_loggers,
     tls_or_usage_error,
+    tube_name,
 )
-
-
-def _tube(text: str) -> str:
-    check_tube_name(text)
-    return text
 
 
 def build_parser(
@@ -56,7 +50,7 @@ def build_parser(
         epilog=f"exit status:\n{exit_codes_text()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("tube", type=argument(_tube), help="the tube whose failures to show")
+    parser.add_argument("tube", type=tube_name, help="the tube whose failures to show")
     action = parser.add_mutually_exclusive_group()
     action.add_argument(
         "--retry", action="store_true", help="kick the buried jobs listed (records stay)"

@@ -30,7 +30,6 @@ from ..protocol import (
     MAX_UINT32,
     check_integer,
     check_job_id,
-    check_tube_name,
 )
 from .commands import (
     POOL_HANDLERS,
@@ -67,19 +66,12 @@ from .common import (
     silence_library_loggers,
     split_global_options,
     tls_or_usage_error,
+    tube_name,
 )
 from .options import Option, add_options, option
 
 # --------------------------------------------------------------------------
 # Arguments.
-
-
-def _tube(text: str) -> str:
-    try:
-        check_tube_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _integer(what: str, low: int, high: int) -> Callable[[str], int]:
@@ -146,7 +138,7 @@ def _useoption(doing: str) -> Option:
     return option(
         "-u",
         "--use",
-        type=_tube,
+        type=tube_name,
         default="default",
         metavar="TUBE",
         help=f"tube to {doing} (default: default)",
@@ -249,7 +241,7 @@ SUBCOMMANDS: tuple[Command, ...] = (
             option(
                 "-w",
                 "--watch",
-                type=_tube,
+                type=tube_name,
                 action="append",
                 default=[],
                 metavar="TUBE",
@@ -310,7 +302,7 @@ SUBCOMMANDS: tuple[Command, ...] = (
             option(
                 "name",
                 nargs="?",
-                type=_tube,
+                type=tube_name,
                 metavar="NAME",
                 help="the tube (default: every tube)",
             ),
@@ -330,7 +322,7 @@ SUBCOMMANDS: tuple[Command, ...] = (
             cmd_pause_tube,
             "stop jobs of a tube from being reserved for a while",
             (
-                option("name", type=_tube, metavar="NAME", help="the tube to pause"),
+                option("name", type=tube_name, metavar="NAME", help="the tube to pause"),
                 option(
                     "-d",
                     "--delay",
