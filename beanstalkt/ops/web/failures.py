@@ -15,8 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
-from ...client import Client
-from .live import CONNECT_TIMEOUT, REPLY_TIMEOUT, LiveServer
+from .live import REPLY_TIMEOUT, LiveServer, console_client
 
 log = logging.getLogger("beanstalkt.web")
 
@@ -42,14 +41,7 @@ async def read_failure_records(
     read_failures = getattr(failures, "read_failures", None)
     if read_failures is None:
         return None
-    client: Client[bytes] = Client(
-        server.host,
-        server.port,
-        connect_timeout=CONNECT_TIMEOUT,
-        disconnected_timeout=0,
-        stall_timeout=REPLY_TIMEOUT,
-        ssl=server.ssl,
-    )
+    client = console_client(server.host, server.port, server.ssl)
     try:
         await client.connect()
         records = await asyncio.wait_for(read_failures(client, tube), REPLY_TIMEOUT)

@@ -52,6 +52,20 @@ Listener = Callable[["LiveServer"], None]
 CONNECT_TIMEOUT = 2.0
 #: Seconds a server may owe a reply before its connection is dropped as stalled.
 REPLY_TIMEOUT = 5.0
+
+
+def console_client(host: str, port: int, ssl: SSLOption) -> Client[bytes]:
+    """A client of the console's own: bounded connect and replies, no waiting while down."""
+    return Client(
+        host,
+        port,
+        connect_timeout=CONNECT_TIMEOUT,
+        disconnected_timeout=0,
+        stall_timeout=REPLY_TIMEOUT,
+        ssl=ssl,
+    )
+
+
 #: Longest wait between two attempts at a server that keeps failing.
 MAX_BACKOFF = 10.0
 #: Points of history kept per tube (spread over ``history_seconds``).
@@ -259,14 +273,7 @@ class LiveServer:
             if self.client is not self.member.client:
                 self.client, self.ops = self.member.client, TubeOps(self.member.client)
         elif self.client is None:
-            client = Client(
-                self.host,
-                self.port,
-                connect_timeout=CONNECT_TIMEOUT,
-                disconnected_timeout=0,
-                stall_timeout=REPLY_TIMEOUT,
-                ssl=self.ssl,
-            )
+            client = console_client(self.host, self.port, self.ssl)
             try:
                 await client.connect()
             except BaseException:
